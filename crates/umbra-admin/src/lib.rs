@@ -1,0 +1,1 @@
+//! Admin API placeholder while being written.

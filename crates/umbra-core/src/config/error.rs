@@ -1,0 +1,147 @@
+//! Config errors that name the key and, for files, carry the position: `file:line:col: key: message`.
+
+use std::fmt;
+use std::ops::Range;
+
+/// One problem with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `routes[1].rule` or `services.api.servers[0]`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+    /// 1-based line and column in the file, when the config came from a file.
+    pub position: Option<(usize, usize)>,
+    /// Offset into the value itself (e.g. a rule's column), added to the position.
+    pub(crate) inner_column: Option<usize>,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+            position: None,
+            inner_column: None,
+        }
+    }
+
+    pub(crate) fn at_column(mut self, column: usize) -> Self {
+        self.inner_column = Some(column);
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one config, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The file name, or `<api>` / `<docker>` for other sources.
+    pub source_name: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            match e.position {
+                Some((line, col)) => write!(f, "{}:{line}:{col}: {e}", self.source_name)?,
+                None => write!(f, "{}: {e}", self.source_name)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Converts a byte offset into a 1-based (line, column), counting columns in chars.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    let col = text[line_start..offset].chars().count() + 1;
+    (line, col)
+}
+
+/// Finds the span of a dotted key path (`routes[1].shadow.service`) in a TOML document, so
+/// validation errors can point at the line. Falls back to the closest parent that exists.
+pub fn locate(doc: &toml_edit::ImDocument<&str>, key: &str) -> Option<Range<usize>> {
+    use toml_edit::{Item, Table, Value};
+
+    enum Node<'a> {
+        Table(&'a Table),
+        Item(&'a Item),
+        Value(&'a Value),
+    }
+    fn span(n: &Node<'_>) -> Option<Range<usize>> {
+        match n {
+            Node::Table(t) => t.span(),
+            Node::Item(Item::Table(t)) => t.span(),
+            Node::Item(Item::ArrayOfTables(a)) => a.span(),
+            Node::Item(i) => i.span(),
+            Node::Value(v) => v.span(),
+        }
+    }
+    fn child<'a>(n: &Node<'a>, seg: &Seg<'_>) -> Option<Node<'a>> {
+        match (n, seg) {
+            (Node::Table(t), Seg::Key(k)) => t.get(k).map(Node::Item),
+            (Node::Item(Item::Table(t)), Seg::Key(k)) => t.get(k).map(Node::Item),
+            (Node::Item(Item::Value(Value::InlineTable(t))), Seg::Key(k))
+            | (Node::Value(Value::InlineTable(t)), Seg::Key(k)) => t.get(k).map(Node::Value),
+            (Node::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => a.get(*i).map(Node::Table),
+            (Node::Item(Item::Value(Value::Array(a))), Seg::Index(i))
+            | (Node::Value(Value::Array(a)), Seg::Index(i)) => a.get(*i).map(Node::Value),
+            _ => None,
+        }
+    }
+
+    let mut node = Node::Table(doc.as_table());
+    let mut best = None;
+    for seg in split_key(key) {
+        match child(&node, &seg) {
+            Some(n) => {
+                best = span(&n).or(best);
+                node = n;
+            }
+            None => break,
+        }
+    }
+    best
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn split_key(key: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in key.split('.') {
+        let (name, rest) = match part.find('[') {
+            Some(p) => (&part[..p], &part[p..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            out.push(Seg::Key(name));
+        }
+        for idx in rest.split('[').filter(|s| !s.is_empty()) {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Seg::Index(i));
+            }
+        }
+    }
+    out
+}

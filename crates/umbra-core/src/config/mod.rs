@@ -1,0 +1,263 @@
+//! Config: TOML file → raw serde structs → validated, typed config (control plane).
+//!
+//! Two stages, as the house style asks: `raw` mirrors the file (unknown keys rejected), and
+//! `validate` turns it into the types the data plane uses, collecting every problem with the key
+//! path and, for files, `file:line:col`. Routes made through the admin API go through the same
+//! `validate_route`, so a route is checked the same way wherever it comes from.
+
+mod error;
+mod expand;
+pub mod raw;
+pub mod units;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{line_col, ConfigError, ConfigErrors};
+pub use expand::expand;
+pub use raw::*;
+pub use validate::{validate_route, validate_service, RouteContext};
+
+use crate::rules::Rule;
+
+/// Where a route or service was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    File,
+    Api,
+    Docker,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Api => "api",
+            Source::Docker => "docker",
+        }
+    }
+}
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of the file it came from (or `<builtin>`).
+    pub source: String,
+    pub proxy: ProxyConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub docker: Option<DockerConfig>,
+    pub services: BTreeMap<String, ServiceSpec>,
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub max_body: u64,
+    pub timeout: Duration,
+    pub max_header_size: usize,
+    pub grace: Duration,
+    /// Worker threads, each with its own runtime and listener (default: number of cores).
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: String,
+    pub keep: Duration,
+    pub keep_same: f64,
+    /// Capacity of the queue between the data plane and the store writer.
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: Option<LogFormat>,
+    pub level: String,
+    pub access: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    pub enabled: bool,
+    pub endpoint: Option<String>,
+    pub network: Option<String>,
+    pub exposed_by_default: bool,
+}
+
+/// How a service spreads requests over its servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    RoundRobin,
+    LeastRequests,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSpec {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+/// An upstream server address: scheme + authority, e.g. `http://127.0.0.1:9001`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerAddr {
+    pub scheme: String,
+    pub authority: String,
+}
+
+impl ServerAddr {
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub servers: Vec<ServerAddr>,
+    pub health: Option<HealthSpec>,
+    pub balance: Balance,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    None,
+    Cookie,
+    Header(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanarySpec {
+    pub service: String,
+    /// 0.0 ..= 100.0
+    pub weight: f64,
+    pub sticky: Sticky,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowSpec {
+    pub service: String,
+    pub percent: f64,
+    pub methods: Vec<http::Method>,
+    pub secondary: Option<String>,
+    pub secondary_percent: f64,
+    pub max_body: u64,
+    pub timeout: Duration,
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompareSpec {
+    pub engine: umbra_diff::CompareConfig,
+    pub thresholds: umbra_diff::Thresholds,
+    pub max_body: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedactSpec {
+    pub headers: Vec<String>,
+    pub paths: Vec<umbra_diff::PointerPattern>,
+}
+
+/// A validated route.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub name: String,
+    pub rule: Arc<Rule>,
+    pub priority: i64,
+    pub service: String,
+    pub strip_prefix: Option<String>,
+    pub shadow: Option<ShadowSpec>,
+    pub canary: Option<CanarySpec>,
+    pub compare: CompareSpec,
+    pub endpoints: Arc<umbra_diff::EndpointGrouper>,
+    pub redact: RedactSpec,
+    pub source: Source,
+    /// The route as written (for the API, for overrides, for persisting).
+    pub raw: RawRoute,
+}
+
+impl Config {
+    /// Reads, expands and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            source_name: name.clone(),
+            errors: vec![ConfigError::new(
+                "",
+                format!("cannot read config file: {e}"),
+            )],
+        })?;
+        Config::parse(&text, &name, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses and validates config text; `source_name` is used in error messages.
+    pub fn parse(
+        text: &str,
+        source_name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let fail = |errors: Vec<ConfigError>| ConfigErrors {
+            source_name: source_name.to_string(),
+            errors,
+        };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let mut err = ConfigError::new("", e.message().to_string());
+                err.position = e.span().map(|s| line_col(text, s.start));
+                return Err(fail(vec![err]));
+            }
+        };
+        validate::validate(raw, source_name, env).map_err(|mut errors| {
+            if let Ok(doc) = toml_edit::ImDocument::parse(text) {
+                for err in &mut errors {
+                    if let Some(span) = error::locate(&doc, &err.key) {
+                        let (line, mut col) = line_col(text, span.start);
+                        if let Some(inner) = err.inner_column {
+                            // Skip the opening quote of the string value.
+                            col += inner;
+                        }
+                        err.position = Some((line, col));
+                    }
+                }
+            }
+            fail(errors)
+        })
+    }
+
+    /// The config used when there is no file: listen on the defaults, no routes.
+    pub fn empty() -> Config {
+        validate::validate(RawConfig::default(), "<builtin>", &|_| None)
+            .expect("the empty config is valid")
+    }
+}
+
+/// True when `addr` is a loopback address (the admin listener needs no token there).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

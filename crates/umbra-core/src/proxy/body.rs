@@ -1,0 +1,283 @@
+//! Streaming bodies for the data plane: a tee that hands a capped copy of what streamed past to
+//! the shadow side when the stream ends (refcounted `Bytes`, no copying on the way), a size
+//! limit for request bodies, and the response body type the proxy returns.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// A request body went over `proxy.max_body` while streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("request body is larger than {limit} bytes")]
+pub struct BodyTooLarge {
+    pub limit: u64,
+}
+
+/// What a tee saw, delivered when the stream ended (or was dropped).
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub body: Vec<u8>,
+    /// More data streamed past than the capture cap.
+    pub truncated: bool,
+    /// The stream reached its end (false: aborted or failed midway).
+    pub complete: bool,
+    /// When the stream ended, for latency.
+    pub ended: Option<Instant>,
+}
+
+struct Capture {
+    chunks: Vec<Bytes>,
+    len: usize,
+    cap: usize,
+    truncated: bool,
+    tx: oneshot::Sender<Captured>,
+}
+
+impl Capture {
+    fn push(&mut self, data: &Bytes) {
+        if self.len >= self.cap {
+            self.truncated |= !data.is_empty();
+            return;
+        }
+        let room = self.cap - self.len;
+        let piece = if data.len() > room {
+            self.truncated = true;
+            data.slice(..room)
+        } else {
+            data.clone()
+        };
+        self.len += piece.len();
+        self.chunks.push(piece);
+    }
+
+    fn finish(self, complete: bool) {
+        let mut body = Vec::with_capacity(self.len);
+        for c in &self.chunks {
+            body.extend_from_slice(c);
+        }
+        let _ = self.tx.send(Captured {
+            body,
+            truncated: self.truncated,
+            complete,
+            ended: Some(Instant::now()),
+        });
+    }
+}
+
+/// Wraps a body; optionally copies up to a cap of what passes, optionally enforces a limit.
+pub struct Tee<B> {
+    inner: B,
+    capture: Option<Capture>,
+    limit: Option<u64>,
+    seen: u64,
+}
+
+impl<B> Tee<B> {
+    pub fn new(inner: B) -> Self {
+        Tee {
+            inner,
+            capture: None,
+            limit: None,
+            seen: 0,
+        }
+    }
+
+    /// Fails the stream with `BodyTooLarge` past `limit` bytes.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Copies up to `cap` bytes and returns where the copy arrives.
+    pub fn capture(&mut self, cap: usize) -> oneshot::Receiver<Captured> {
+        let (tx, rx) = oneshot::channel();
+        self.capture = Some(Capture {
+            chunks: Vec::new(),
+            len: 0,
+            cap,
+            truncated: false,
+            tx,
+        });
+        rx
+    }
+}
+
+impl<B> Drop for Tee<B> {
+    fn drop(&mut self) {
+        if let Some(c) = self.capture.take() {
+            c.finish(false);
+        }
+    }
+}
+
+impl<B> Body for Tee<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let res = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match res {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if let Some(limit) = this.limit {
+                        if this.seen > limit {
+                            if let Some(c) = this.capture.take() {
+                                c.finish(false);
+                            }
+                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit }))));
+                        }
+                    }
+                    if let Some(c) = &mut this.capture {
+                        c.push(data);
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    if let Some(c) = this.capture.take() {
+                        c.finish(true);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => {
+                if let Some(c) = this.capture.take() {
+                    c.finish(false);
+                }
+                Poll::Ready(Some(Err(e.into())))
+            }
+            None => {
+                if let Some(c) = this.capture.take() {
+                    c.finish(true);
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The body of a request sent upstream: empty (retryable) or the client's stream.
+pub enum UpstreamBody {
+    Empty,
+    Stream(Tee<Incoming>),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Empty => Poll::Ready(None),
+            UpstreamBody::Stream(t) => Pin::new(t).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Empty => true,
+            UpstreamBody::Stream(t) => t.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Empty => SizeHint::with_exact(0),
+            UpstreamBody::Stream(t) => t.size_hint(),
+        }
+    }
+}
+
+/// The body umbra answers with: its own small payload, or the upstream's stream.
+pub enum ProxyBody {
+    Full(Option<Bytes>),
+    Stream(Tee<Incoming>),
+}
+
+impl ProxyBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        ProxyBody::Full(Some(b.into()))
+    }
+
+    pub fn empty() -> Self {
+        ProxyBody::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream(t) => Pin::new(t).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Stream(t) => t.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Stream(t) => t.size_hint(),
+        }
+    }
+}
+
+/// Reads a whole body up to `cap` bytes (the rest is read and discarded), for shadow responses.
+pub async fn collect_capped<B>(mut body: B, cap: usize) -> Result<(Vec<u8>, bool), BoxError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    let mut out = Vec::new();
+    let mut truncated = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Into::into)?;
+        if let Some(d) = frame.data_ref() {
+            let room = cap.saturating_sub(out.len());
+            if d.len() > room {
+                truncated = true;
+            }
+            out.extend_from_slice(&d[..d.len().min(room)]);
+        }
+    }
+    Ok((out, truncated))
+}

@@ -1,0 +1,78 @@
+//! Errors the proxy answers with itself, mapped to HTTP in this one place:
+//! `{"error": "<code>", "message": "...", "request_id": "..."}`.
+
+use http::{HeaderValue, Response, StatusCode};
+
+use super::body::ProxyBody;
+
+/// Where a failure came from and how the client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no route matches {method} {host}{path}")]
+    NoRoute {
+        method: String,
+        host: String,
+        path: String,
+    },
+    #[error("request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("upstream {server} is unavailable: {source}")]
+    Unavailable {
+        server: String,
+        #[source]
+        source: crate::proxy::body::BoxError,
+    },
+    #[error("service `{service}` has no healthy server")]
+    NoHealthy { service: String },
+    #[error("upstream {server} did not answer within {timeout_ms} ms")]
+    Timeout { server: String, timeout_ms: u128 },
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::NoHealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute { .. } => "no_route",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::Unavailable { .. } => "upstream_unavailable",
+            ProxyError::NoHealthy { .. } => "no_healthy_upstream",
+            ProxyError::Timeout { .. } => "upstream_timeout",
+        }
+    }
+
+    /// The JSON error response. Upstream details stay in the log, not in the client's answer.
+    pub fn to_response(&self, request_id: &HeaderValue) -> Response<ProxyBody> {
+        let message = match self {
+            ProxyError::Unavailable { .. } => {
+                "the upstream server could not be reached".to_string()
+            }
+            ProxyError::Timeout { timeout_ms, .. } => {
+                format!("the upstream server did not answer within {timeout_ms} ms")
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({
+            "error": self.code(),
+            "message": message,
+            "request_id": request_id.to_str().unwrap_or(""),
+        });
+        let mut resp = Response::new(ProxyBody::full(body.to_string()));
+        *resp.status_mut() = self.status();
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp.headers_mut()
+            .insert(super::headers::X_REQUEST_ID.clone(), request_id.clone());
+        resp
+    }
+}

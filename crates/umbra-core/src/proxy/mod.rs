@@ -1,0 +1,602 @@
+//! The data plane: accepts client connections (HTTP/1.1 and h2c on one port), routes each
+//! request by the snapshot in force, forwards it to an upstream server over pooled keep-alive
+//! connections with bodies streamed both ways, and starts a shadow job when the route mirrors.
+//!
+//! Each worker thread runs its own current-thread runtime with its own `SO_REUSEPORT` listener
+//! and its own upstream pools, so the hot path shares nothing but atomics and one `ArcSwap`.
+
+pub mod body;
+mod error;
+pub mod headers;
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+pub use body::{ProxyBody, Tee, UpstreamBody};
+pub use error::ProxyError;
+
+use crate::canary::{self, Side};
+use crate::rules::RequestView;
+use crate::runtime::Runtime;
+use crate::shadow::{DropReason, ShadowJob};
+use crate::telemetry::{RequestLabels, RouteServiceLabels};
+use headers::*;
+
+thread_local! {
+    static CLIENT: Client<HttpConnector, UpstreamBody> = {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(http)
+    };
+}
+
+/// Binds `n` listeners on one address with `SO_REUSEPORT` (one per worker). With port 0 the
+/// first picks the port and the rest join it.
+pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut out = Vec::with_capacity(n.max(1));
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        #[cfg(unix)]
+        s.set_reuse_port(true)?;
+        s.set_nodelay(true)?;
+        s.bind(&addr.into())?;
+        s.listen(4096)?;
+        s.set_nonblocking(true)?;
+        let l: TcpListener = s.into();
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Runs the proxy on already-bound listeners, one worker thread each, until `shutdown`; then
+/// stops accepting and lets in-flight requests finish within the grace period. Blocks until
+/// every worker is done, so call it from a dedicated thread or `spawn_blocking`.
+pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Runtime>, shutdown: CancellationToken) {
+    let grace = rt.load().config.proxy.grace;
+    let handles: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let rt = rt.clone();
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("umbra-worker-{i}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("worker runtime");
+                    runtime.block_on(worker(l, rt, shutdown, grace));
+                })
+                .expect("spawn worker thread")
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+async fn worker(l: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken, grace: Duration) {
+    let listener = match tokio::net::TcpListener::from_std(l) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "worker cannot use its listener");
+            return;
+        }
+    };
+    let graceful = GracefulShutdown::new();
+    let max_header = rt.load().config.proxy.max_header_size;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(max_header.max(8192))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let builder = Arc::new(builder);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let rt = rt.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let rt = rt.clone();
+                    async move { Ok::<_, Infallible>(handle(req, peer, rt).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing connections still open");
+    }
+}
+
+/// Handles one request end to end. Never fails: problems become JSON error responses.
+pub async fn handle(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    rt: Arc<Runtime>,
+) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let request_id = match req.headers().get(&X_REQUEST_ID) {
+        Some(v) if valid_request_id(v) => v.clone(),
+        _ => new_request_id(),
+    };
+    let snap = rt.load();
+    let proxy_cfg = &snap.config.proxy;
+    let host = request_host(req.headers(), req.uri()).to_string();
+    let path = req.uri().path().to_string();
+    let view = RequestView {
+        method: req.method(),
+        host: &host,
+        path: &path,
+        query: req.uri().query(),
+        headers: req.headers(),
+        client_ip: Some(peer.ip()),
+    };
+    let Some(route) = snap.route_for(&view).cloned() else {
+        let err = ProxyError::NoRoute {
+            method: req.method().to_string(),
+            host: host.clone(),
+            path: path.clone(),
+        };
+        let resp = err.to_response(&request_id);
+        let log = Log {
+            method: req.method().as_str(),
+            path: &path,
+            host: &host,
+            request_id: &request_id,
+            route: "",
+            service: "",
+            upstream: "",
+            start,
+            shadow: "no_route",
+        };
+        return log.finish(&rt, resp);
+    };
+    let route_name = route.spec.name.clone();
+    route.stats.requests.fetch_add(1, Ordering::Relaxed);
+
+    if let Some(len) = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > proxy_cfg.max_body {
+            let resp = ProxyError::BodyTooLarge {
+                limit: proxy_cfg.max_body,
+            }
+            .to_response(&request_id);
+            return Log {
+                method: req.method().as_str(),
+                path: &path,
+                host: &host,
+                request_id: &request_id,
+                route: &route_name,
+                service: "",
+                upstream: "",
+                start,
+                shadow: "",
+            }
+            .finish(&rt, resp);
+        }
+    }
+
+    // Canary split.
+    let mut service_name = route.spec.service.as_str();
+    let mut set_cookie = None;
+    if let Some(c) = &route.spec.canary {
+        let (side, cookie) = canary::choose(&route_name, c, req.headers());
+        if side == Side::Canary
+            && snap
+                .service(&c.service)
+                .is_some_and(|s| s.available_count() > 0)
+        {
+            service_name = c.service.as_str();
+            route.stats.canary_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        set_cookie = cookie.map(|v| {
+            format!(
+                "{}={v}; Path=/; HttpOnly; SameSite=Lax",
+                canary::cookie_name(&route_name)
+            )
+        });
+    }
+    let service_name = service_name.to_string();
+    let Some(service) = snap.service(&service_name).cloned() else {
+        let resp = ProxyError::NoHealthy {
+            service: service_name.clone(),
+        }
+        .to_response(&request_id);
+        return Log {
+            method: req.method().as_str(),
+            path: &path,
+            host: &host,
+            request_id: &request_id,
+            route: &route_name,
+            service: &service_name,
+            upstream: "",
+            start,
+            shadow: "",
+        }
+        .finish(&rt, resp);
+    };
+
+    // Upstream path.
+    let mut upstream_path = path.clone();
+    let mut stripped = None;
+    if let Some(prefix) = &route.spec.strip_prefix {
+        if let Some(rest) = path.strip_prefix(prefix.as_str()) {
+            if rest.is_empty() || rest.starts_with('/') {
+                upstream_path = if rest.is_empty() {
+                    "/".to_string()
+                } else {
+                    rest.to_string()
+                };
+                stripped = Some(prefix.clone());
+            }
+        }
+    }
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{upstream_path}?{q}"),
+        None => upstream_path,
+    };
+
+    // Headers for upstream.
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, incoming) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    set_forwarded(&mut parts.headers, peer.ip(), "http", &host);
+    if let Some(p) = &stripped {
+        if let Ok(v) = HeaderValue::from_str(p) {
+            parts.headers.insert(X_FORWARDED_PREFIX.clone(), v);
+        }
+    }
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), request_id.clone());
+    if parts.version == http::Version::HTTP_2 && !parts.headers.contains_key(http::header::HOST) {
+        if let Some(a) = parts.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                parts.headers.insert(http::header::HOST, v);
+            }
+        }
+    }
+
+    // Shadow decision: sample, method, body size, a free slot.
+    let mut shadow_parts = None;
+    let mut shadow_note = "";
+    if let Some(sh) = &route.spec.shadow {
+        let sampled = sh.percent >= 100.0 || rand::random::<f64>() * 100.0 < sh.percent;
+        if !sampled {
+            shadow_note = "not_sampled";
+        } else if upgrade || !sh.methods.contains(&parts.method) {
+            shadow_note = "method";
+        } else {
+            let body_len = http_body::Body::size_hint(&incoming).exact();
+            let shadow_svc = snap.service(&sh.service).cloned();
+            match (shadow_svc, body_len) {
+                (_, Some(n)) if n > sh.max_body => {
+                    shadow_note = DropReason::BodyTooLarge.as_str();
+                    rt.metrics.shadow_dropped(&route_name, shadow_note);
+                }
+                (None, _) => {
+                    shadow_note = DropReason::NoServer.as_str();
+                    rt.metrics.shadow_dropped(&route_name, shadow_note);
+                }
+                (Some(svc), _) => match route.shadow_slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        shadow_note = "sampled";
+                        shadow_parts = Some((svc, permit, sh.clone()));
+                    }
+                    Err(_) => {
+                        shadow_note = DropReason::Overflow.as_str();
+                        route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+                        rt.metrics.shadow_dropped(&route_name, shadow_note);
+                    }
+                },
+            }
+        }
+    }
+
+    let empty = http_body::Body::is_end_stream(&incoming);
+    let mut request_capture = None;
+    let body = if empty {
+        UpstreamBody::Empty
+    } else {
+        let mut tee = Tee::new(incoming).limit(proxy_cfg.max_body);
+        if let Some((_, _, sh)) = &shadow_parts {
+            request_capture = Some(tee.capture(sh.max_body as usize));
+        }
+        UpstreamBody::Stream(tee)
+    };
+
+    let mut primary_head_tx = None;
+    let mut primary_body_tx = None;
+    if let Some((svc, permit, sh)) = shadow_parts {
+        let (head_tx, head_rx) = oneshot::channel();
+        let (body_tx, body_rx) = oneshot::channel();
+        primary_head_tx = Some(head_tx);
+        primary_body_tx = Some(body_tx);
+        let job = ShadowJob {
+            route: route.clone(),
+            shadow: svc,
+            secondary: sh
+                .secondary
+                .as_ref()
+                .filter(|_| rand::random::<f64>() * 100.0 < sh.secondary_percent)
+                .and_then(|s| snap.service(s).cloned()),
+            method: parts.method.clone(),
+            path_and_query: path_and_query.clone(),
+            host: host.clone(),
+            headers: parts.headers.clone(),
+            request_id: request_id.clone(),
+            started: start,
+            request_body: request_capture,
+            primary_head: head_rx,
+            primary_body: body_rx,
+            permit,
+        };
+        tokio::spawn(crate::shadow::run(job, rt.clone()));
+    }
+
+    // Forward, retrying once on another server when the connection could not be made and the
+    // request had no body (nothing was sent).
+    let timeout = proxy_cfg.timeout;
+    let mut server = match service.pick(None) {
+        Some(s) => s,
+        None => {
+            let resp = ProxyError::NoHealthy {
+                service: service_name.clone(),
+            }
+            .to_response(&request_id);
+            return Log {
+                method: parts.method.as_str(),
+                path: &path,
+                host: &host,
+                request_id: &request_id,
+                route: &route_name,
+                service: &service_name,
+                upstream: "",
+                start,
+                shadow: shadow_note,
+            }
+            .finish(&rt, resp);
+        }
+    };
+    let client = CLIENT.with(|c| c.clone());
+    let mut body = Some(body);
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        let uri = format!(
+            "{}://{}{}",
+            server.addr.scheme, server.addr.authority, path_and_query
+        );
+        let mut up = Request::new(body.take().unwrap_or(UpstreamBody::Empty));
+        *up.method_mut() = parts.method.clone();
+        *up.uri_mut() = uri.parse().unwrap_or_default();
+        *up.headers_mut() = parts.headers.clone();
+        let guard = server.begin();
+        let res = tokio::time::timeout(timeout, client.request(up)).await;
+        match res {
+            Ok(Ok(resp)) => {
+                server.record_success();
+                break Ok((resp, guard));
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                server.record_connect_failure();
+                if empty && attempt < 3 {
+                    if let Some(next) = service.pick(Some(&server)) {
+                        server = next;
+                        continue;
+                    }
+                }
+                break Err(ProxyError::Unavailable {
+                    server: server.addr.url(),
+                    source: Box::new(e),
+                });
+            }
+            Ok(Err(e)) => {
+                if let Some(tl) = find_too_large(&e) {
+                    break Err(ProxyError::BodyTooLarge { limit: tl });
+                }
+                break Err(ProxyError::Unavailable {
+                    server: server.addr.url(),
+                    source: Box::new(e),
+                });
+            }
+            Err(_) => {
+                break Err(ProxyError::Timeout {
+                    server: server.addr.url(),
+                    timeout_ms: timeout.as_millis(),
+                })
+            }
+        }
+    };
+    let upstream = server.addr.authority.clone();
+    let (resp, guard) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(route = %route_name, request_id = request_id.to_str().unwrap_or(""), error = %e, "upstream request failed");
+            let resp = e.to_response(&request_id);
+            return Log {
+                method: parts.method.as_str(),
+                path: &path,
+                host: &host,
+                request_id: &request_id,
+                route: &route_name,
+                service: &service_name,
+                upstream: &upstream,
+                start,
+                shadow: shadow_note,
+            }
+            .finish(&rt, resp);
+        }
+    };
+
+    let mut resp = resp;
+    let is_101 = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    if is_101 {
+        if let Some(client_up) = client_upgrade {
+            // Splice the two upgraded connections once both sides have switched; never mirrored.
+            let upstream_up = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_up, upstream_up) {
+                    Ok((c, u)) => {
+                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            });
+        }
+    }
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers, upgrade && is_101);
+    rparts
+        .headers
+        .insert(X_REQUEST_ID.clone(), request_id.clone());
+    if let Some(c) = set_cookie {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            rparts.headers.append(http::header::SET_COOKIE, v);
+        }
+    }
+    if let Some(tx) = primary_head_tx {
+        let _ = tx.send((rparts.status.as_u16(), rparts.headers.clone()));
+    }
+    let mut tee = Tee::new(rbody);
+    if let Some(tx) = primary_body_tx {
+        let _ = tx.send(tee.capture(route.spec.compare.max_body));
+    }
+    drop(guard);
+    let resp = Response::from_parts(rparts, ProxyBody::Stream(tee));
+    Log {
+        method: parts.method.as_str(),
+        path: &path,
+        host: &host,
+        request_id: &request_id,
+        route: &route_name,
+        service: &service_name,
+        upstream: &upstream,
+        start,
+        shadow: shadow_note,
+    }
+    .finish(&rt, resp)
+}
+
+/// Finds our own body-limit error inside a client error's source chain.
+fn find_too_large(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<body::BodyTooLarge>() {
+            return Some(t.limit);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// What one access-log line and the request metrics say about a request.
+struct Log<'a> {
+    method: &'a str,
+    path: &'a str,
+    host: &'a str,
+    request_id: &'a HeaderValue,
+    route: &'a str,
+    service: &'a str,
+    upstream: &'a str,
+    start: Instant,
+    shadow: &'a str,
+}
+
+impl Log<'_> {
+    fn finish(self, rt: &Runtime, resp: Response<ProxyBody>) -> Response<ProxyBody> {
+        let status = resp.status().as_u16();
+        let elapsed = self.start.elapsed();
+        if !self.route.is_empty() {
+            rt.metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    route: self.route.to_string(),
+                    service: self.service.to_string(),
+                    code: status,
+                })
+                .inc();
+            rt.metrics
+                .request_duration
+                .get_or_create(&RouteServiceLabels {
+                    route: self.route.to_string(),
+                    service: self.service.to_string(),
+                })
+                .observe(elapsed.as_secs_f64());
+            if let Some(r) = rt.load().route(self.route) {
+                r.stats
+                    .primary_latency
+                    .record_us(elapsed.as_micros() as u64);
+                if status >= 500 {
+                    r.stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if rt.access_log.enabled {
+            let bytes = http_body::Body::size_hint(resp.body()).exact();
+            let line = serde_json::json!({
+                "time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "request_id": self.request_id.to_str().unwrap_or(""),
+                "method": self.method,
+                "host": self.host,
+                "path": self.path,
+                "status": status,
+                "route": self.route,
+                "service": self.service,
+                "upstream": self.upstream,
+                "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+                "bytes": bytes,
+                "shadow": self.shadow,
+            });
+            let mut text = line.to_string();
+            text.push('\n');
+            rt.access_log.write_line(text.as_bytes());
+        }
+        resp
+    }
+}

@@ -1,0 +1,702 @@
+//! The control plane's state: the inputs (file config, routes made through the API, runtime
+//! overrides, what Docker discovery found) and the one snapshot built from them. Every change
+//! goes parse → validate → build → one atomic swap; a failure keeps the snapshot in force.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::{ArcSwap, Guard};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::{
+    validate_route, validate_service, Config, ConfigError, ConfigErrors, RawCanary, RawRoute,
+    RawShadow, RouteContext, ServiceSpec, Source,
+};
+use crate::shadow::ComparisonSink;
+use crate::snapshot::{Route, Snapshot};
+use crate::telemetry::{Metrics, RouteStats};
+use crate::upstream::{ServerRegistry, Service};
+
+/// A runtime change to a file- or docker-defined route, persisted by the admin layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// `Some(None)`-like states are spelled with the `*_off` flags so the JSON stays plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<RawShadow>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow_off: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<RawCanary>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary_off: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_service: Option<String>,
+    /// Extra `compare.ignore` paths (fields marked as noise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+}
+
+impl RouteOverride {
+    fn is_empty(&self) -> bool {
+        *self == RouteOverride::default()
+    }
+
+    fn apply(&self, base: &RawRoute) -> RawRoute {
+        let mut r = base.clone();
+        if let Some(s) = &self.service {
+            r.service = s.clone();
+        }
+        if self.shadow_off {
+            r.shadow = None;
+        }
+        if let Some(s) = &self.shadow {
+            r.shadow = Some(s.clone());
+        }
+        if self.canary_off {
+            r.canary = None;
+        }
+        if let Some(c) = &self.canary {
+            r.canary = Some(c.clone());
+        }
+        if !self.ignore.is_empty() {
+            let cmp = r.compare.get_or_insert_with(Default::default);
+            for p in &self.ignore {
+                if !cmp.ignore.contains(p) {
+                    cmp.ignore.push(p.clone());
+                }
+            }
+        }
+        r
+    }
+}
+
+/// What a route change leaves to persist: the admin layer writes it to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Persist {
+    /// A route made through the API, as a whole.
+    ApiRoute(RawRoute, Option<String>),
+    /// An override of a file- or docker-defined route.
+    Override(String, RouteOverride),
+    /// Nothing stored for this name any more.
+    Delete(String),
+}
+
+impl Persist {
+    /// (name, kind, document) as stored in the `routes` table; None for a deletion.
+    pub fn to_doc(&self) -> Option<(String, &'static str, serde_json::Value)> {
+        match self {
+            Persist::ApiRoute(r, prev) => {
+                let mut doc = serde_json::to_value(r).expect("routes serialize");
+                if let (Some(p), Some(obj)) = (prev, doc.as_object_mut()) {
+                    obj.insert("previous_service".into(), p.clone().into());
+                }
+                Some((r.name.clone(), "api", doc))
+            }
+            Persist::Override(name, o) => Some((
+                name.clone(),
+                "override",
+                serde_json::to_value(o).expect("overrides serialize"),
+            )),
+            Persist::Delete(_) => None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Persist::ApiRoute(r, _) => &r.name,
+            Persist::Override(n, _) | Persist::Delete(n) => n,
+        }
+    }
+}
+
+/// Why a runtime change was refused; the admin layer maps these to HTTP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no route named `{0}`")]
+    NotFound(String),
+    #[error("route `{name}` is defined by {origin} and cannot be changed through the API; change its {origin} definition instead")]
+    ReadOnly { name: String, origin: &'static str },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ConfigError>),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Routes and services found by Docker discovery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DockerInputs {
+    pub services: BTreeMap<String, ServiceSpec>,
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Clone)]
+struct Inputs {
+    file: Arc<Config>,
+    api_routes: BTreeMap<String, (RawRoute, Option<String>)>,
+    overrides: BTreeMap<String, RouteOverride>,
+    docker: DockerInputs,
+}
+
+/// The outcome of the last reload, for `/api/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    pub last_reload_at_ms: Option<i64>,
+    pub last_reload_error: Option<String>,
+    pub reloads: u64,
+}
+
+/// A control-plane happening for the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeEvent {
+    pub kind: String,
+    pub route: Option<String>,
+    pub source: String,
+    pub detail: serde_json::Value,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub struct Runtime {
+    snapshot: ArcSwap<Snapshot>,
+    inputs: Mutex<Inputs>,
+    registry: ServerRegistry,
+    route_state: Mutex<HashMap<String, (Arc<RouteStats>, Arc<Semaphore>)>>,
+    generation: AtomicU64,
+    status: Mutex<ReloadStatus>,
+    events: mpsc::Sender<RuntimeEvent>,
+    pub metrics: Arc<Metrics>,
+    pub sink: ComparisonSink,
+    pub noise: crate::shadow::NoiseModels,
+    pub access_log: crate::telemetry::AccessLog,
+    pub started: Instant,
+}
+
+impl Runtime {
+    /// Builds the first snapshot from a validated config. `events` receives audit-log entries.
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        sink: ComparisonSink,
+        events: mpsc::Sender<RuntimeEvent>,
+    ) -> Arc<Runtime> {
+        let inputs = Inputs {
+            file: Arc::new(config),
+            api_routes: BTreeMap::new(),
+            overrides: BTreeMap::new(),
+            docker: DockerInputs::default(),
+        };
+        let rt = Runtime {
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                generation: 0,
+                config: inputs.file.clone(),
+                routes: Vec::new(),
+                services: HashMap::new(),
+            }),
+            inputs: Mutex::new(inputs.clone()),
+            registry: ServerRegistry::default(),
+            route_state: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            status: Mutex::new(ReloadStatus::default()),
+            events,
+            metrics,
+            sink,
+            noise: Default::default(),
+            access_log: crate::telemetry::AccessLog::stdout(inputs.file.log.access),
+            started: Instant::now(),
+        };
+        let snap = rt.build(&inputs);
+        rt.snapshot.store(Arc::new(snap));
+        Arc::new(rt)
+    }
+
+    /// The snapshot in force (cheap; for the hot path).
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.status.lock().expect("status lock").clone()
+    }
+
+    fn event(&self, kind: &str, route: Option<&str>, source: &str, detail: serde_json::Value) {
+        let _ = self.events.try_send(RuntimeEvent {
+            kind: kind.to_string(),
+            route: route.map(str::to_string),
+            source: source.to_string(),
+            detail,
+        });
+    }
+
+    /// Applies a reloaded file config, or records why it was refused and keeps the old one.
+    pub fn reload(&self, result: Result<Config, ConfigErrors>) -> Result<(), ConfigErrors> {
+        let mut status = self.status.lock().expect("status lock");
+        status.last_reload_at_ms = Some(now_ms());
+        status.reloads += 1;
+        match result {
+            Ok(config) => {
+                status.last_reload_error = None;
+                drop(status);
+                let source = config.source.clone();
+                let mut inputs = self.inputs.lock().expect("inputs lock");
+                inputs.file = Arc::new(config);
+                self.swap(&inputs);
+                drop(inputs);
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&crate::telemetry::OutcomeLabels {
+                        route: String::new(),
+                        outcome: "ok".into(),
+                    })
+                    .inc();
+                tracing::info!(config = %source, "config reloaded");
+                self.event(
+                    "reload",
+                    None,
+                    "file",
+                    serde_json::json!({ "config": source }),
+                );
+                Ok(())
+            }
+            Err(errors) => {
+                let text = errors.to_string();
+                status.last_reload_error = Some(text.clone());
+                drop(status);
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&crate::telemetry::OutcomeLabels {
+                        route: String::new(),
+                        outcome: "error".into(),
+                    })
+                    .inc();
+                tracing::error!(error = %text, "config reload failed; keeping the running config");
+                self.event(
+                    "reload.failed",
+                    None,
+                    "file",
+                    serde_json::json!({ "error": text }),
+                );
+                Err(errors)
+            }
+        }
+    }
+
+    /// Replaces what Docker discovery contributes.
+    pub fn set_docker(&self, docker: DockerInputs) {
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        if inputs.docker == docker {
+            return;
+        }
+        inputs.docker = docker;
+        self.swap(&inputs);
+    }
+
+    /// Restores persisted runtime routes and overrides at start-up. Bad documents are logged
+    /// and skipped (with the reason), never silently.
+    pub fn restore(&self, docs: Vec<(String, String, serde_json::Value)>) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        for (name, kind, mut doc) in docs {
+            match kind.as_str() {
+                "api" => {
+                    let prev = doc
+                        .as_object_mut()
+                        .and_then(|o| o.remove("previous_service"))
+                        .and_then(|v| v.as_str().map(str::to_string));
+                    match serde_json::from_value::<RawRoute>(doc) {
+                        Ok(r) => {
+                            inputs.api_routes.insert(name, (r, prev));
+                        }
+                        Err(e) => problems.push(format!("stored route `{name}`: {e}")),
+                    }
+                }
+                "override" => match serde_json::from_value::<RouteOverride>(doc) {
+                    Ok(o) => {
+                        inputs.overrides.insert(name, o);
+                    }
+                    Err(e) => problems.push(format!("stored override of `{name}`: {e}")),
+                },
+                other => problems.push(format!("stored route `{name}` has unknown kind `{other}`")),
+            }
+        }
+        self.swap(&inputs);
+        for p in &problems {
+            tracing::warn!("{p}");
+        }
+        problems
+    }
+
+    fn base_route(inputs: &Inputs, name: &str) -> Option<(RawRoute, Source)> {
+        if let Some(r) = inputs.file.routes.iter().find(|r| r.name == name) {
+            return Some((r.raw.clone(), Source::File));
+        }
+        if let Some(r) = inputs.docker.routes.iter().find(|r| r.name == name) {
+            return Some((r.clone(), Source::Docker));
+        }
+        None
+    }
+
+    fn service_known(inputs: &Inputs, name: &str) -> bool {
+        inputs.file.services.contains_key(name) || inputs.docker.services.contains_key(name)
+    }
+
+    fn check(inputs: &Inputs, raw: &RawRoute, source: Source) -> Result<(), ControlError> {
+        let exists = |n: &str| Self::service_known(inputs, n);
+        validate_route(
+            raw,
+            "",
+            &RouteContext {
+                source,
+                service_exists: Some(&exists),
+            },
+        )
+        .map(|_| ())
+        .map_err(ControlError::Invalid)
+    }
+
+    /// Creates or replaces a route made through the API.
+    pub fn put_route(&self, raw: RawRoute, actor: &str) -> Result<Persist, ControlError> {
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        if let Some((_, source)) = Self::base_route(&inputs, &raw.name) {
+            return Err(ControlError::ReadOnly {
+                name: raw.name,
+                origin: source.as_str(),
+            });
+        }
+        Self::check(&inputs, &raw, Source::Api)?;
+        let existed = inputs.api_routes.contains_key(&raw.name);
+        inputs
+            .api_routes
+            .insert(raw.name.clone(), (raw.clone(), None));
+        self.swap(&inputs);
+        self.event(
+            if existed {
+                "route.update"
+            } else {
+                "route.create"
+            },
+            Some(&raw.name),
+            actor,
+            serde_json::to_value(&raw).unwrap_or_default(),
+        );
+        Ok(Persist::ApiRoute(raw, None))
+    }
+
+    pub fn delete_route(&self, name: &str, actor: &str) -> Result<Persist, ControlError> {
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        if let Some((_, source)) = Self::base_route(&inputs, name) {
+            return Err(ControlError::ReadOnly {
+                name: name.to_string(),
+                origin: source.as_str(),
+            });
+        }
+        if inputs.api_routes.remove(name).is_none() {
+            return Err(ControlError::NotFound(name.to_string()));
+        }
+        self.swap(&inputs);
+        self.event("route.delete", Some(name), actor, serde_json::Value::Null);
+        Ok(Persist::Delete(name.to_string()))
+    }
+
+    /// Applies `change` to a route wherever it is defined: API routes change as a whole,
+    /// file and docker routes get an override.
+    fn change(
+        &self,
+        name: &str,
+        kind: &str,
+        actor: &str,
+        change: impl FnOnce(&RawRoute, &mut RouteOverride) -> Result<(), ControlError>,
+    ) -> Result<Persist, ControlError> {
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let persist = if let Some((base, source)) = Self::base_route(&inputs, name) {
+            let mut ov = inputs.overrides.get(name).cloned().unwrap_or_default();
+            let current = ov.apply(&base);
+            change(&current, &mut ov)?;
+            Self::check(&inputs, &ov.apply(&base), source)?;
+            if ov.is_empty() {
+                inputs.overrides.remove(name);
+                Persist::Delete(name.to_string())
+            } else {
+                inputs.overrides.insert(name.to_string(), ov.clone());
+                Persist::Override(name.to_string(), ov)
+            }
+        } else if let Some((raw, prev)) = inputs.api_routes.get(name).cloned() {
+            let mut ov = RouteOverride {
+                previous_service: prev,
+                ..Default::default()
+            };
+            change(&raw, &mut ov)?;
+            let updated = ov.apply(&raw);
+            Self::check(&inputs, &updated, Source::Api)?;
+            inputs.api_routes.insert(
+                name.to_string(),
+                (updated.clone(), ov.previous_service.clone()),
+            );
+            Persist::ApiRoute(updated, ov.previous_service)
+        } else {
+            return Err(ControlError::NotFound(name.to_string()));
+        };
+        self.swap(&inputs);
+        let detail = match &persist {
+            Persist::ApiRoute(r, _) => serde_json::to_value(r).unwrap_or_default(),
+            Persist::Override(_, o) => serde_json::to_value(o).unwrap_or_default(),
+            Persist::Delete(_) => serde_json::json!({"override": "cleared"}),
+        };
+        self.event(kind, Some(name), actor, detail);
+        Ok(persist)
+    }
+
+    pub fn set_shadow(
+        &self,
+        name: &str,
+        shadow: Option<RawShadow>,
+        actor: &str,
+    ) -> Result<Persist, ControlError> {
+        let kind = if shadow.is_some() {
+            "shadow.start"
+        } else {
+            "shadow.stop"
+        };
+        self.change(name, kind, actor, |_, ov| {
+            match shadow {
+                Some(s) => {
+                    ov.shadow = Some(s);
+                    ov.shadow_off = false;
+                }
+                None => {
+                    ov.shadow = None;
+                    ov.shadow_off = true;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub fn set_canary(
+        &self,
+        name: &str,
+        canary: Option<RawCanary>,
+        actor: &str,
+    ) -> Result<Persist, ControlError> {
+        self.change(name, "canary", actor, |_, ov| {
+            match canary {
+                Some(c) => {
+                    ov.canary = Some(c);
+                    ov.canary_off = false;
+                }
+                None => {
+                    ov.canary = None;
+                    ov.canary_off = true;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Makes the candidate (canary, else shadow) the route's service.
+    pub fn promote(&self, name: &str, actor: &str) -> Result<Persist, ControlError> {
+        self.change(name, "promote", actor, |current, ov| {
+            let candidate = current
+                .canary
+                .as_ref()
+                .map(|c| c.service.clone())
+                .or_else(|| current.shadow.as_ref().map(|s| s.service.clone()))
+                .ok_or_else(|| {
+                    ControlError::Conflict(format!(
+                        "route `{name}` has no canary or shadow service to promote"
+                    ))
+                })?;
+            ov.previous_service = Some(current.service.clone());
+            ov.service = Some(candidate);
+            ov.canary = None;
+            ov.canary_off = true;
+            ov.shadow = None;
+            ov.shadow_off = true;
+            Ok(())
+        })
+    }
+
+    /// Returns all traffic to the previous service: drops a canary and shadow in progress, or
+    /// undoes the last promote.
+    pub fn rollback(&self, name: &str, actor: &str) -> Result<Persist, ControlError> {
+        self.change(name, "rollback", actor, |current, ov| {
+            if current.canary.is_some() || current.shadow.is_some() {
+                ov.canary = None;
+                ov.canary_off = true;
+                ov.shadow = None;
+                ov.shadow_off = true;
+                return Ok(());
+            }
+            match ov.previous_service.take() {
+                Some(prev) => {
+                    ov.service = Some(prev);
+                    Ok(())
+                }
+                None => Err(ControlError::Conflict(format!(
+                    "route `{name}` has nothing to roll back (no canary, shadow or earlier promote)"
+                ))),
+            }
+        })
+    }
+
+    /// Adds a persisted ignore rule (a field marked as noise) to a route.
+    pub fn add_ignore(&self, name: &str, path: &str, actor: &str) -> Result<Persist, ControlError> {
+        let path = path.to_string();
+        self.change(name, "compare.ignore", actor, move |_, ov| {
+            if umbra_diff::PointerPattern::parse(&path).is_err() && !path.starts_with("header:") {
+                return Err(ControlError::Invalid(vec![ConfigError::new(
+                    "path",
+                    format!("`{path}` is not a JSON Pointer"),
+                )]));
+            }
+            if !ov.ignore.contains(&path) {
+                ov.ignore.push(path);
+            }
+            Ok(())
+        })
+    }
+
+    fn swap(&self, inputs: &Inputs) {
+        let snap = self.build(inputs);
+        self.snapshot.store(Arc::new(snap));
+    }
+
+    fn route_state(&self, name: &str, slots: usize) -> (Arc<RouteStats>, Arc<Semaphore>) {
+        let mut map = self.route_state.lock().expect("route state lock");
+        let entry = map
+            .entry(name.to_string())
+            .or_insert_with(|| (Arc::default(), Arc::new(Semaphore::new(slots))));
+        entry.clone()
+    }
+
+    /// Builds a snapshot from the inputs. Routes that fail validation (possible only for
+    /// docker routes whose services vanished, or overrides of a changed file) are logged and
+    /// fall back to their definition without the override.
+    fn build(&self, inputs: &Inputs) -> Snapshot {
+        let mut services: HashMap<String, Arc<Service>> = HashMap::new();
+        let mut add_service = |spec: &ServiceSpec| {
+            let servers = spec
+                .servers
+                .iter()
+                .map(|a| self.registry.get(&spec.name, a))
+                .collect();
+            services.insert(
+                spec.name.clone(),
+                Arc::new(Service::new(spec.clone(), servers)),
+            );
+        };
+        for spec in inputs.docker.services.values() {
+            add_service(spec);
+        }
+        for spec in inputs.file.services.values() {
+            add_service(spec);
+        }
+
+        let ctx_file = RouteContext {
+            source: Source::File,
+            service_exists: None,
+        };
+        let ctx_docker = RouteContext {
+            source: Source::Docker,
+            service_exists: None,
+        };
+        let ctx_api = RouteContext {
+            source: Source::Api,
+            service_exists: None,
+        };
+        let mut routes = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        let mut push = |spec: crate::config::RouteSpec, overridden: bool, prev: Option<String>| {
+            if !names.insert(spec.name.clone()) {
+                tracing::warn!(route = %spec.name, source = spec.source.as_str(), "route name already taken; ignored");
+                return;
+            }
+            let slots = spec.shadow.as_ref().map_or(256, |s| s.max_in_flight);
+            let (stats, shadow_slots) = self.route_state(&spec.name, slots);
+            routes.push(Arc::new(Route {
+                spec,
+                stats,
+                shadow_slots,
+                overridden,
+                previous_service: prev,
+            }));
+        };
+        let with_override = |raw: &RawRoute, ctx: &RouteContext<'_>| {
+            let ov = inputs.overrides.get(&raw.name)?;
+            match validate_route(&ov.apply(raw), "", ctx) {
+                Ok(spec) => Some((spec, ov.previous_service.clone())),
+                Err(e) => {
+                    tracing::warn!(route = %raw.name, errors = ?e, "override no longer applies; using the definition as written");
+                    None
+                }
+            }
+        };
+        for spec in &inputs.file.routes {
+            match with_override(&spec.raw, &ctx_file) {
+                Some((s, prev)) => push(s, true, prev),
+                None => push(spec.clone(), false, None),
+            }
+        }
+        for raw in &inputs.docker.routes {
+            match with_override(raw, &ctx_docker) {
+                Some((s, prev)) => push(s, true, prev),
+                None => match validate_route(raw, "", &ctx_docker) {
+                    Ok(s) => push(s, false, None),
+                    Err(e) => {
+                        tracing::warn!(route = %raw.name, errors = ?e, "docker route invalid")
+                    }
+                },
+            }
+        }
+        for (raw, prev) in inputs.api_routes.values() {
+            match validate_route(raw, "", &ctx_api) {
+                Ok(s) => push(s, false, prev.clone()),
+                Err(e) => {
+                    tracing::warn!(route = %raw.name, errors = ?e, "stored API route invalid; not served")
+                }
+            }
+        }
+        routes.sort_by(|a, b| {
+            b.spec
+                .priority
+                .cmp(&a.spec.priority)
+                .then_with(|| a.spec.name.cmp(&b.spec.name))
+        });
+
+        // Forget state of servers and routes that no longer exist.
+        self.registry.retain(|svc, addr| {
+            services
+                .get(svc)
+                .is_some_and(|s| s.spec.servers.contains(addr))
+        });
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        Snapshot {
+            generation,
+            config: inputs.file.clone(),
+            routes,
+            services,
+        }
+    }
+
+    /// Validates a service definition coming from the API or discovery.
+    pub fn validate_service(
+        name: &str,
+        raw: &crate::config::RawService,
+        source: Source,
+    ) -> Result<ServiceSpec, Vec<ConfigError>> {
+        validate_service(name, raw, source, name)
+    }
+}

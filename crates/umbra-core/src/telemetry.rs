@@ -1,0 +1,274 @@
+//! Telemetry of the data plane: Prometheus metrics (names fixed by DESIGN.md), live per-route
+//! stats for the admin overview, and the JSON access log.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub service: String,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteServiceLabels {
+    pub route: String,
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub route: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub route: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    pub route: String,
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabels {
+    pub service: String,
+    pub server: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric umbra exports. Cheap to clone handles out of; registered once.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RouteServiceLabels, Histogram, fn() -> Histogram>,
+    pub shadow_requests: Family<OutcomeLabels, Counter>,
+    pub shadow_dropped: Family<ReasonLabels, Counter>,
+    pub comparisons: Family<VerdictLabels, Counter>,
+    pub upstream_healthy: Family<ServerLabels, Gauge>,
+    pub store_queue_depth: Gauge,
+    pub store_dropped: Counter,
+    pub config_reloads: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration =
+            Family::<RouteServiceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram as fn() -> Histogram,
+            );
+        let shadow_requests = Family::<OutcomeLabels, Counter>::default();
+        let shadow_dropped = Family::<ReasonLabels, Counter>::default();
+        let comparisons = Family::<VerdictLabels, Counter>::default();
+        let upstream_healthy = Family::<ServerLabels, Gauge>::default();
+        let store_queue_depth = Gauge::default();
+        let store_dropped = Counter::default();
+        let config_reloads = Family::<OutcomeLabels, Counter>::default();
+        // prometheus-client appends `_total` to counters itself.
+        registry.register(
+            "umbra_requests",
+            "Requests answered, by route, service and status code",
+            requests.clone(),
+        );
+        registry.register(
+            "umbra_request_duration_seconds",
+            "Time to the primary response headers",
+            request_duration.clone(),
+        );
+        registry.register(
+            "umbra_shadow_requests",
+            "Mirrored requests by outcome",
+            shadow_requests.clone(),
+        );
+        registry.register(
+            "umbra_shadow_dropped",
+            "Mirror candidates not sent, by reason",
+            shadow_dropped.clone(),
+        );
+        registry.register(
+            "umbra_comparisons",
+            "Comparisons by verdict",
+            comparisons.clone(),
+        );
+        registry.register(
+            "umbra_upstream_healthy",
+            "1 when the server receives traffic",
+            upstream_healthy.clone(),
+        );
+        registry.register(
+            "umbra_store_queue_depth",
+            "Comparisons waiting for the store writer",
+            store_queue_depth.clone(),
+        );
+        registry.register(
+            "umbra_store_dropped",
+            "Comparisons dropped before reaching the store",
+            store_dropped.clone(),
+        );
+        registry.register(
+            "umbra_config_reloads",
+            "Config reloads by outcome (route label unused)",
+            config_reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            shadow_requests,
+            shadow_dropped,
+            comparisons,
+            upstream_healthy,
+            store_queue_depth,
+            store_dropped,
+            config_reloads,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn shadow_dropped(&self, route: &str, reason: &str) {
+        self.shadow_dropped
+            .get_or_create(&ReasonLabels {
+                route: route.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Log-scale latency histogram with atomic buckets, for live p50/p99 without locks.
+/// Buckets grow by ~19 % (4 per doubling) from 10 µs to ~170 s.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; Self::BUCKETS],
+    count: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    const BUCKETS: usize = 96;
+
+    fn index(us: u64) -> usize {
+        let x = (us.max(10) as f64 / 10.0).log2() * 4.0;
+        (x as usize).min(Self::BUCKETS - 1)
+    }
+
+    fn upper_us(i: usize) -> u64 {
+        (10.0 * 2f64.powf((i + 1) as f64 / 4.0)) as u64
+    }
+
+    pub fn record_us(&self, us: u64) {
+        self.buckets[Self::index(us)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Copies the counts (to diff two copies over a window).
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The q-quantile (0..1) in µs of a bucket-count vector, None when empty.
+    pub fn quantile_of(counts: &[u64], q: f64) -> Option<u64> {
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::upper_us(i));
+            }
+        }
+        Some(Self::upper_us(counts.len() - 1))
+    }
+}
+
+/// Live counters of one route, kept across reloads (by route name).
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub primary_latency: LatencyHistogram,
+    pub shadow_latency: LatencyHistogram,
+    pub shadow_sent: AtomicU64,
+    pub shadow_dropped: AtomicU64,
+    pub comparisons: AtomicU64,
+    pub different: AtomicU64,
+    pub canary_requests: AtomicU64,
+}
+
+/// Writes access-log lines without blocking the data plane: lines go to a dedicated writer
+/// thread through a bounded channel (tracing-appender's non-blocking writer, lossy on overflow).
+pub struct AccessLog {
+    writer: Mutex<tracing_appender::non_blocking::NonBlocking>,
+    _guard: tracing_appender::non_blocking::WorkerGuard,
+    pub enabled: bool,
+}
+
+impl AccessLog {
+    pub fn stdout(enabled: bool) -> Self {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(64 * 1024)
+            .finish(std::io::stdout());
+        AccessLog {
+            writer: Mutex::new(writer),
+            _guard: guard,
+            enabled,
+        }
+    }
+
+    pub fn write_line(&self, line: &[u8]) {
+        // NonBlocking::write only enqueues; the lock is held for a channel send.
+        if let Ok(mut w) = self.writer.lock() {
+            let _ = w.write_all(line);
+        }
+    }
+}

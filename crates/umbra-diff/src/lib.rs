@@ -1,0 +1,30 @@
+//! umbra's comparison engine: pure, synchronous functions over normalized responses.
+//!
+//! No I/O and no async here: the data plane captures responses, this crate says how they differ
+//! (status, headers, JSON structure, text, digest), groups requests into endpoints, separates
+//! real differences from noise, summarizes latency distributions, decodes compressed bodies
+//! and redacts secrets before anything is stored.
+
+#![forbid(unsafe_code)]
+
+pub mod compare;
+pub mod decode;
+pub mod endpoint;
+pub mod latency;
+pub mod model;
+pub mod noise;
+pub mod pointer;
+pub mod redact;
+mod tree;
+
+pub use compare::{compare, digest, line_diff, CompareConfig, LineChange, LineOp};
+pub use decode::{decode_body, DecodeError};
+pub use endpoint::{EndpointGrouper, TemplateError};
+pub use latency::{regression, LatencyRegression, Percentiles};
+pub use model::{Comparison, DiffKind, Difference, Request, Response, Verdict};
+pub use noise::{field_key, is_significant, FieldStat, NoiseLimits, NoiseModel, Thresholds};
+pub use pointer::{PatternError, PointerPattern};
+pub use redact::{
+    redact_comparison, redact_differences, redact_headers, redact_json, redact_request,
+    redact_response, DEFAULT_REDACTED_HEADERS, REDACTED,
+};
