@@ -1,1 +1,130 @@
-//! Admin API placeholder while being written.
+//! umbra's admin API: JSON over HTTP on the admin listener, plus a minimal HTML overview.
+//!
+//! Every answer is JSON (except `/metrics` and `/`); every error is
+//! `{"error": "<code>", "message": "..."}`, and a 422 message names the offending field.
+//!
+//! | method and path | what |
+//! | --- | --- |
+//! | `GET /health/live` | liveness: `{"status": "healthy"}` |
+//! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}}}`; the store is pinged with a 1 s timeout; a store that is down makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
+//! | `GET /metrics` | Prometheus (OpenMetrics) text |
+//! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, generation, counts |
+//! | `GET /api/routes`, `GET /api/routes/{name}` | routes with rule, service, shadow, canary, source, override state and live stats |
+//! | `PUT /api/routes/{name}`, `DELETE /api/routes/{name}` | create/replace/delete an API route (422 invalid, 409 file/docker route) |
+//! | `PUT`/`DELETE /api/routes/{name}/shadow` | start (`{"service", "percent", ...}`) / stop shadowing |
+//! | `PUT`/`DELETE /api/routes/{name}/canary` | `{"service", "weight", "sticky"?}`; weight 0 (or DELETE) removes the canary |
+//! | `POST /api/routes/{name}/promote`, `POST /api/routes/{name}/rollback` | promote the candidate / return to the previous service (409 when there is nothing to do) |
+//! | `POST /api/routes/{name}/ignore` | `{"path": "/meta/x"}`: mark a field as noise for the route |
+//! | `GET /api/routes/{name}/diffs` | per endpoint: field difference and noise rates, significance, latency percentiles and regression |
+//! | `GET /api/comparisons?route=&verdict=&endpoint=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
+//! | `GET /api/comparisons/{id}` | one whole comparison |
+//! | `GET /api/services` | services, their servers and health state |
+//! | `GET /api/events?limit=&before=` | the audit log, newest first, `{"items", "next"}` |
+//! | `GET /` | HTML overview of the routes |
+//!
+//! Route changes answer `{"route": <route or null>, "persisted": bool}`: the change is in force
+//! at once; `persisted` is false when the store failed (logged) or there is none, and then the
+//! change will not survive a restart. The runtime emits the audit events itself.
+//! `X-Umbra-Source: ui|cli` tags a change's source (default `api`).
+//!
+//! Auth: when a token is configured, `/api/*`, `/` and `/metrics` need
+//! `Authorization: Bearer <token>` (compared in constant time), else 401. The `/health*`
+//! endpoints never need it (container health checks).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use axum::routing::{get, post, put};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use umbra_core::Runtime;
+use umbra_store::ComparisonStore;
+
+pub mod auth;
+pub mod comparisons;
+pub mod error;
+pub mod health;
+pub mod routes;
+pub mod ui;
+
+pub use error::ApiError;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct AdminState {
+    pub runtime: Arc<Runtime>,
+    /// None when umbra runs without a store: store-backed endpoints answer 503.
+    pub store: Option<Arc<dyn ComparisonStore>>,
+    /// Bearer token; None leaves the API open (loopback only, enforced at start-up).
+    pub token: Option<String>,
+    pub version: &'static str,
+    pub config_source: String,
+    /// Comparisons the store writer dropped (mirrored into `umbra_store_dropped_total`).
+    pub store_dropped: Arc<AtomicU64>,
+}
+
+/// The admin API.
+pub fn router(state: AdminState) -> Router {
+    let protected = Router::new()
+        .route("/", get(ui::index))
+        .route("/metrics", get(health::metrics))
+        .route("/api/status", get(routes::status))
+        .route("/api/routes", get(routes::list))
+        .route(
+            "/api/routes/{name}",
+            get(routes::get).put(routes::put).delete(routes::delete),
+        )
+        .route(
+            "/api/routes/{name}/shadow",
+            put(routes::put_shadow).delete(routes::delete_shadow),
+        )
+        .route(
+            "/api/routes/{name}/canary",
+            put(routes::put_canary).delete(routes::delete_canary),
+        )
+        .route("/api/routes/{name}/promote", post(routes::promote))
+        .route("/api/routes/{name}/rollback", post(routes::rollback))
+        .route("/api/routes/{name}/ignore", post(routes::ignore))
+        .route("/api/routes/{name}/diffs", get(routes::diffs))
+        .route("/api/comparisons", get(comparisons::list))
+        .route("/api/comparisons/{id}", get(comparisons::get))
+        .route("/api/services", get(routes::services))
+        .route("/api/events", get(comparisons::events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::not_found(format!("no admin endpoint at `{}`", uri.path()))
+}
+
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
+    ApiError::new(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("`{method}` is not allowed on `{}`", uri.path()),
+    )
+}
+
+/// Serves the admin API until `shutdown` is cancelled, then finishes requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr().ok();
+    tracing::info!(?addr, "admin API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,1 +1,197 @@
-fn main() {}
+//! The `umbra` binary: CLI parsing and dispatch. The work lives in the library crates; this
+//! file stays thin.
+
+mod client;
+mod demo;
+mod demo_app;
+mod logging;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "umbra",
+    version,
+    about = "A reverse proxy that routes, shadows and compares traffic to make deployments safe",
+    long_about = "umbra sits in front of your HTTP APIs. It routes requests (Traefik v3 rules), \
+mirrors a sample of live traffic to a candidate build, compares the two responses field by field \
+(filtering noise), stores the comparisons, and shifts traffic with weighted canaries.\n\n\
+Start with `umbra demo` for a self-contained tour, then `umbra check -c umbra.toml` and \
+`umbra run -c umbra.toml`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct AdminArgs {
+    /// Admin API URL.
+    #[arg(
+        long = "admin",
+        env = "UMBRA_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    url: String,
+    /// Admin token (sent as `Authorization: Bearer`).
+    #[arg(long, env = "UMBRA_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy and the admin API.
+    Run {
+        /// Config file (default `umbra.toml`).
+        #[arg(short, long, env = "UMBRA_CONFIG", default_value = "umbra.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file: exit 0 if valid, 1 with `file:line:col: message` errors if not.
+    Check {
+        #[arg(short, long, env = "UMBRA_CONFIG", default_value = "umbra.toml")]
+        config: PathBuf,
+    },
+    /// A self-contained tour: two API versions in-process, v1 shadowed to v2, traffic, the admin UI.
+    Demo {
+        /// How long to generate traffic (e.g. `60s`).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Requests per second.
+        #[arg(long, default_value_t = 50)]
+        rps: u32,
+        /// Keep serving the admin UI after the traffic ends, until Ctrl-C.
+        #[arg(long)]
+        stay: bool,
+    },
+    /// Serve the built-in demo API (for the compose example): v1 or v2.
+    DemoApp {
+        #[arg(long, default_value = "v1")]
+        version: String,
+        #[arg(long, default_value = "0.0.0.0:9000")]
+        listen: String,
+    },
+    /// Exit 0 if the local admin `/health/ready` says ready (for Docker HEALTHCHECK).
+    Healthcheck {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Print the version.
+    Version,
+    /// Show status from the admin API.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List routes from the admin API.
+    Routes {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Field-level diff table of a route.
+    Diffs {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Start shadowing a route to a service.
+    Shadow {
+        route: String,
+        service: String,
+        #[arg(long, default_value_t = 100.0)]
+        percent: f64,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Set a route's canary weight (0-100) toward its canary service.
+    Weight {
+        route: String,
+        percent: f64,
+        /// The canary service (default: the route's current canary or shadow service).
+        #[arg(long)]
+        service: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make the candidate the route's service.
+    Promote {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Return all traffic to the previous service.
+    Rollback {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    umbra_core::config::units::parse_duration(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run::run(&config),
+        Command::Check { config } => return run::check(&config),
+        Command::Demo {
+            duration,
+            rps,
+            stay,
+        } => demo::demo(duration, rps, stay),
+        Command::DemoApp { version, listen } => demo_app::serve_blocking(&version, &listen),
+        Command::Healthcheck { admin } => return client::healthcheck(&admin.url),
+        Command::Version => {
+            println!("umbra {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Status { admin } => client::status(&admin.url, admin.token.as_deref()),
+        Command::Routes { admin } => client::routes(&admin.url, admin.token.as_deref()),
+        Command::Diffs { route, admin } => {
+            client::diffs(&admin.url, admin.token.as_deref(), &route)
+        }
+        Command::Shadow {
+            route,
+            service,
+            percent,
+            admin,
+        } => client::shadow(
+            &admin.url,
+            admin.token.as_deref(),
+            &route,
+            &service,
+            percent,
+        ),
+        Command::Weight {
+            route,
+            percent,
+            service,
+            admin,
+        } => client::weight(
+            &admin.url,
+            admin.token.as_deref(),
+            &route,
+            percent,
+            service.as_deref(),
+        ),
+        Command::Promote { route, admin } => {
+            client::post(&admin.url, admin.token.as_deref(), &route, "promote")
+        }
+        Command::Rollback { route, admin } => {
+            client::post(&admin.url, admin.token.as_deref(), &route, "rollback")
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("umbra: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

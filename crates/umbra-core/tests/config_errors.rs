@@ -1,0 +1,92 @@
+//! Config validation: every mistake is named with its key and `file:line:col`.
+
+use umbra_core::Config;
+
+fn errors(text: &str) -> String {
+    Config::parse(text, "umbra.toml", &|k| {
+        (k == "SET").then(|| "value".to_string())
+    })
+    .map(|_| "valid".to_string())
+    .unwrap_or_else(|e| e.to_string())
+}
+
+const SERVICES: &str = r#"
+[services.api]
+servers = ["http://127.0.0.1:9001"]
+"#;
+
+#[test]
+fn unknown_key_is_named_with_position() {
+    let e = errors("[proxy]\nlisten = \"127.0.0.1:1\"\nlistn = \"x\"\n");
+    assert!(e.starts_with("umbra.toml:3:1:"), "{e}");
+    assert!(e.contains("unknown field `listn`"), "{e}");
+}
+
+#[test]
+fn unknown_service_and_duplicate_route() {
+    let text = format!(
+        "{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"nope\"\n\n[[routes]]\nname = \"a\"\nrule = \"Path(`/x`)\"\nservice = \"api\"\n"
+    );
+    let e = errors(&text);
+    assert!(
+        e.contains("routes[0].service: unknown service `nope`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[1].name: duplicate route name `a`"),
+        "{e}"
+    );
+    assert!(e.contains("umbra.toml:8:"), "line of the bad service: {e}");
+}
+
+#[test]
+fn invalid_rule_shows_column() {
+    let text = format!("{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"Host(`a`) && Pth(`/x`)\"\nservice = \"api\"\n");
+    let e = errors(&text);
+    assert!(
+        e.contains("routes[0].rule: invalid rule at column 14"),
+        "{e}"
+    );
+    // `rule = "` is 8 characters, so rule column 14 sits at file column 8 + 14.
+    assert!(e.contains("umbra.toml:7:22:"), "{e}");
+}
+
+#[test]
+fn bad_units_and_urls() {
+    let e = errors("[proxy]\ntimeout = \"30 parsecs\"\nmax_body = \"ten\"\n[services.api]\nservers = [\"ftp//x\"]\n");
+    assert!(e.contains("proxy.timeout"), "{e}");
+    assert!(e.contains("proxy.max_body"), "{e}");
+    assert!(e.contains("services.api.servers[0]"), "{e}");
+}
+
+#[test]
+fn public_admin_needs_token() {
+    let e = errors("[admin]\nlisten = \"0.0.0.0:8081\"\n");
+    assert!(e.contains("admin.token"), "{e}");
+    assert_eq!(
+        errors("[admin]\nlisten = \"0.0.0.0:8081\"\ntoken = \"s3cret\"\n"),
+        "valid"
+    );
+}
+
+#[test]
+fn env_expansion() {
+    assert_eq!(errors("[admin]\ntoken = \"${SET}\"\n"), "valid");
+    let e = errors("[admin]\ntoken = \"${UNSET_VAR}\"\n");
+    assert!(e.contains("admin.token") && e.contains("UNSET_VAR"), "{e}");
+    assert_eq!(
+        errors("[store]\nurl = \"${UNSET_VAR:-sqlite://x.db}\"\n"),
+        "valid"
+    );
+}
+
+#[test]
+fn bad_shadow_and_canary_values() {
+    let text = format!(
+        "{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\nshadow = {{ service = \"api\", percent = 150 }}\ncanary = {{ service = \"api\", weight = 10, sticky = \"sometimes\" }}\ncompare = {{ ignore = [\"no-slash\"] }}\n"
+    );
+    let e = errors(&text);
+    assert!(e.contains("routes[0].shadow.percent"), "{e}");
+    assert!(e.contains("routes[0].canary.sticky"), "{e}");
+    assert!(e.contains("routes[0].compare.ignore[0]"), "{e}");
+}

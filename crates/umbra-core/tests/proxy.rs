@@ -1,0 +1,462 @@
+//! The data plane through real sockets: umbra in-process on an ephemeral port in front of
+//! fixture upstreams.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use umbra_core::shadow::ComparisonSink;
+use umbra_core::telemetry::Metrics;
+use umbra_core::{Config, Runtime};
+use umbra_diff::Comparison;
+use umbra_testkit::{assert_eventually, get, raw_http, send, Fixture, KeepAlive};
+
+struct Umbra {
+    url: String,
+    addr: std::net::SocketAddr,
+    rt: Arc<Runtime>,
+    comparisons: mpsc::Receiver<Comparison>,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Umbra {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn config(body: &str) -> Config {
+    let text = format!("[proxy]\nlisten = \"127.0.0.1:0\"\ntimeout = \"1s\"\nmax_body = \"1KiB\"\ngrace = \"2s\"\n[log]\naccess = false\n{body}");
+    Config::parse(&text, "test.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn start(config: Config) -> Umbra {
+    let (sink, rx) = ComparisonSink::new(1000);
+    let (etx, _erx) = mpsc::channel(100);
+    let rt = Runtime::new(config, Arc::new(Metrics::new()), sink, etx);
+    let listeners = umbra_core::proxy::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let (r, s) = (rt.clone(), shutdown.clone());
+    let thread = std::thread::spawn(move || umbra_core::proxy::serve(listeners, r, s));
+    Umbra {
+        url: format!("http://{addr}"),
+        addr,
+        rt,
+        comparisons: rx,
+        shutdown,
+        thread: Some(thread),
+    }
+}
+
+fn service(name: &str, fx: &[&Fixture]) -> String {
+    let servers: Vec<String> = fx.iter().map(|f| format!("\"{}\"", f.url())).collect();
+    format!("[services.{name}]\nservers = [{}]\n", servers.join(", "))
+}
+
+#[tokio::test]
+async fn forwards_with_headers_and_strip_prefix() {
+    let fx = Fixture::builder().name("v1").start().await;
+    let u = start(config(&format!(
+        "{}[[routes]]\nname = \"trace\"\nrule = \"PathPrefix(`/trace`)\"\nservice = \"api\"\nstrip_prefix = \"/trace\"\n",
+        service("api", &[&fx])
+    )));
+    let req = http::Request::get(format!("{}/trace/users/1?x=1", u.url))
+        .header("host", "api.example.com")
+        .header("x-request-id", "keep-me-123")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .header("connection", "x-hop")
+        .header("x-hop", "secret")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = send(req).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-request-id"), Some("keep-me-123"));
+    let seen = fx.last_request().unwrap();
+    assert_eq!(seen.uri, "/users/1?x=1");
+    assert_eq!(seen.header("x-forwarded-prefix"), Some("/trace"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("api.example.com"));
+    assert_eq!(seen.header("x-request-id"), Some("keep-me-123"));
+    assert!(seen.header("traceparent").unwrap().starts_with("00-0af7"));
+    assert_eq!(
+        seen.header("x-hop"),
+        None,
+        "headers named in Connection are hop-by-hop"
+    );
+
+    // `/trace` alone maps to `/`; a made-up request id is returned when none is sent.
+    let resp = get(format!("{}/trace", u.url)).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(fx.last_request().unwrap().path(), "/");
+    assert_eq!(resp.header("x-request-id").unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn error_codes_are_json() {
+    let slow = Fixture::builder()
+        .delay("/slow", Duration::from_secs(3))
+        .start()
+        .await;
+    let refusing = Fixture::refusing();
+    let u = start(config(&format!(
+        "{}[services.dead]\nservers = [\"http://{refusing}\"]\n\
+         [[routes]]\nname = \"slow\"\nrule = \"PathPrefix(`/slow`)\"\nservice = \"api\"\n\
+         [[routes]]\nname = \"dead\"\nrule = \"PathPrefix(`/dead`)\"\nservice = \"dead\"\n\
+         [[routes]]\nname = \"big\"\nrule = \"PathPrefix(`/big`)\"\nservice = \"api\"\n",
+        service("api", &[&slow])
+    )));
+    let r = get(format!("{}/nothing-here", u.url)).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "no_route");
+    assert_eq!(r.json()["request_id"], r.header("x-request-id").unwrap());
+
+    let r = get(format!("{}/dead", u.url)).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "upstream_unavailable");
+
+    let r = get(format!("{}/slow", u.url)).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error"], "upstream_timeout");
+
+    let big = http::Request::post(format!("{}/big", u.url))
+        .body(Full::new(Bytes::from(vec![b'x'; 4096])))
+        .unwrap();
+    let r = send(big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"], "body_too_large");
+
+    // After repeated connection failures the dead server is ejected: 503.
+    for _ in 0..3 {
+        get(format!("{}/dead", u.url)).await;
+    }
+    let r = get(format!("{}/dead", u.url)).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "no_healthy_upstream");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_requests() {
+    let fx = Fixture::builder().start().await;
+    let u = start(config(&format!(
+        "{}[[routes]]\nname = \"all\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n",
+        service("api", &[&fx])
+    )));
+    let reply = raw_http(u.addr, b"GARBAGE NOT HTTP\r\n\r\n").await;
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    let reply = raw_http(u.addr, huge.as_bytes()).await;
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(fx.hits(), 0);
+}
+
+#[tokio::test]
+async fn round_robin_and_active_health() {
+    let a = Fixture::builder().name("a").health("/health").start().await;
+    let b = Fixture::builder().name("b").health("/health").start().await;
+    let u = start(config(&format!(
+        "[services.api]\nservers = [\"{}\", \"{}\"]\nhealth = {{ path = \"/health\", interval = \"100ms\", timeout = \"1s\", fall = 2, rise = 2 }}\n\
+         [[routes]]\nname = \"all\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n",
+        a.url(),
+        b.url()
+    )));
+    let rt = u.rt.clone();
+    let sd = u.shutdown.clone();
+    tokio::spawn(umbra_core::health::run(rt, sd));
+    for _ in 0..10 {
+        assert_eq!(get(format!("{}/x", u.url)).await.status, 200);
+    }
+    assert_eq!((a.hits(), b.hits()), (5, 5));
+    b.set_healthy(false);
+    assert_eventually!(
+        u.rt.snapshot().service("api").unwrap().available_count() == 1,
+        timeout = Duration::from_secs(5)
+    );
+    for _ in 0..10 {
+        assert_eq!(get(format!("{}/x", u.url)).await.status, 200);
+    }
+    assert_eq!((a.hits(), b.hits()), (15, 5));
+    b.set_healthy(true);
+    assert_eventually!(
+        u.rt.snapshot().service("api").unwrap().available_count() == 2,
+        timeout = Duration::from_secs(5)
+    );
+}
+
+#[tokio::test]
+async fn canary_split_is_sticky_by_cookie() {
+    let v1 = Fixture::builder().name("v1").start().await;
+    let v2 = Fixture::builder().name("v2").start().await;
+    let u = start(config(&format!(
+        "{}{}[[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\ncanary = {{ service = \"v2\", weight = 30 }}\n",
+        service("v1", &[&v1]),
+        service("v2", &[&v2])
+    )));
+    let mut canary = 0;
+    for _ in 0..200 {
+        let r = get(format!("{}/x", u.url)).await;
+        let cookie = r
+            .header("set-cookie")
+            .expect("new clients are pinned")
+            .to_string();
+        if cookie.starts_with("umbra_canary_api=canary") {
+            canary += 1;
+        }
+        // The pinned client keeps its side.
+        let pinned = cookie.split(';').next().unwrap().to_string();
+        let side = r.json()["fixture"].clone();
+        for _ in 0..3 {
+            let again = send(
+                http::Request::get(format!("{}/x", u.url))
+                    .header("cookie", &pinned)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(again.json()["fixture"], side);
+        }
+    }
+    assert!(
+        (30..90).contains(&canary),
+        "about 30 % canary, got {canary}/200"
+    );
+
+    // Runtime change of the weight: 0 sends everything to v1.
+    u.rt.set_canary(
+        "api",
+        Some(umbra_core::config::RawCanary {
+            service: "v2".into(),
+            weight: 0.0,
+            sticky: None,
+        }),
+        "test",
+    )
+    .unwrap();
+    let before = v2.hits();
+    for _ in 0..20 {
+        get(format!("{}/x", u.url)).await;
+    }
+    assert_eq!(v2.hits(), before);
+}
+
+#[tokio::test]
+async fn shadow_compares_without_delaying_the_primary() {
+    let v1 = Fixture::builder()
+        .name("v1")
+        .json("/users/1", json!({"id": 1, "balance": 1.5}))
+        .start()
+        .await;
+    let v2 = Fixture::builder()
+        .name("v2")
+        .json("/users/1", json!({"id": 1, "balance": "1.50"}))
+        .start()
+        .await;
+    let mut u = start(config(&format!(
+        "{}{}[[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\nshadow = {{ service = \"v2\", percent = 100, timeout = \"5s\" }}\ncompare = {{ ignore_headers = [\"x-fixture\"] }}\n",
+        service("v1", &[&v1]),
+        service("v2", &[&v2])
+    )));
+    let r = send(
+        http::Request::get(format!("{}/users/1", u.url))
+            .header("x-request-id", "rid-1")
+            .header("authorization", "Bearer hunter2")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.json()["balance"], 1.5);
+    let c = tokio::time::timeout(Duration::from_secs(5), u.comparisons.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.route, "api");
+    assert_eq!(c.endpoint, "GET /users/{id}");
+    assert_eq!(c.request_id, "rid-1");
+    assert_eq!(c.verdict, umbra_diff::Verdict::Different);
+    assert!(
+        c.differences
+            .iter()
+            .any(|d| d.path == "/balance" && d.kind == umbra_diff::DiffKind::Type),
+        "{:?}",
+        c.differences
+    );
+    let sreq = v2.last_request().unwrap();
+    assert_eq!(sreq.header("x-umbra-shadow"), Some("1"));
+    assert_eq!(sreq.header("x-request-id"), Some("rid-1"));
+    let stored = serde_json::to_string(&c).unwrap();
+    assert!(
+        !stored.contains("hunter2"),
+        "secrets never leave redaction: {stored}"
+    );
+
+    // POST is not mirrored by default.
+    let post = http::Request::post(format!("{}/users/1", u.url))
+        .body(Full::new(Bytes::from("{}")))
+        .unwrap();
+    send(post).await;
+    assert_eq!(
+        v2.requests().iter().filter(|r| r.method == "POST").count(),
+        0
+    );
+
+    // A shadow that hangs must not hold the next request on the same connection.
+    v2.set_delay(Duration::from_secs(3));
+    let mut conn = KeepAlive::connect(u.addr).await;
+    let first = conn.get("/users/1").await;
+    let second = conn.get("/users/1").await;
+    assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 200));
+    assert!(
+        u.comparisons.try_recv().is_err(),
+        "both primary answers arrived while the shadow was still busy"
+    );
+}
+
+#[tokio::test]
+async fn shadow_errors_and_overflow_are_counted() {
+    let v1 = Fixture::builder().start().await;
+    let v2 = Fixture::builder()
+        .reset("/reset")
+        .hang("/hang")
+        .garbage("/garbage")
+        .start()
+        .await;
+    let mut u = start(config(&format!(
+        "{}{}[[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\nshadow = {{ service = \"v2\", timeout = \"300ms\", max_in_flight = 1 }}\n",
+        service("v1", &[&v1]),
+        service("v2", &[&v2])
+    )));
+    for p in ["/reset", "/garbage", "/hang"] {
+        assert_eq!(
+            get(format!("{}{p}", u.url)).await.status,
+            200,
+            "primary unaffected by a broken shadow ({p})"
+        );
+        let c = tokio::time::timeout(Duration::from_secs(5), u.comparisons.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.verdict, umbra_diff::Verdict::ShadowError, "{p}");
+        assert!(c.error.is_some());
+    }
+    // One slot: while /hang occupies it, further mirrors are dropped and counted.
+    for _ in 0..5 {
+        assert_eq!(get(format!("{}/hang", u.url)).await.status, 200);
+    }
+    let metrics = u.rt.metrics.encode();
+    assert!(
+        metrics.contains("umbra_shadow_dropped_total{route=\"api\",reason=\"overflow\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bad_reload_keeps_running_config() {
+    let fx = Fixture::builder().start().await;
+    let cfg = format!(
+        "{}[[routes]]\nname = \"all\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n",
+        service("api", &[&fx])
+    );
+    let u = start(config(&cfg));
+    let bad = Config::parse(
+        "[[routes]]\nname = \"x\"\nrule = \"Nope(`/`)\"\nservice = \"api\"\n",
+        "test.toml",
+        &|_| None,
+    );
+    assert!(u.rt.reload(bad).is_err());
+    assert!(u
+        .rt
+        .reload_status()
+        .last_reload_error
+        .unwrap()
+        .contains("test.toml:3:"));
+    assert_eq!(
+        get(format!("{}/x", u.url)).await.status,
+        200,
+        "old config still serves"
+    );
+    // A good reload swaps the routes.
+    let good = config(&format!(
+        "{}[[routes]]\nname = \"only\"\nrule = \"Path(`/only`)\"\nservice = \"api\"\n",
+        service("api", &[&fx])
+    ));
+    u.rt.reload(Ok(good)).unwrap();
+    assert_eq!(get(format!("{}/x", u.url)).await.status, 404);
+    assert_eq!(get(format!("{}/only", u.url)).await.status, 200);
+    assert!(u.rt.reload_status().last_reload_error.is_none());
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = Fixture::builder().upgrade_echo("/ws").start().await;
+    let u = start(config(&format!(
+        "{}[[routes]]\nname = \"all\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n",
+        service("api", &[&fx])
+    )));
+    let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    s.write_all(b"ping-bytes").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"ping-bytes");
+}
+
+#[tokio::test]
+async fn h2c_and_graceful_drain() {
+    let fx = Fixture::builder()
+        .delay("/slow", Duration::from_millis(500))
+        .start()
+        .await;
+    let u = start(config(&format!(
+        "{}[[routes]]\nname = \"all\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n",
+        service("api", &[&fx])
+    )));
+    let mut h2 = KeepAlive::connect_h2c(u.addr).await;
+    let r = h2.get("/hello").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.version, http::Version::HTTP_2);
+
+    // A request in flight when shutdown starts still completes.
+    let url = format!("{}/slow", u.url);
+    let inflight = tokio::spawn(async move { get(url).await });
+    assert_eventually!(fx.hits_for("/slow") == 1, timeout = Duration::from_secs(5));
+    u.shutdown.cancel();
+    assert_eq!(inflight.await.unwrap().status, 200);
+}

@@ -1,0 +1,258 @@
+//! The terminal side of the admin API: `status`, `routes`, `diffs`, `shadow`, `weight`,
+//! `promote`, `rollback`, `healthcheck`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+fn call(
+    base: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let url = format!("{}{}", base.trim_end_matches('/'), path);
+        let mut req = http::Request::builder().method(method).uri(&url);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Full::new(Bytes::from(v.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let req = req
+            .body(body)
+            .with_context(|| format!("bad admin URL `{url}`"))?;
+        let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+            .await
+            .with_context(|| format!("{url}: no answer within 10 s"))?
+            .with_context(|| {
+                format!("cannot reach the admin API at {base} (set --admin or UMBRA_ADMIN_URL)")
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Ok((status, value))
+    })
+}
+
+fn ok(
+    base: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let (status, v) = call(base, token, method, path, body)?;
+    if status >= 400 {
+        let msg = v
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("request failed");
+        bail!("{status}: {msg}");
+    }
+    Ok(v)
+}
+
+pub fn healthcheck(base: &str) -> ExitCode {
+    match call(base, None, "GET", "/health/ready", None) {
+        Ok((200, _)) => ExitCode::SUCCESS,
+        Ok((s, v)) => {
+            eprintln!("not ready ({s}): {v}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("umbra: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn status(base: &str, token: Option<&str>) -> anyhow::Result<()> {
+    let v = ok(base, token, "GET", "/api/status", None)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+pub fn routes(base: &str, token: Option<&str>) -> anyhow::Result<()> {
+    let v = ok(base, token, "GET", "/api/routes", None)?;
+    let items = v
+        .get("routes")
+        .or(Some(&v))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "{:<20} {:<8} {:<16} {:<16} {:<10} RULE",
+        "ROUTE", "SOURCE", "SERVICE", "SHADOW", "CANARY"
+    );
+    for r in items {
+        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+        let shadow = r
+            .pointer("/shadow/service")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        let canary = match (
+            r.pointer("/canary/service").and_then(Value::as_str),
+            r.pointer("/canary/weight"),
+        ) {
+            (Some(svc), Some(w)) => format!("{svc}:{w}%"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<20} {:<8} {:<16} {:<16} {:<10} {}",
+            s("name"),
+            s("source"),
+            s("service"),
+            shadow,
+            canary,
+            s("rule")
+        );
+    }
+    Ok(())
+}
+
+pub fn diffs(base: &str, token: Option<&str>, route: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let v = ok(
+        base,
+        token,
+        "GET",
+        &format!("/api/routes/{route}/diffs"),
+        None,
+    )?;
+    print!("{}", render_diffs(&v, std::io::stdout().is_terminal()));
+    Ok(())
+}
+
+/// The field table, significant rows first; red for significant when `color`.
+pub fn render_diffs(v: &Value, color: bool) -> String {
+    let mut out = String::new();
+    let total = v.get("total").and_then(Value::as_u64).unwrap_or(0);
+    out.push_str(&format!(
+        "route {}: {} comparisons\n",
+        v.get("route").and_then(Value::as_str).unwrap_or("?"),
+        total
+    ));
+    for ep in v
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!(
+            "\n{}  ({} comparisons)\n  {:<36} {:<8} {:>8} {:>8} {:>8}  SIGNIFICANT\n",
+            ep.get("endpoint").and_then(Value::as_str).unwrap_or("?"),
+            ep.get("total").and_then(Value::as_u64).unwrap_or(0),
+            "FIELD",
+            "KIND",
+            "COUNT",
+            "RATE",
+            "NOISE"
+        ));
+        for f in ep
+            .get("fields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let sig = f
+                .get("significant")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let line = format!(
+                "  {:<36} {:<8} {:>8} {:>7.1}% {:>7.1}%  {}",
+                f.get("path").and_then(Value::as_str).unwrap_or(""),
+                f.get("kind").and_then(Value::as_str).unwrap_or(""),
+                f.get("count").and_then(Value::as_u64).unwrap_or(0),
+                f.get("rate").and_then(Value::as_f64).unwrap_or(0.0) * 100.0,
+                f.get("noise_rate").and_then(Value::as_f64).unwrap_or(0.0) * 100.0,
+                if sig { "yes" } else { "no (noise)" }
+            );
+            if color && sig {
+                out.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
+            } else {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+pub fn shadow(
+    base: &str,
+    token: Option<&str>,
+    route: &str,
+    service: &str,
+    percent: f64,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({"service": service, "percent": percent});
+    ok(
+        base,
+        token,
+        "PUT",
+        &format!("/api/routes/{route}/shadow"),
+        Some(body),
+    )?;
+    println!("route {route}: shadowing {percent}% to {service}");
+    Ok(())
+}
+
+pub fn weight(
+    base: &str,
+    token: Option<&str>,
+    route: &str,
+    percent: f64,
+    service: Option<&str>,
+) -> anyhow::Result<()> {
+    let service = match service {
+        Some(s) => s.to_string(),
+        None => {
+            let r = ok(base, token, "GET", &format!("/api/routes/{route}"), None)?;
+            r.pointer("/canary/service")
+                .or_else(|| r.pointer("/shadow/service"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .context("the route has no canary or shadow service; pass --service")?
+        }
+    };
+    let body = serde_json::json!({"service": service, "weight": percent});
+    ok(
+        base,
+        token,
+        "PUT",
+        &format!("/api/routes/{route}/canary"),
+        Some(body),
+    )?;
+    println!("route {route}: {percent}% of traffic to {service}");
+    Ok(())
+}
+
+pub fn post(base: &str, token: Option<&str>, route: &str, action: &str) -> anyhow::Result<()> {
+    ok(
+        base,
+        token,
+        "POST",
+        &format!("/api/routes/{route}/{action}"),
+        None,
+    )?;
+    println!("route {route}: {action} done");
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `umbra demo`: a self-contained tour. Starts demo API v1 (primary), a second v1 (secondary,
+//! for noise) and v2 (candidate) in-process, runs umbra in front of them shadowing v1 → v2 with
+//! an embedded SQLite store, drives traffic with a progress bar, and prints the significant
+//! field differences at the end — which are v2's regressions, not the noise.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use umbra_core::config::Config;
+
+pub fn demo(duration: Duration, rps: u32, stay: bool) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(duration, rps.max(1), stay))
+}
+
+async fn app(version: &str, sd: &CancellationToken) -> anyhow::Result<std::net::SocketAddr> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(crate::demo_app::serve(l, version.to_string(), sd.clone()));
+    Ok(addr)
+}
+
+async fn run(duration: Duration, rps: u32, stay: bool) -> anyhow::Result<()> {
+    let apps = CancellationToken::new();
+    let v1 = app("v1", &apps).await?;
+    let v1b = app("v1", &apps).await?;
+    let v2 = app("v2", &apps).await?;
+    let dir = std::env::temp_dir().join(format!("umbra-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("umbra-demo.db");
+    let admin = if std::net::TcpListener::bind("127.0.0.1:8081").is_ok() {
+        "127.0.0.1:8081"
+    } else {
+        "127.0.0.1:0"
+    };
+    let text = format!(
+        r#"
+[proxy]
+listen = "127.0.0.1:0"
+workers = 1
+[admin]
+listen = "{admin}"
+[store]
+url = "sqlite://{db}"
+keep_same = 0.2
+[log]
+access = false
+level = "warn"
+[services.api-v1]
+servers = ["http://{v1}"]
+health = {{ path = "/health", interval = "1s" }}
+[services.api-v1-copy]
+servers = ["http://{v1b}"]
+[services.api-v2]
+servers = ["http://{v2}"]
+[[routes]]
+name = "api"
+rule = "PathPrefix(`/`)"
+service = "api-v1"
+shadow = {{ service = "api-v2", percent = 100, secondary = "api-v1-copy", secondary_percent = 50 }}
+compare = {{ ignore_headers = ["x-app-version"] }}
+"#,
+        db = db.display()
+    );
+    let config = Config::parse(&text, "<demo>", &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::logging::init(&config.log);
+    let running = crate::run::start(config, None).await?;
+    let proxy = running.proxy_addr;
+    println!("umbra demo");
+    println!("  v1 (primary)   http://{v1}");
+    println!("  v1 (secondary) http://{v1b}   <- a second copy of v1, to learn what is noise");
+    println!("  v2 (candidate) http://{v2}   <- shadowed: gets a copy of every GET");
+    println!("  proxy          http://{proxy}    try: curl http://{proxy}/users/7");
+    println!("  admin UI       http://{}/", running.admin_addr);
+    println!("  store          {}", db.display());
+    println!();
+
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let total = (duration.as_secs_f64() * rps as f64).ceil() as u64;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} requests {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let gap = Duration::from_secs_f64(1.0 / rps as f64);
+    let mut errors = 0u64;
+    let mut inflight = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = start + gap * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let path = match i % 4 {
+            0 | 1 => format!("/users/{}", i % 50),
+            2 => format!("/orders/{}", i % 30),
+            _ => "/products".to_string(),
+        };
+        let c = client.clone();
+        let uri: http::Uri = format!("http://{proxy}{path}").parse()?;
+        inflight.spawn(async move {
+            match c.get(uri).await {
+                Ok(r) => {
+                    let ok = r.status().is_success();
+                    let _ = r.into_body().collect().await;
+                    ok
+                }
+                Err(_) => false,
+            }
+        });
+        while let Some(r) = inflight.try_join_next() {
+            if !matches!(r, Ok(true)) {
+                errors += 1;
+            }
+        }
+        bar.inc(1);
+    }
+    while let Some(r) = inflight.join_next().await {
+        if !matches!(r, Ok(true)) {
+            errors += 1;
+        }
+    }
+    bar.finish_with_message(format!("({errors} client-visible errors)"));
+    // Let the last comparisons reach the store.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    if let Some(store) = &running.store {
+        let stats = store
+            .route_stats("api")
+            .await
+            .context("reading field statistics")?;
+        let route = running.runtime.snapshot();
+        let th = route
+            .route("api")
+            .map(|r| r.spec.compare.thresholds.clone())
+            .unwrap_or_default();
+        println!("\nWhat changed in v2 (significant differences; noise filtered):");
+        let mut any = false;
+        let mut noise_rows = 0;
+        for ep in &stats {
+            for f in &ep.fields {
+                let sig = umbra_diff::is_significant(
+                    f.count,
+                    ep.totals.total,
+                    f.noise_count,
+                    ep.totals.noise_total,
+                    &th,
+                );
+                if sig {
+                    any = true;
+                    println!(
+                        "  {:<22} {:<28} {:<8} {:>5.1}% of requests",
+                        ep.endpoint,
+                        f.path,
+                        f.kind.as_str(),
+                        100.0 * f.count as f64 / ep.totals.total.max(1) as f64
+                    );
+                } else {
+                    noise_rows += 1;
+                }
+            }
+        }
+        if !any {
+            println!("  (none yet — run longer with --duration)");
+        }
+        println!("\n{noise_rows} other differing fields were recognised as noise (the secondary v1 shows them too).");
+        println!(
+            "See them all: umbra diffs api --admin http://{}",
+            running.admin_addr
+        );
+    }
+    if stay {
+        println!(
+            "\nServing the admin UI at http://{}/ — Ctrl-C to stop.",
+            running.admin_addr
+        );
+        crate::run::wait_for_signal().await;
+    }
+    running.stop().await;
+    apps.cancel();
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The built-in demo API used by `umbra demo` and the compose example. `v1` is the released
+//! build; `v2` carries real regressions (a field's type changes on `/users/{id}`, a field
+//! disappears on `/orders/{id}`, a rare 500) and both versions emit noisy fields (timestamps,
+//! request ids, tag order) that umbra must not report as regressions.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::seq::SliceRandom;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn answer(v2: bool, req: &Request<Incoming>) -> (StatusCode, serde_json::Value) {
+    let path = req.uri().path();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut tags = vec!["new", "vip", "beta"];
+    tags.shuffle(&mut rand::thread_rng());
+    match segs.as_slice() {
+        ["health"] => (StatusCode::OK, json!({"status": "ok"})),
+        ["users", id] => match id.parse::<u64>() {
+            Ok(id) => {
+                let balance = (id * 37 % 1000) as f64 / 4.0;
+                (
+                    StatusCode::OK,
+                    json!({
+                        "id": id,
+                        "name": format!("user{id}"),
+                        "email": format!("user{id}@example.com"),
+                        // v2 regression: the balance became a string.
+                        "balance": if v2 { json!(format!("{balance:.2}")) } else { json!(balance) },
+                        "tags": tags,
+                        "meta": {"generated_at": now_ms(), "request_id": format!("{:016x}", rand::random::<u64>())},
+                    }),
+                )
+            }
+            Err(_) => (StatusCode::BAD_REQUEST, json!({"error": "bad id"})),
+        },
+        ["orders", id] => {
+            // v2 regression: a rare 500.
+            if v2 && rand::random::<f64>() < 0.03 {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal"}),
+                );
+            }
+            let id: u64 = id.parse().unwrap_or(0);
+            let mut order = json!({
+                "id": id,
+                "items": [{"sku": "A-1", "qty": 1 + id % 3}, {"sku": "B-2", "qty": 2}],
+                "total": 19.99 + id as f64,
+                "currency": "EUR",
+                "served_at": now_ms(),
+            });
+            if v2 {
+                // v2 regression: the currency field disappeared.
+                if let Some(o) = order.as_object_mut() {
+                    o.remove("currency");
+                }
+            }
+            (StatusCode::OK, order)
+        }
+        ["products"] => (
+            StatusCode::OK,
+            json!({"products": [{"id": 1, "name": "lamp"}, {"id": 2, "name": "desk"}], "cursor": format!("{:x}", rand::random::<u32>())}),
+        ),
+        _ => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
+    }
+}
+
+/// Serves the demo API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    version: String,
+    shutdown: CancellationToken,
+) {
+    let v2 = version == "v2";
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+        };
+        let version = version.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let version = version.clone();
+                async move {
+                    let (status, body) = answer(v2, &req);
+                    let resp = Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .header("x-app-version", version)
+                        .header("date", httpdate())
+                        .body(Full::new(Bytes::from(body.to_string())))
+                        .expect("valid response");
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::select! { _ = conn => {}, _ = sd.cancelled() => {} }
+        });
+    }
+}
+
+fn httpdate() -> String {
+    format!("{}", now_ms() / 1000)
+}
+
+/// `umbra demo-app`: serve one version until SIGTERM/Ctrl-C.
+pub fn serve_blocking(version: &str, listen: &str) -> anyhow::Result<()> {
+    if version != "v1" && version != "v2" {
+        anyhow::bail!("--version must be `v1` or `v2`, not `{version}`");
+    }
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--listen `{listen}` is not IP:PORT"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind(addr).await?;
+        eprintln!("umbra demo-app {version} listening on {}", l.local_addr()?);
+        let sd = CancellationToken::new();
+        let task = tokio::spawn(serve(l, version.to_string(), sd.clone()));
+        crate::run::wait_for_signal().await;
+        sd.cancel();
+        let _ = task.await;
+        Ok(())
+    })
+}

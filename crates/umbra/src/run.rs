@@ -1,0 +1,292 @@
+//! `umbra run` and `umbra check`: wiring the data plane, the store writer, health checks, the
+//! admin API, reloads and signals together.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use umbra_core::config::Config;
+use umbra_core::runtime::RuntimeEvent;
+use umbra_core::shadow::ComparisonSink;
+use umbra_core::telemetry::Metrics;
+use umbra_core::Runtime;
+use umbra_store::{ComparisonStore, NewEvent, StoreWriter, WriterConfig};
+
+pub fn check(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} services, {} routes)",
+                path.display(),
+                c.services.len(),
+                c.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A running umbra: addresses and the handle to stop it.
+pub struct Running {
+    pub proxy_addr: std::net::SocketAddr,
+    pub admin_addr: std::net::SocketAddr,
+    pub runtime: Arc<Runtime>,
+    pub store: Option<Arc<dyn ComparisonStore>>,
+    pub shutdown: CancellationToken,
+    proxy_thread: Option<std::thread::JoinHandle<()>>,
+    writer: Option<umbra_store::WriterHandle>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests, flushes the store.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.proxy_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some(w) = self.writer.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w.join()).await;
+        }
+    }
+}
+
+/// Starts everything for a validated config. `path` (if any) is watched for reloads.
+pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Running> {
+    let shutdown = CancellationToken::new();
+    let store = match umbra_store::open(&config.store.url).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable; serving without storing comparisons");
+            None
+        }
+    };
+    let (sink, rx) = if store.is_some() {
+        let (s, rx) = ComparisonSink::new(config.store.queue);
+        (s, Some(rx))
+    } else {
+        (ComparisonSink::disabled(), None)
+    };
+    let (events_tx, mut events_rx) = mpsc::channel::<RuntimeEvent>(1024);
+    let metrics = Arc::new(Metrics::new());
+    let proxy_listen = config.proxy.listen;
+    let workers = config.proxy.workers;
+    let admin_listen = config.admin.listen;
+    let token = config.admin.token.clone();
+    let keep = config.store.keep;
+    let keep_same = config.store.keep_same;
+    let source = config.source.clone();
+    let runtime = Runtime::new(config, metrics, sink, events_tx);
+
+    let mut writer = None;
+    let store_dropped = Arc::new(AtomicU64::new(0));
+    if let (Some(store), Some(rx)) = (&store, rx) {
+        match store.list_routes().await {
+            Ok(routes) => {
+                let docs = routes
+                    .into_iter()
+                    .map(|r| (r.name, r.kind, r.doc))
+                    .collect();
+                runtime.restore(docs);
+            }
+            Err(e) => tracing::error!(error = %e, "could not load runtime routes from the store"),
+        }
+        let w = StoreWriter::spawn(
+            store.clone(),
+            rx,
+            WriterConfig {
+                keep_same,
+                ..Default::default()
+            },
+            shutdown.clone(),
+        );
+        writer = Some(w);
+        umbra_store::spawn_retention(
+            store.clone(),
+            keep,
+            Duration::from_secs(600),
+            shutdown.clone(),
+        );
+    }
+    if let Some(w) = &writer {
+        let counter = w.dropped_counter();
+        let mirror = store_dropped.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                mirror.store(
+                    counter.load(std::sync::atomic::Ordering::Relaxed),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tokio::select! { _ = sd.cancelled() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
+            }
+        });
+    }
+
+    // Audit log: runtime events go to the store.
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events_rx.recv().await {
+                if let Some(store) = &store {
+                    let e = NewEvent {
+                        kind: ev.kind,
+                        route: ev.route,
+                        source: ev.source.clone(),
+                        actor: Some(ev.source),
+                        detail: ev.detail,
+                    };
+                    if let Err(err) = store.append_event(&e).await {
+                        tracing::warn!(error = %err, "could not store an audit event");
+                    }
+                }
+            }
+        });
+    }
+
+    tokio::spawn(umbra_core::health::run(runtime.clone(), shutdown.clone()));
+    if let Some(path) = path {
+        spawn_reloader(runtime.clone(), path, shutdown.clone());
+    }
+
+    let listeners = umbra_core::proxy::bind(proxy_listen, workers)
+        .with_context(|| format!("cannot listen on {proxy_listen} (proxy.listen)"))?;
+    let proxy_addr = listeners[0].local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let state = umbra_admin::AdminState {
+        runtime: runtime.clone(),
+        store: store.clone(),
+        token,
+        version: env!("CARGO_PKG_VERSION"),
+        config_source: source,
+        store_dropped,
+    };
+    tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
+    let proxy_thread = {
+        let rt = runtime.clone();
+        let sd = shutdown.clone();
+        std::thread::Builder::new()
+            .name("umbra-proxy".into())
+            .spawn(move || umbra_core::proxy::serve(listeners, rt, sd))?
+    };
+    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "umbra is running");
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        runtime,
+        store,
+        shutdown,
+        proxy_thread: Some(proxy_thread),
+        writer,
+    })
+}
+
+/// Reloads on SIGHUP and when the file changes (debounced).
+fn spawn_reloader(rt: Arc<Runtime>, path: PathBuf, shutdown: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel::<()>(16);
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let _ = tx.try_send(());
+            }
+        });
+    }
+    // Watch the directory: editors replace files, which a watch on the file itself misses.
+    let watch_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let file_name = path.file_name().map(|f| f.to_os_string());
+    let watcher = {
+        use notify::Watcher;
+        let tx = tx.clone();
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                if ev.kind.is_access() {
+                    return;
+                }
+                if ev
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().map(|f| f.to_os_string()) == file_name)
+                {
+                    let _ = tx.try_send(());
+                }
+            }
+        });
+        if let Ok(w) = &mut w {
+            if let Err(e) = w.watch(&watch_dir, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+            }
+        }
+        w.ok()
+    };
+    tokio::spawn(async move {
+        let _keep = watcher;
+        let mut last: Option<String> = std::fs::read_to_string(&path).ok();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = rx.recv() => if got.is_none() { return },
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+            let text = std::fs::read_to_string(&path).ok();
+            if text.is_some() && text == last {
+                // Touched but unchanged (or our own SIGHUP with no edit): reload anyway on HUP is
+                // harmless, but file events for unchanged content are skipped.
+            }
+            last = text;
+            let _ = rt.reload(Config::load(&path));
+        }
+    });
+}
+
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    crate::logging::init(&config.log);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("umbra-control")
+        .build()?;
+    rt.block_on(async {
+        let running = start(config, Some(path.to_path_buf())).await?;
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        running.stop().await;
+        tracing::info!("bye");
+        Ok(())
+    })
+}
+
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
