@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Turn the raw outputs of bench/run.sh (a results dir) into markdown tables on stdout."""
+import os
+import re
+import statistics
+import sys
+
+D = sys.argv[1]
+UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(name):
+    path = os.path.join(D, f"wrk_{name}.txt")
+    if not os.path.exists(path):
+        return None
+    text = open(path).read()
+    r = {"rps": None, "p50": None, "p99": None, "non2xx": 0, "sock": "0/0/0/0", "reqs": None}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        r["rps"] = float(m.group(1))
+    for pct, key in (("50", "p50"), ("99", "p99")):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        if m:
+            r[key] = float(m.group(1)) * UNIT[m.group(2)]
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if m:
+        r["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        r["sock"] = "/".join(m.groups())
+    m = re.search(r"(\d+) requests in", text)
+    if m:
+        r["reqs"] = int(m.group(1))
+    return r
+
+
+def curl2(name):
+    path = os.path.join(D, f"curl2_{name}.txt")
+    if not os.path.exists(path):
+        return None
+    seconds = []
+    for line in open(path):
+        parts = line.split()
+        if len(parts) == 2:
+            seconds.append(float(parts[1]) * 1000)
+    return statistics.median(seconds) if seconds else None
+
+
+def kv(fname):
+    out = {}
+    p = os.path.join(D, fname)
+    if os.path.exists(p):
+        for line in open(p):
+            for tok in line.split():
+                if "=" in tok:
+                    k, v = tok.split("=", 1)
+                    out[k] = v
+    return out
+
+
+def f(x, nd=2):
+    return "n/a" if x is None else f"{x:,.{nd}f}"
+
+
+def ratio(a, b, nd=3):
+    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.{nd}f}"
+
+
+ROWS = [
+    ("direct", "direct → nginx fast upstream :18000"),
+    ("nginx", "nginx proxy :18090 (no mirror)"),
+    ("umbra", "umbra :18080 (no shadow)"),
+    ("umbra_shadow_slow", "umbra, 100 % shadow → 200 ms slow"),
+    ("nginx_mirror_slow", "nginx `mirror`, 100 % → 200 ms slow"),
+    ("umbra_shadow_fast", "umbra, 100 % shadow → fast nginx (compare + SQLite)"),
+    ("nginx_mirror_fast", "nginx `mirror`, 100 % → fast nginx"),
+]
+W = {k: parse_wrk(k) for k, _ in ROWS}
+C = {k: curl2(k) for k, _ in ROWS}
+
+print("| scenario | req/s | p50 ms | p99 ms | requests | non-2xx/3xx | socket errors c/r/w/t | 2nd req on one keep-alive conn, ms (median of 5) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for k, label in ROWS:
+    w = W[k]
+    if w is None:
+        print(f"| {label} | (not run) | | | | | | |")
+        continue
+    print(f"| {label} | {f(w['rps'], 0)} | {f(w['p50'], 3)} | {f(w['p99'], 3)} | {w['reqs'] or 'n/a'} | {w['non2xx']} | {w['sock']} | {f(C[k], 1)} |")
+
+
+def g(k, field):
+    return W[k][field] if W.get(k) else None
+
+
+print()
+print("| ratio | value |")
+print("|---|---:|")
+print(f"| umbra / nginx req/s (no shadow) | {ratio(g('umbra', 'rps'), g('nginx', 'rps'))} |")
+dp = g("direct", "p99")
+up, np_ = g("umbra", "p99"), g("nginx", "p99")
+add_u = None if up is None or dp is None else up - dp
+add_n = None if np_ is None or dp is None else np_ - dp
+print(f"| p99 added over direct: umbra vs nginx (ms) | {f(add_u, 3)} vs {f(add_n, 3)} |")
+for kind in ("slow", "fast"):
+    print(f"| umbra shadow→{kind}: req/s vs umbra no-shadow | {ratio(g(f'umbra_shadow_{kind}', 'rps'), g('umbra', 'rps'))} |")
+    print(f"| umbra shadow→{kind}: p99 vs umbra no-shadow | {ratio(g(f'umbra_shadow_{kind}', 'p99'), g('umbra', 'p99'), 2)} |")
+    print(f"| nginx mirror→{kind}: req/s vs nginx no-mirror | {ratio(g(f'nginx_mirror_{kind}', 'rps'), g('nginx', 'rps'))} |")
+    print(f"| nginx mirror→{kind}: p99 vs nginx no-mirror | {ratio(g(f'nginx_mirror_{kind}', 'p99'), g('nginx', 'p99'), 2)} |")
+    print(f"| umbra shadow→{kind} req/s / nginx mirror→{kind} req/s | {ratio(g(f'umbra_shadow_{kind}', 'rps'), g(f'nginx_mirror_{kind}', 'rps'))} |")
+
+s = kv("store.txt")
+if s:
+    print(f"| fast-shadow run: comparisons counted in SQLite endpoint_stats (same/different/shadow_error) / requests in that wrk run (+2 s warm-up, not counted) | {s.get('stats_total', 'n/a')} ({s.get('stats_same', '?')}/{s.get('stats_different', '?')}/{s.get('stats_shadow_error', '?')}) / {g('umbra_shadow_fast', 'reqs') or 'n/a'} |")
+    print(f"| fast-shadow run: rows kept in SQLite `comparisons` (store.keep_same default samples identical ones) | {s.get('comparisons', 'n/a')} |")
+
+m = kv("mem.txt")
+print()
+print("| umbra memory (VmRSS) | value |")
+print("|---|---:|")
+def mb(x):
+    try:
+        return f"{int(x) / 1024:.1f} MiB"
+    except (TypeError, ValueError):
+        return "n/a"
+print(f"| idle, right after start | {mb(m.get('idle_kb'))} |")
+print(f"| holding 1,000 keep-alive client connections (peak while held) | {mb(m.get('rss_kb'))} (opened={m.get('opened', '?')}, 200s={m.get('ok', '?')}, failed={m.get('failed', '?')}) |")
+print(f"| after all no-shadow wrk runs | {mb(m.get('after_wrk_kb'))} |")

@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# umbra benchmark harness: one command, `bash bench/run.sh`, from anywhere.
+# Builds umbra (release), starts nginx upstreams/peers, a Python 200 ms slow upstream and umbra on
+# 127.0.0.1 only, runs wrk against each, prints a table and appends it to bench/RESULTS.md.
+# Everything it starts is killed on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/bench"
+WORK=/tmp/umbra-bench
+OUT="$WORK/results"
+UMBRA="${CARGO_TARGET_DIR:-$ROOT/target}/release/umbra"
+DURATION="${BENCH_DURATION:-10s}"
+WRK_ARGS=(-t2 -c32 -d"$DURATION" --latency)
+CMDLINE="bash bench/run.sh${BENCH_DURATION:+ (BENCH_DURATION=$BENCH_DURATION)}"
+
+P_FAST=18000 P_SHADOW_FAST=18001 P_SLOW=18002 P_UMBRA=18080 P_ADMIN=18081 P_NGINX=18090
+
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]:-}"; do
+    [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null || true
+  done
+  sleep 0.5
+  for pid in "${PIDS[@]:-}"; do
+    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+for t in nginx wrk curl python3 sqlite3; do command -v "$t" >/dev/null || die "$t not installed"; done
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# ---------------------------------------------------------------- build
+cd "$ROOT"
+log "cargo build --release -p umbra"
+for attempt in 1 2 3 4 5; do
+  if cargo build --release -p umbra; then break; fi
+  [[ $attempt == 5 ]] && die "release build failed 5 times"
+  log "build failed (attempt $attempt); retrying in 60 s"
+  sleep 60
+done
+[[ -x "$UMBRA" ]] || die "no binary at $UMBRA"
+
+rm -rf "$WORK"
+mkdir -p "$WORK" "$OUT"
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $P_FAST $P_SHADOW_FAST $P_SLOW $P_UMBRA $P_ADMIN $P_NGINX; do
+  port_busy "$p" && die "port $p already in use on 127.0.0.1"
+done
+
+# wait_http PORT: until GET / answers (10 s max)
+wait_http() {
+  local i
+  for i in $(seq 1 100); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0
+    sleep 0.1
+  done
+  die "nothing answering on :$1"
+}
+
+# stop PID: TERM, wait up to 10 s, then KILL
+stop() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- nginx configs
+nginx_common() {  # $1 = prefix dir
+  cat <<CONF
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 8192; }
+CONF
+}
+nginx_http_common() {  # $1 = prefix dir
+  cat <<CONF
+  access_log off;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  client_body_temp_path $1/tmp_body;
+  proxy_temp_path $1/tmp_proxy;
+  fastcgi_temp_path $1/tmp_fcgi;
+  uwsgi_temp_path $1/tmp_uwsgi;
+  scgi_temp_path $1/tmp_scgi;
+CONF
+}
+
+# start_fast_upstream NAME PORT -> echoes pid
+start_fast_upstream() {
+  local dir="$WORK/$1"
+  mkdir -p "$dir"
+  { nginx_common "$dir"
+    echo "worker_processes 1;"
+    echo "http {"
+    nginx_http_common "$dir"
+    cat <<CONF
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      default_type application/json;
+      return 200 '{"ok":true,"items":[1,2,3]}';
+    }
+  }
+}
+CONF
+  } >"$dir/nginx.conf"
+  nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  echo $!
+}
+
+# start_nginx_peer MIRROR(none|slow|fast) -> echoes pid
+start_nginx_peer() {
+  local dir="$WORK/nginx-peer-$1" mirror_line="" mirror_port=$P_SLOW
+  mkdir -p "$dir"
+  case $1 in
+    none) ;;
+    slow) mirror_line="mirror /m;"; mirror_port=$P_SLOW ;;
+    fast) mirror_line="mirror /m;"; mirror_port=$P_SHADOW_FAST ;;
+  esac
+  { nginx_common "$dir"
+    echo "worker_processes 2;"
+    echo "http {"
+    nginx_http_common "$dir"
+    cat <<CONF
+  upstream fast { server 127.0.0.1:$P_FAST; keepalive 64; keepalive_requests 1000000; }
+  upstream shadow { server 127.0.0.1:$mirror_port; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / {
+      $mirror_line
+      proxy_pass http://fast;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /m {
+      internal;
+      proxy_pass http://shadow\$request_uri;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+  } >"$dir/nginx.conf"
+  nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || die "bad nginx peer config ($1)"
+  nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  echo $!
+}
+
+# start_umbra SHADOW(none|slow|fast) -> echoes pid
+start_umbra() {
+  local dir="$WORK/umbra-$1" shadow_port=$P_SLOW
+  mkdir -p "$dir"
+  rm -f "$WORK"/umbra.db*
+  [[ $1 == fast ]] && shadow_port=$P_SHADOW_FAST
+  cat >"$dir/umbra.toml" <<CONF
+[proxy]
+listen = "127.0.0.1:$P_UMBRA"
+workers = 2
+[admin]
+listen = "127.0.0.1:$P_ADMIN"
+[store]
+url = "sqlite://$WORK/umbra.db"
+[log]
+access = false
+level = "warn"
+[services.api]
+servers = ["http://127.0.0.1:$P_FAST"]
+[services.shadow]
+servers = ["http://127.0.0.1:$shadow_port"]
+[[routes]]
+name = "api"
+rule = "PathPrefix(\`/\`)"
+service = "api"
+CONF
+  if [[ $1 != none ]]; then
+    echo 'shadow = { service = "shadow", percent = 100, timeout = "5s", max_in_flight = 256 }' >>"$dir/umbra.toml"
+  fi
+  "$UMBRA" check -c "$dir/umbra.toml" >&2 || die "umbra check failed for $dir/umbra.toml"
+  "$UMBRA" run -c "$dir/umbra.toml" >"$dir/umbra.log" 2>&1 &
+  echo $!
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# second_req NAME PORT: 5 x (two GETs on one curl = one keep-alive connection) -> "t1 t2" lines
+second_req() {
+  local i
+  : >"$OUT/curl2_$1.txt"
+  for i in 1 2 3 4 5; do
+    curl -s --max-time 5 -o /dev/null -o /dev/null -w '%{time_total}\n' \
+      "http://127.0.0.1:$2/" "http://127.0.0.1:$2/" | paste -sd' ' >>"$OUT/curl2_$1.txt" || true
+    sleep 0.3
+  done
+}
+
+# bench NAME PORT: 2 s warm-up, then the measured wrk run
+bench() {
+  log "wrk $1 (:$2)"
+  timeout 20 wrk -t2 -c32 -d2s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true
+  timeout 60 wrk "${WRK_ARGS[@]}" "http://127.0.0.1:$2/" >"$OUT/wrk_$1.txt" 2>&1 || log "wrk $1 exited non-zero"
+  grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/wrk_$1.txt" | sed 's/^/    /' >&2 || true
+}
+
+# ---------------------------------------------------------------- upstreams
+log "starting upstreams"
+pid=$(start_fast_upstream upstream-fast $P_FAST); PIDS+=("$pid")
+pid=$(start_fast_upstream upstream-shadow-fast $P_SHADOW_FAST); PIDS+=("$pid")
+python3 "$BENCH/slow_upstream.py" $P_SLOW 200 >"$WORK/slow_upstream.log" 2>&1 &
+PIDS+=("$!")
+wait_http $P_FAST; wait_http $P_SHADOW_FAST; wait_http $P_SLOW
+
+# ---------------------------------------------------------------- baselines
+second_req direct $P_FAST
+bench direct $P_FAST
+
+NGINX_PID=$(start_nginx_peer none); PIDS+=("$NGINX_PID")
+wait_http $P_NGINX
+second_req nginx $P_NGINX
+bench nginx $P_NGINX
+stop "$NGINX_PID"
+
+UMBRA_PID=$(start_umbra none); PIDS+=("$UMBRA_PID")
+wait_http $P_UMBRA
+sleep 1
+IDLE_KB=$(rss_kb "$UMBRA_PID")
+log "umbra idle RSS ${IDLE_KB} kB; holding 1000 keep-alive connections"
+HOLD=$(timeout 60 python3 "$BENCH/hold_conns.py" 127.0.0.1 $P_UMBRA "$UMBRA_PID" 1000 5 || echo "opened=0 ok=0 failed=1000 rss_kb=0")
+log "  $HOLD"
+sleep 1
+second_req umbra $P_UMBRA
+bench umbra $P_UMBRA
+AFTER_KB=$(rss_kb "$UMBRA_PID")
+echo "idle_kb=$IDLE_KB $HOLD after_wrk_kb=$AFTER_KB" >"$OUT/mem.txt"
+stop "$UMBRA_PID"
+
+# ---------------------------------------------------------------- shadow / mirror scenarios
+for kind in slow fast; do
+  UMBRA_PID=$(start_umbra "$kind"); PIDS+=("$UMBRA_PID")
+  wait_http $P_UMBRA
+  sleep 1
+  second_req "umbra_shadow_$kind" $P_UMBRA
+  bench "umbra_shadow_$kind" $P_UMBRA
+  sleep 2                # let queued shadows and store writes drain
+  stop "$UMBRA_PID"      # graceful stop flushes the store
+  if [[ $kind == fast ]]; then
+    sqlite3 "$WORK/umbra.db" \
+      "SELECT 'comparisons=' || (SELECT count(*) FROM comparisons) ||
+              ' stats_total=' || IFNULL((SELECT sum(total) FROM endpoint_stats),0) ||
+              ' stats_same=' || IFNULL((SELECT sum(same) FROM endpoint_stats),0) ||
+              ' stats_different=' || IFNULL((SELECT sum(different) FROM endpoint_stats),0) ||
+              ' stats_shadow_error=' || IFNULL((SELECT sum(shadow_error) FROM endpoint_stats),0);" \
+      >"$OUT/store.txt" 2>&1 || echo "comparisons=error" >"$OUT/store.txt"
+    log "  store: $(cat "$OUT/store.txt")"
+  fi
+  grep -iE 'error|warn|panic' "$WORK/umbra-$kind/umbra.log" | head -5 | sed 's/^/    umbra log: /' >&2 || true
+
+  NGINX_PID=$(start_nginx_peer "$kind"); PIDS+=("$NGINX_PID")
+  wait_http $P_NGINX
+  second_req "nginx_mirror_$kind" $P_NGINX
+  bench "nginx_mirror_$kind" $P_NGINX
+  stop "$NGINX_PID"
+done
+
+# ---------------------------------------------------------------- report
+TABLE=$(python3 "$BENCH/report.py" "$OUT")
+{
+  echo
+  echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
+  echo
+  echo "Command: \`$CMDLINE\` (wrk \`${WRK_ARGS[*]}\`, each after a 2 s warm-up; $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //'), umbra workers = 2, nginx peer 2 workers, upstream nginx 1 worker; everything incl. wrk on one host)"
+  echo
+  echo "$TABLE"
+} >"$WORK/section.md"
+[[ -f "$BENCH/RESULTS.md" ]] || printf '# umbra benchmark results\n\nAppended by `bash bench/run.sh`; raw wrk outputs of the latest run are in /tmp/umbra-bench/results.\n' >"$BENCH/RESULTS.md"
+cat "$WORK/section.md" >>"$BENCH/RESULTS.md"
+cat "$WORK/section.md"
+log "raw outputs in $OUT; appended to bench/RESULTS.md"

@@ -1,0 +1,158 @@
+//! The `umbra` binary end to end: `check` exit codes, `run` with reload and SIGTERM, `demo`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
+
+fn umbra() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_umbra"))
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("umbra-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn check_reports_errors_with_positions() {
+    let dir = tempdir("check");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[services.api]\nservers = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n").unwrap();
+    let out = umbra().args(["check", "-c"]).arg(&good).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[services.api]\nservers = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"apii\"\n").unwrap();
+    let out = umbra().args(["check", "-c"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:6:11: routes[0].service: unknown service `apii`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn run_serves_reloads_and_stops_cleanly() {
+    let fx = Fixture::builder()
+        .name("v1")
+        .health("/health")
+        .start()
+        .await;
+    let dir = tempdir("run");
+    let (proxy, admin) = (free_addr(), free_addr());
+    let cfg = dir.join("umbra.toml");
+    let write = |route_path: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[proxy]\nlisten = \"{proxy}\"\nworkers = 1\n[admin]\nlisten = \"{admin}\"\n[store]\nurl = \"sqlite://{}\"\n[log]\naccess = false\n\
+                 [services.api]\nservers = [\"{}\"]\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`{route_path}`)\"\nservice = \"api\"\n",
+                dir.join("u.db").display(),
+                fx.url()
+            ),
+        )
+        .unwrap()
+    };
+    write("/one");
+    let mut child = umbra()
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin_url = format!("http://{admin}");
+    assert_eventually!(
+        umbra_testkit::try_get(format!("{admin_url}/health/ready"))
+            .await
+            .is_ok_and(|r| r.status == 200),
+        timeout = Duration::from_secs(20)
+    );
+    assert_eq!(get(format!("http://{proxy}/one")).await.status, 200);
+    assert_eq!(get(format!("http://{proxy}/two")).await.status, 404);
+
+    // Editing the file reloads it; a broken edit keeps the running config.
+    write("/two");
+    assert_eventually!(
+        get(format!("http://{proxy}/two")).await.status == 200,
+        timeout = Duration::from_secs(10)
+    );
+    let mut f = std::fs::OpenOptions::new().append(true).open(&cfg).unwrap();
+    writeln!(f, "bogus_key = 1").unwrap();
+    drop(f);
+    assert_eventually!(
+        get(format!("{admin_url}/api/status")).await.json()["last_reload_error"].is_string(),
+        timeout = Duration::from_secs(10)
+    );
+    assert_eq!(get(format!("http://{proxy}/two")).await.status, 200);
+
+    // `umbra healthcheck` against the admin listener.
+    let hc = umbra()
+        .args(["healthcheck", "--admin", &admin_url])
+        .output()
+        .unwrap();
+    assert!(hc.status.success());
+
+    // SIGTERM: exit 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn demo_finds_the_regression_not_the_noise() {
+    let out = umbra()
+        .args(["demo", "--duration", "8s", "--rps", "100"])
+        .env("UMBRA_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = text
+        .split("What changed in v2")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no summary: {text}"));
+    let summary = summary.split("other differing fields").next().unwrap();
+    assert!(
+        summary.contains("GET /users/{id}") && summary.contains("/balance"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("GET /orders/{id}") && summary.contains("/currency"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("status"),
+        "the rare 500 shows as a status difference: {summary}"
+    );
+    // Noisy fields change value on every request in both versions: never significant. (They
+    // may appear as `removed` in the body of v2's rare 500, which is a real difference.)
+    for line in summary.lines().filter(|l| l.contains(" changed ")) {
+        for noise in ["generated_at", "request_id", "/tags", "served_at", "cursor"] {
+            assert!(
+                !line.contains(noise),
+                "noise `{noise}` reported as a regression:\n{summary}"
+            );
+        }
+    }
+}
