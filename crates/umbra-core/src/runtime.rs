@@ -80,9 +80,9 @@ impl RouteOverride {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Persist {
     /// A route made through the API, as a whole.
-    ApiRoute(RawRoute, Option<String>),
+    ApiRoute(Box<RawRoute>, Option<String>),
     /// An override of a file- or docker-defined route.
-    Override(String, RouteOverride),
+    Override(String, Box<RouteOverride>),
     /// Nothing stored for this name any more.
     Delete(String),
 }
@@ -160,6 +160,9 @@ pub struct RuntimeEvent {
     pub detail: serde_json::Value,
 }
 
+/// Live state of a route kept across snapshots: its counters and its shadow slots.
+type RouteState = (Arc<RouteStats>, Arc<Semaphore>);
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,7 +173,7 @@ pub struct Runtime {
     snapshot: ArcSwap<Snapshot>,
     inputs: Mutex<Inputs>,
     registry: ServerRegistry,
-    route_state: Mutex<HashMap<String, (Arc<RouteStats>, Arc<Semaphore>)>>,
+    route_state: Mutex<HashMap<String, RouteState>>,
     generation: AtomicU64,
     status: Mutex<ReloadStatus>,
     events: mpsc::Sender<RuntimeEvent>,
@@ -392,7 +395,7 @@ impl Runtime {
             actor,
             serde_json::to_value(&raw).unwrap_or_default(),
         );
-        Ok(Persist::ApiRoute(raw, None))
+        Ok(Persist::ApiRoute(Box::new(raw), None))
     }
 
     pub fn delete_route(&self, name: &str, actor: &str) -> Result<Persist, ControlError> {
@@ -431,7 +434,7 @@ impl Runtime {
                 Persist::Delete(name.to_string())
             } else {
                 inputs.overrides.insert(name.to_string(), ov.clone());
-                Persist::Override(name.to_string(), ov)
+                Persist::Override(name.to_string(), Box::new(ov))
             }
         } else if let Some((raw, prev)) = inputs.api_routes.get(name).cloned() {
             let mut ov = RouteOverride {
@@ -445,7 +448,7 @@ impl Runtime {
                 name.to_string(),
                 (updated.clone(), ov.previous_service.clone()),
             );
-            Persist::ApiRoute(updated, ov.previous_service)
+            Persist::ApiRoute(Box::new(updated), ov.previous_service)
         } else {
             return Err(ControlError::NotFound(name.to_string()));
         };
@@ -574,7 +577,7 @@ impl Runtime {
         self.snapshot.store(Arc::new(snap));
     }
 
-    fn route_state(&self, name: &str, slots: usize) -> (Arc<RouteStats>, Arc<Semaphore>) {
+    fn route_state(&self, name: &str, slots: usize) -> RouteState {
         let mut map = self.route_state.lock().expect("route state lock");
         let entry = map
             .entry(name.to_string())

@@ -103,7 +103,7 @@ impl NoiseModels {
         let mut models = self.models.lock().expect("noise lock");
         let model = models
             .entry(route.to_string())
-            .or_insert_with(|| umbra_diff::NoiseModel::new(thresholds.clone(), Default::default()));
+            .or_insert_with(|| umbra_diff::NoiseModel::new(*thresholds, Default::default()));
         model.observe(endpoint, candidate, noise);
         model.verdict(endpoint, candidate)
     }

@@ -142,7 +142,7 @@ compare = {{ ignore_headers = ["x-app-version"] }}
         let route = running.runtime.snapshot();
         let th = route
             .route("api")
-            .map(|r| r.spec.compare.thresholds.clone())
+            .map(|r| r.spec.compare.thresholds)
             .unwrap_or_default();
         println!("\nWhat changed in v2 (significant differences; noise filtered):");
         let mut any = false;
