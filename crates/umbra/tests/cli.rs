@@ -156,3 +156,108 @@ fn demo_finds_the_regression_not_the_noise() {
         }
     }
 }
+
+#[tokio::test]
+async fn runtime_changes_and_comparisons_survive_a_restart() {
+    let v1 = Fixture::builder()
+        .name("v1")
+        .json("/users/1", serde_json::json!({"id": 1, "n": 1}))
+        .start()
+        .await;
+    let v2 = Fixture::builder()
+        .name("v2")
+        .json("/users/1", serde_json::json!({"id": 1, "n": 2}))
+        .start()
+        .await;
+    let dir = tempdir("restart");
+    let (proxy, admin) = (free_addr(), free_addr());
+    let cfg = dir.join("umbra.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[proxy]\nlisten = \"{proxy}\"\nworkers = 1\n[admin]\nlisten = \"{admin}\"\n[store]\nurl = \"sqlite://{}\"\n[log]\naccess = false\n\
+             [services.v1]\nservers = [\"{}\"]\n[services.v2]\nservers = [\"{}\"]\n\
+             [[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\n",
+            dir.join("u.db").display(),
+            v1.url(),
+            v2.url()
+        ),
+    )
+    .unwrap();
+    let admin_url = format!("http://{admin}");
+    let start = || async {
+        let child = umbra()
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert_eventually!(
+            umbra_testkit::try_get(format!("{admin_url}/health/ready"))
+                .await
+                .is_ok_and(|r| r.status == 200),
+            timeout = Duration::from_secs(20)
+        );
+        child
+    };
+    let stop = |mut child: std::process::Child| async move {
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    let child = start().await;
+    // Start shadowing from the CLI, as a user would.
+    let out = umbra()
+        .args([
+            "shadow",
+            "api",
+            "v2",
+            "--percent",
+            "100",
+            "--admin",
+            &admin_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(format!("http://{proxy}/users/1")).await.json()["n"], 1);
+    assert_eventually!(
+        get(format!("{admin_url}/api/comparisons?route=api"))
+            .await
+            .json()["items"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1),
+        timeout = Duration::from_secs(10)
+    );
+    stop(child).await;
+
+    let child = start().await;
+    let route = get(format!("{admin_url}/api/routes/api")).await.json();
+    assert_eq!(route["shadow"]["service"], "v2", "{route}");
+    assert_eq!(route["overridden"], true, "{route}");
+    let items = get(format!("{admin_url}/api/comparisons?route=api"))
+        .await
+        .json();
+    assert_eq!(items["items"].as_array().unwrap().len(), 1, "{items}");
+    assert_eq!(items["items"][0]["verdict"], "different");
+    let events = get(format!("{admin_url}/api/events")).await.json();
+    assert!(events.to_string().contains("shadow.start"), "{events}");
+    // And the CLI diff table shows the changed field.
+    let out = umbra()
+        .args(["diffs", "api", "--admin", &admin_url])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("/n") && table.contains("changed"), "{table}");
+    stop(child).await;
+}
