@@ -118,15 +118,16 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         );
     }
     if let Some(w) = &writer {
+        // `umbra_store_dropped_total` counts both the queue overflowing (sink) and batches the
+        // writer could not store.
         let counter = w.dropped_counter();
         let mirror = store_dropped.clone();
         let sd = shutdown.clone();
+        let rt = runtime.clone();
         tokio::spawn(async move {
             loop {
-                mirror.store(
-                    counter.load(std::sync::atomic::Ordering::Relaxed),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                let total = counter.load(std::sync::atomic::Ordering::Relaxed) + rt.sink.dropped();
+                mirror.store(total, std::sync::atomic::Ordering::Relaxed);
                 tokio::select! { _ = sd.cancelled() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
             }
         });
