@@ -1,4 +1,5 @@
-//! Bearer-token check for `/api/*`, `/` and `/metrics` when a token is configured.
+//! Token check for `/api/*`, `/`, `/ui/*` pages and `/metrics` when a token is configured:
+//! `Authorization: Bearer <token>`, or the UI's `umbra_token` cookie (see [`authorized_request`]).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -35,8 +36,52 @@ pub fn authorized(token: Option<&str>, headers: &http::HeaderMap) -> bool {
     constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
+/// The `umbra_token` cookie's value, if the request carries one.
+pub fn cookie_token(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == crate::ui::TOKEN_COOKIE).then(|| crate::ui::dec(v))
+        })
+}
+
+/// Whether a request may pass: the bearer header, or the UI's token cookie, accepted for
+/// `GET`/`HEAD` pages and, on `/api/*` and `/metrics`, only with `X-Umbra-CSRF: 1` (a custom
+/// header that a cross-site form cannot send).
+pub fn authorized_request(
+    token: Option<&str>,
+    method: &http::Method,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> bool {
+    if authorized(token, headers) {
+        return true;
+    }
+    let (Some(expected), Some(given)) = (token, cookie_token(headers)) else {
+        return false;
+    };
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return false;
+    }
+    let api = path.starts_with("/api/") || path == "/api" || path == "/metrics";
+    if api {
+        headers.get("x-umbra-csrf").and_then(|v| v.to_str().ok()) == Some("1")
+    } else {
+        method == http::Method::GET || method == http::Method::HEAD
+    }
+}
+
 pub async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
-    if authorized(state.token.as_deref(), req.headers()) {
+    if authorized_request(
+        state.token.as_deref(),
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+    ) {
         next.run(req).await
     } else {
         let mut resp = ApiError::unauthorized().into_response();

@@ -20,7 +20,7 @@
 //! | `GET /api/comparisons/{id}` | one whole comparison |
 //! | `GET /api/services` | services, their servers and health state |
 //! | `GET /api/events?limit=&before=` | the audit log, newest first, `{"items", "next"}` |
-//! | `GET /` | HTML overview of the routes |
+//! | `GET /`, `GET /ui/*` | the web UI (see [`ui`]) |
 //!
 //! Route changes answer `{"route": <route or null>, "persisted": bool}`: the change is in force
 //! at once; `persisted` is false when the store failed (logged) or there is none, and then the
@@ -29,7 +29,9 @@
 //!
 //! Auth: when a token is configured, `/api/*`, `/` and `/metrics` need
 //! `Authorization: Bearer <token>` (compared in constant time), else 401. The `/health*`
-//! endpoints never need it (container health checks).
+//! endpoints never need it (container health checks). The web UI signs in at `/ui/login`,
+//! which sets an `umbra_token` cookie (HttpOnly, SameSite=Strict); the cookie is accepted for
+//! `GET` pages, and for the API only with the header `X-Umbra-CSRF: 1` (see [`auth`]).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -66,7 +68,11 @@ pub struct AdminState {
 /// The admin API.
 pub fn router(state: AdminState) -> Router {
     let protected = Router::new()
-        .route("/", get(ui::index))
+        .route("/", get(ui::overview))
+        .route("/ui/routes/{name}", get(ui::route::page_handler))
+        .route("/ui/comparisons", get(ui::comparisons::list))
+        .route("/ui/comparisons/{id}", get(ui::comparisons::detail))
+        .route("/ui/events", get(ui::comparisons::events))
         .route("/metrics", get(health::metrics))
         .route("/api/status", get(routes::status))
         .route("/api/routes", get(routes::list))
@@ -98,6 +104,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/ui/app.css", get(ui::app_css))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/login", get(ui::login_page).post(ui::login))
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,0 +1,212 @@
+//! `GET /ui/routes/{name}`: field differences, latency chart and the route's controls.
+
+use std::fmt::Write;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::Value;
+
+use super::{enc, error_page, esc, page, pct, Nav};
+use crate::AdminState;
+
+/// Primary vs shadow p50/p90/p99 (µs) as a small horizontal bar chart.
+pub fn latency_svg(primary: &Value, shadow: &Value) -> String {
+    let keys = ["p50", "p90", "p99"];
+    let val = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let max = keys
+        .iter()
+        .flat_map(|k| [val(primary, k), val(shadow, k)])
+        .fold(0.0f64, f64::max)
+        .max(1.0);
+    let (label_w, bar_w, row_h) = (48.0, 300.0, 14.0);
+    let height = keys.len() as f64 * (2.0 * row_h + 10.0) + 24.0;
+    let mut svg = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 480 {height}\" role=\"img\" aria-label=\"latency p50, p90 and p99: primary vs shadow\">"
+    );
+    let mut y = 4.0;
+    for k in keys {
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" class=\"lbl\">{k}</text>",
+            y + row_h + 4.0
+        );
+        for (class, v) in [
+            ("bar-primary", val(primary, k)),
+            ("bar-shadow", val(shadow, k)),
+        ] {
+            let w = (v / max * bar_w).max(1.0);
+            let _ = write!(
+                svg,
+                "<rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" class=\"{class}\"><title>{} {k}: {:.1} ms</title></rect>\
+<text x=\"{:.1}\" y=\"{}\" class=\"val\">{:.1} ms</text>",
+                row_h - 2.0,
+                if class == "bar-primary" { "primary" } else { "shadow" },
+                v / 1000.0,
+                label_w + w + 4.0,
+                y + row_h - 3.0,
+                v / 1000.0,
+            );
+            y += row_h;
+        }
+        y += 10.0;
+    }
+    let _ = write!(
+        svg,
+        "<rect x=\"{label_w}\" y=\"{y}\" width=\"10\" height=\"10\" class=\"bar-primary\"></rect>\
+<text x=\"{}\" y=\"{}\" class=\"lbl\">primary</text>\
+<rect x=\"{}\" y=\"{y}\" width=\"10\" height=\"10\" class=\"bar-shadow\"></rect>\
+<text x=\"{}\" y=\"{}\" class=\"lbl\">shadow</text></svg>",
+        label_w + 14.0,
+        y + 9.0,
+        label_w + 90.0,
+        label_w + 104.0,
+        y + 9.0
+    );
+    svg
+}
+
+fn controls(name: &str, route: &Value) -> String {
+    let base = format!("/api/routes/{}", enc(name));
+    let shadow_svc = route["shadow"]["service"].as_str().unwrap_or_default();
+    let shadow_pct = route["shadow"]["percent"]
+        .as_f64()
+        .map_or(String::new(), |p| p.to_string());
+    let canary_svc = route["canary"]["service"].as_str().unwrap_or_default();
+    let canary_w = route["canary"]["weight"]
+        .as_f64()
+        .map_or(String::new(), |p| p.to_string());
+    let ename = esc(name);
+    format!(
+        "<section class=\"controls\" aria-label=\"controls\">\
+<form class=\"api card\" data-method=\"PUT\" data-url=\"{b}/shadow\"><h3>Shadow</h3>\
+<label for=\"shadow-service\">Shadow service</label><input id=\"shadow-service\" name=\"service\" required value=\"{ss}\">\
+<label for=\"shadow-percent\">Percent</label><input id=\"shadow-percent\" name=\"percent\" type=\"number\" min=\"0\" max=\"100\" step=\"any\" value=\"{sp}\">\
+<div class=\"row\"><button type=\"submit\">Shadow on</button>\
+<button type=\"button\" class=\"api-button secondary\" data-method=\"DELETE\" data-url=\"{b}/shadow\">Shadow off</button></div></form>\
+<form class=\"api card\" data-method=\"PUT\" data-url=\"{b}/canary\"><h3>Canary</h3>\
+<label for=\"canary-service\">Canary service</label><input id=\"canary-service\" name=\"service\" required value=\"{cs}\">\
+<label for=\"canary-weight\">Weight (%; 0 removes)</label><input id=\"canary-weight\" name=\"weight\" type=\"number\" min=\"0\" max=\"100\" step=\"any\" required value=\"{cw}\">\
+<div class=\"row\"><button type=\"submit\">Set canary</button></div></form>\
+<div class=\"card\"><h3>Release</h3><div class=\"row\">\
+<button type=\"button\" class=\"api-button\" data-method=\"POST\" data-url=\"{b}/promote\" data-confirm=\"Promote the candidate to be the service of route {ename}?\">Promote</button>\
+<button type=\"button\" class=\"api-button danger\" data-method=\"POST\" data-url=\"{b}/rollback\" data-confirm=\"Return all traffic of route {ename} to the previous service?\">Rollback</button>\
+</div></div></section>",
+        b = esc(&base),
+        ss = esc(shadow_svc),
+        sp = esc(&shadow_pct),
+        cs = esc(canary_svc),
+        cw = esc(&canary_w),
+    )
+}
+
+fn endpoints_html(name: &str, diffs: &Value) -> String {
+    let mut out = String::new();
+    let ignore_url = esc(&format!("/api/routes/{}/ignore", enc(name)));
+    let empty = Vec::new();
+    let endpoints = diffs["endpoints"].as_array().unwrap_or(&empty);
+    if endpoints.is_empty() {
+        return "<p>No comparisons for this route yet.</p>".into();
+    }
+    out.push_str(
+        "<p><label class=\"check\"><input type=\"checkbox\" id=\"hide-noise\"> hide noise (fields that are not significant)</label></p>",
+    );
+    for ep in endpoints {
+        let endpoint = ep["endpoint"].as_str().unwrap_or_default();
+        let _ = write!(
+            out,
+            "<section class=\"endpoint\"><h3><code>{}</code></h3><p class=\"meta\">{} comparisons · {} different · {} noise · {} shadow errors · \
+<a href=\"/ui/comparisons?route={}&amp;endpoint={}\">comparisons</a></p>",
+            esc(endpoint),
+            ep["total"].as_u64().unwrap_or(0),
+            ep["different"].as_u64().unwrap_or(0),
+            ep["noise"].as_u64().unwrap_or(0),
+            ep["shadow_error"].as_u64().unwrap_or(0),
+            esc(&enc(name)),
+            esc(&enc(endpoint)),
+        );
+        let lat = &ep["latency"];
+        out.push_str("<div class=\"split\"><div>");
+        out.push_str(&latency_svg(&lat["primary"], &lat["shadow"]));
+        if lat["regression"]["flagged"].as_bool() == Some(true) {
+            let _ = write!(
+                out,
+                "<p class=\"error\">latency regression: {}</p>",
+                esc(lat["regression"]["reason"].as_str().unwrap_or_default())
+            );
+        }
+        out.push_str("</div><div class=\"scroll\"><table class=\"fields\"><thead><tr><th scope=\"col\">path</th><th scope=\"col\">kind</th>\
+<th scope=\"col\">rate</th><th scope=\"col\">noise rate</th><th scope=\"col\">significant</th><th scope=\"col\"></th></tr></thead><tbody>");
+        let fields = ep["fields"].as_array().unwrap_or(&empty);
+        if fields.is_empty() {
+            out.push_str("<tr><td colspan=\"6\">no differing fields</td></tr>");
+        }
+        for f in fields {
+            let path = f["path"].as_str().unwrap_or_default();
+            let significant = f["significant"].as_bool() == Some(true);
+            let _ = write!(
+                out,
+                "<tr class=\"{cls}\"><td><code>{p}</code></td><td>{kind}</td><td class=\"num\">{rate}</td><td class=\"num\">{noise}</td><td>{sig}</td>\
+<td><button type=\"button\" class=\"api-button small secondary\" data-method=\"POST\" data-url=\"{ignore_url}\" data-path=\"{p}\" \
+aria-label=\"mark {p} as noise\">mark as noise</button></td></tr>",
+                cls = if significant { "field significant" } else { "field noise" },
+                p = esc(path),
+                kind = esc(f["kind"].as_str().unwrap_or_default()),
+                rate = pct(f["rate"].as_f64()),
+                noise = pct(f["noise_rate"].as_f64()),
+                sig = if significant { "yes" } else { "no" },
+            );
+        }
+        out.push_str("</tbody></table></div></div></section>");
+    }
+    out
+}
+
+/// `GET /ui/routes/{name}`
+pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    let route = {
+        let snap = state.runtime.load();
+        snap.route(&name).map(|r| crate::routes::route_json(r))
+    };
+    let diffs = crate::routes::diffs(State(state.clone()), Path(name.clone())).await;
+    let diffs_html = match (&diffs, &route) {
+        (Ok(d), _) => endpoints_html(&name, &d.0),
+        (Err(e), Some(_)) => format!("<p class=\"error\">{}</p>", esc(&e.message)),
+        (Err(e), None) => return error_page(e.status, &e.message),
+    };
+    let mut body = format!("<h1>Route <code>{}</code></h1>", esc(&name));
+    match &route {
+        Some(r) => {
+            let svc = |v: &Value, key: &str| match v["service"].as_str() {
+                Some(s) => format!(
+                    "{} ({}%)",
+                    esc(s),
+                    v[key].as_f64().map_or("—".into(), |x| x.to_string())
+                ),
+                None => "—".into(),
+            };
+            let _ = write!(
+                body,
+                "<dl class=\"facts\"><dt>rule</dt><dd><code>{}</code></dd><dt>service</dt><dd>{}</dd>\
+<dt>shadow</dt><dd>{}</dd><dt>canary</dt><dd>{}</dd><dt>previous service</dt><dd>{}</dd><dt>source</dt><dd>{}{}</dd></dl>",
+                esc(r["rule"].as_str().unwrap_or_default()),
+                esc(r["service"].as_str().unwrap_or_default()),
+                svc(&r["shadow"], "percent"),
+                svc(&r["canary"], "weight"),
+                esc(r["previous_service"].as_str().unwrap_or("—")),
+                esc(r["source"].as_str().unwrap_or_default()),
+                if r["overridden"].as_bool() == Some(true) { " (overridden)" } else { "" },
+            );
+            body.push_str(&controls(&name, r));
+        }
+        None => body.push_str("<p class=\"meta\">This route is gone; its comparisons remain.</p>"),
+    }
+    body.push_str("<h2>Differences by endpoint</h2>");
+    body.push_str(&diffs_html);
+    page(
+        StatusCode::OK,
+        &format!("route {name}"),
+        Nav::Overview,
+        &body,
+    )
+}
