@@ -108,10 +108,12 @@ for kind in ("slow", "fast"):
     print(f"| nginx mirror→{kind}: p99 vs nginx no-mirror | {ratio(g(f'nginx_mirror_{kind}', 'p99'), g('nginx', 'p99'), 2)} |")
     print(f"| umbra shadow→{kind} req/s / nginx mirror→{kind} req/s | {ratio(g(f'umbra_shadow_{kind}', 'rps'), g(f'nginx_mirror_{kind}', 'rps'))} |")
 
-s = kv("store.txt")
-if s:
-    print(f"| fast-shadow run: comparisons counted in SQLite endpoint_stats (same/different/shadow_error) / requests in that wrk run (+2 s warm-up, not counted) | {s.get('stats_total', 'n/a')} ({s.get('stats_same', '?')}/{s.get('stats_different', '?')}/{s.get('stats_shadow_error', '?')}) / {g('umbra_shadow_fast', 'reqs') or 'n/a'} |")
-    print(f"| fast-shadow run: rows kept in SQLite `comparisons` (store.keep_same default samples identical ones) | {s.get('comparisons', 'n/a')} |")
+for kind in ("slow", "fast"):
+    s = kv(f"store_{kind}.txt")
+    if not s:
+        continue
+    print(f"| {kind}-shadow run: comparisons in SQLite endpoint_stats, same/different/shadow_error (incl. 2 s warm-up) vs requests in the measured wrk run | {s.get('stats_total', 'n/a')} ({s.get('stats_same', '?')}/{s.get('stats_different', '?')}/{s.get('stats_shadow_error', '?')}) vs {g(f'umbra_shadow_{kind}', 'reqs') or 'n/a'} |")
+    print(f"| {kind}-shadow run: rows in `comparisons` / of which stored in full (keep_same = 0.05 samples identical ones) | {s.get('comparisons', 'n/a')} / {s.get('full_rows', 'n/a')} |")
 
 m = kv("mem.txt")
 print()

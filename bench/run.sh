@@ -36,6 +36,8 @@ die() { log "ERROR: $*"; exit 1; }
 
 for t in nginx wrk curl python3 sqlite3; do command -v "$t" >/dev/null || die "$t not installed"; done
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# The real interpreter, not a pyenv-style shim, so that $! is the server's own pid.
+PY=$(python3 -c 'import sys; print(sys.executable)')
 
 # ---------------------------------------------------------------- build
 cd "$ROOT"
@@ -218,7 +220,7 @@ bench() {
 log "starting upstreams"
 pid=$(start_fast_upstream upstream-fast $P_FAST); PIDS+=("$pid")
 pid=$(start_fast_upstream upstream-shadow-fast $P_SHADOW_FAST); PIDS+=("$pid")
-python3 "$BENCH/slow_upstream.py" $P_SLOW 200 >"$WORK/slow_upstream.log" 2>&1 &
+"$PY" "$BENCH/slow_upstream.py" $P_SLOW 200 >"$WORK/slow_upstream.log" 2>&1 &
 PIDS+=("$!")
 wait_http $P_FAST; wait_http $P_SHADOW_FAST; wait_http $P_SLOW
 
@@ -237,7 +239,7 @@ wait_http $P_UMBRA
 sleep 1
 IDLE_KB=$(rss_kb "$UMBRA_PID")
 log "umbra idle RSS ${IDLE_KB} kB; holding 1000 keep-alive connections"
-HOLD=$(timeout 60 python3 "$BENCH/hold_conns.py" 127.0.0.1 $P_UMBRA "$UMBRA_PID" 1000 5 || echo "opened=0 ok=0 failed=1000 rss_kb=0")
+HOLD=$(timeout 60 "$PY" "$BENCH/hold_conns.py" 127.0.0.1 $P_UMBRA "$UMBRA_PID" 1000 5 || echo "opened=0 ok=0 failed=1000 rss_kb=0")
 log "  $HOLD"
 sleep 1
 second_req umbra $P_UMBRA
@@ -255,16 +257,15 @@ for kind in slow fast; do
   bench "umbra_shadow_$kind" $P_UMBRA
   sleep 2                # let queued shadows and store writes drain
   stop "$UMBRA_PID"      # graceful stop flushes the store
-  if [[ $kind == fast ]]; then
-    sqlite3 "$WORK/umbra.db" \
-      "SELECT 'comparisons=' || (SELECT count(*) FROM comparisons) ||
-              ' stats_total=' || IFNULL((SELECT sum(total) FROM endpoint_stats),0) ||
-              ' stats_same=' || IFNULL((SELECT sum(same) FROM endpoint_stats),0) ||
-              ' stats_different=' || IFNULL((SELECT sum(different) FROM endpoint_stats),0) ||
-              ' stats_shadow_error=' || IFNULL((SELECT sum(shadow_error) FROM endpoint_stats),0);" \
-      >"$OUT/store.txt" 2>&1 || echo "comparisons=error" >"$OUT/store.txt"
-    log "  store: $(cat "$OUT/store.txt")"
-  fi
+  sqlite3 "$WORK/umbra.db" \
+    "SELECT 'comparisons=' || (SELECT count(*) FROM comparisons) ||
+            ' full_rows=' || (SELECT count(*) FROM comparisons WHERE detail IS NOT NULL) ||
+            ' stats_total=' || IFNULL((SELECT sum(total) FROM endpoint_stats),0) ||
+            ' stats_same=' || IFNULL((SELECT sum(same) FROM endpoint_stats),0) ||
+            ' stats_different=' || IFNULL((SELECT sum(different) FROM endpoint_stats),0) ||
+            ' stats_shadow_error=' || IFNULL((SELECT sum(shadow_error) FROM endpoint_stats),0);" \
+    >"$OUT/store_$kind.txt" 2>&1 || echo "comparisons=error" >"$OUT/store_$kind.txt"
+  log "  store after $kind-shadow run: $(cat "$OUT/store_$kind.txt")"
   grep -iE 'error|warn|panic' "$WORK/umbra-$kind/umbra.log" | head -5 | sed 's/^/    umbra log: /' >&2 || true
 
   NGINX_PID=$(start_nginx_peer "$kind"); PIDS+=("$NGINX_PID")
@@ -275,7 +276,7 @@ for kind in slow fast; do
 done
 
 # ---------------------------------------------------------------- report
-TABLE=$(python3 "$BENCH/report.py" "$OUT")
+TABLE=$("$PY" "$BENCH/report.py" "$OUT")
 {
   echo
   echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
