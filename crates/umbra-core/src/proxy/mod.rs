@@ -9,6 +9,8 @@ pub mod body;
 mod error;
 pub mod headers;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
@@ -20,6 +22,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -183,6 +187,7 @@ pub async fn handle(
             host: &host,
             request_id: &request_id,
             route: "",
+            stats: None,
             service: "",
             upstream: "",
             start,
@@ -210,6 +215,7 @@ pub async fn handle(
                 host: &host,
                 request_id: &request_id,
                 route: &route_name,
+                stats: Some(&route.stats),
                 service: "",
                 upstream: "",
                 start,
@@ -251,6 +257,7 @@ pub async fn handle(
             host: &host,
             request_id: &request_id,
             route: &route_name,
+            stats: Some(&route.stats),
             service: &service_name,
             upstream: "",
             start,
@@ -394,6 +401,7 @@ pub async fn handle(
                 host: &host,
                 request_id: &request_id,
                 route: &route_name,
+                stats: Some(&route.stats),
                 service: &service_name,
                 upstream: "",
                 start,
@@ -405,6 +413,9 @@ pub async fn handle(
     let client = CLIENT.with(|c| c.clone());
     let mut body = Some(body);
     let mut attempt = 0;
+    // Only a request without a body can be sent again to another server, and only when the
+    // service has another server; otherwise the headers move into the request uncloned.
+    let retryable = empty && service.servers.len() > 1;
     let result = loop {
         attempt += 1;
         let uri = format!(
@@ -414,7 +425,11 @@ pub async fn handle(
         let mut up = Request::new(body.take().unwrap_or(UpstreamBody::Empty));
         *up.method_mut() = parts.method.clone();
         *up.uri_mut() = uri.parse().unwrap_or_default();
-        *up.headers_mut() = parts.headers.clone();
+        *up.headers_mut() = if retryable {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         let guard = server.begin();
         let res = tokio::time::timeout(timeout, client.request(up)).await;
         match res {
@@ -424,7 +439,7 @@ pub async fn handle(
             }
             Ok(Err(e)) if e.is_connect() => {
                 server.record_connect_failure();
-                if empty && attempt < 3 {
+                if retryable && attempt < 3 {
                     if let Some(next) = service.pick(Some(&server)) {
                         server = next;
                         continue;
@@ -464,6 +479,7 @@ pub async fn handle(
                 host: &host,
                 request_id: &request_id,
                 route: &route_name,
+                stats: Some(&route.stats),
                 service: &service_name,
                 upstream: &upstream,
                 start,
@@ -515,6 +531,7 @@ pub async fn handle(
         host: &host,
         request_id: &request_id,
         route: &route_name,
+        stats: Some(&route.stats),
         service: &service_name,
         upstream: &upstream,
         start,
@@ -535,6 +552,51 @@ fn find_too_large(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
     None
 }
 
+type ServiceMetrics = (Histogram, HashMap<u16, Counter>);
+
+thread_local! {
+    // Metric handles by route → service → code, per worker thread: the hot path looks them up
+    // by `&str` without allocating label sets or taking the families' locks.
+    static METRICS: RefCell<HashMap<String, HashMap<String, ServiceMetrics>>> = RefCell::new(HashMap::new());
+}
+
+fn record_metrics(rt: &Runtime, route: &str, service: &str, status: u16, elapsed: Duration) {
+    METRICS.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if !cache.get(route).is_some_and(|m| m.contains_key(service)) {
+            let hist = rt
+                .metrics
+                .request_duration
+                .get_or_create(&RouteServiceLabels {
+                    route: route.to_string(),
+                    service: service.to_string(),
+                })
+                .clone();
+            cache
+                .entry(route.to_string())
+                .or_default()
+                .insert(service.to_string(), (hist, HashMap::new()));
+        }
+        let Some((hist, codes)) = cache.get_mut(route).and_then(|m| m.get_mut(service)) else {
+            return;
+        };
+        hist.observe(elapsed.as_secs_f64());
+        codes
+            .entry(status)
+            .or_insert_with(|| {
+                rt.metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: route.to_string(),
+                        service: service.to_string(),
+                        code: status,
+                    })
+                    .clone()
+            })
+            .inc();
+    });
+}
+
 /// What one access-log line and the request metrics say about a request.
 struct Log<'a> {
     method: &'a str,
@@ -542,6 +604,7 @@ struct Log<'a> {
     host: &'a str,
     request_id: &'a HeaderValue,
     route: &'a str,
+    stats: Option<&'a crate::telemetry::RouteStats>,
     service: &'a str,
     upstream: &'a str,
     start: Instant,
@@ -553,28 +616,12 @@ impl Log<'_> {
         let status = resp.status().as_u16();
         let elapsed = self.start.elapsed();
         if !self.route.is_empty() {
-            rt.metrics
-                .requests
-                .get_or_create(&RequestLabels {
-                    route: self.route.to_string(),
-                    service: self.service.to_string(),
-                    code: status,
-                })
-                .inc();
-            rt.metrics
-                .request_duration
-                .get_or_create(&RouteServiceLabels {
-                    route: self.route.to_string(),
-                    service: self.service.to_string(),
-                })
-                .observe(elapsed.as_secs_f64());
-            if let Some(r) = rt.load().route(self.route) {
-                r.stats
-                    .primary_latency
-                    .record_us(elapsed.as_micros() as u64);
-                if status >= 500 {
-                    r.stats.errors.fetch_add(1, Ordering::Relaxed);
-                }
+            record_metrics(rt, self.route, self.service, status, elapsed);
+        }
+        if let Some(stats) = self.stats {
+            stats.primary_latency.record_us(elapsed.as_micros() as u64);
+            if status >= 500 {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
         if rt.access_log.enabled {
