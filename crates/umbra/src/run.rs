@@ -43,7 +43,7 @@ pub struct Running {
     pub runtime: Arc<Runtime>,
     pub store: Option<Arc<dyn ComparisonStore>>,
     pub shutdown: CancellationToken,
-    proxy_thread: Option<std::thread::JoinHandle<()>>,
+    proxy_threads: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
     writer: Option<umbra_store::WriterHandle>,
 }
 
@@ -51,7 +51,9 @@ impl Running {
     /// Stops accepting, drains in-flight requests, flushes the store.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        if let Some(t) = self.proxy_thread.take() {
+        let threads: Vec<_> =
+            std::mem::take(&mut *self.proxy_threads.lock().expect("threads lock"));
+        for t in threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         if let Some(w) = self.writer.take() {
@@ -175,13 +177,16 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         store_dropped,
     };
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
-    let proxy_thread = {
-        let rt = runtime.clone();
-        let sd = shutdown.clone();
-        std::thread::Builder::new()
-            .name("umbra-proxy".into())
-            .spawn(move || umbra_core::proxy::serve(listeners, rt, sd))?
-    };
+    let proxy_threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let first = spawn_proxy(listeners, runtime.clone(), shutdown.child_token())?;
+    proxy_threads.lock().expect("threads lock").push(first.0);
+    tokio::spawn(follow_listen(
+        runtime.clone(),
+        proxy_listen,
+        first.1,
+        shutdown.clone(),
+        proxy_threads.clone(),
+    ));
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "umbra is running");
     Ok(Running {
         proxy_addr,
@@ -189,9 +194,63 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         runtime,
         store,
         shutdown,
-        proxy_thread: Some(proxy_thread),
+        proxy_threads,
         writer,
     })
+}
+
+type ProxyThread = (std::thread::JoinHandle<()>, CancellationToken);
+
+fn spawn_proxy(
+    listeners: Vec<std::net::TcpListener>,
+    rt: Arc<Runtime>,
+    token: CancellationToken,
+) -> std::io::Result<ProxyThread> {
+    let t = token.clone();
+    let handle = std::thread::Builder::new()
+        .name("umbra-proxy".into())
+        .spawn(move || umbra_core::proxy::serve(listeners, rt, t))?;
+    Ok((handle, token))
+}
+
+/// Rebinds the proxy when a reload changes `proxy.listen`: the new listeners start first, then
+/// the old ones stop accepting and drain. Other reloads never touch the listeners.
+async fn follow_listen(
+    rt: Arc<Runtime>,
+    mut current: std::net::SocketAddr,
+    mut token: CancellationToken,
+    shutdown: CancellationToken,
+    threads: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let (want, workers) = {
+            let snap = rt.load();
+            (snap.config.proxy.listen, snap.config.proxy.workers)
+        };
+        if want == current {
+            continue;
+        }
+        match umbra_core::proxy::bind(want, workers) {
+            Ok(listeners) => match spawn_proxy(listeners, rt.clone(), shutdown.child_token()) {
+                Ok((handle, new_token)) => {
+                    threads.lock().expect("threads lock").push(handle);
+                    token.cancel();
+                    token = new_token;
+                    tracing::info!(from = %current, to = %want, "proxy listener moved");
+                    current = want;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start proxy workers"),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, listen = %want, "cannot listen on the new proxy.listen; keeping the old listener");
+                current = want; // don't retry in a loop; the next change tries again
+            }
+        }
+    }
 }
 
 /// Reloads on SIGHUP and when the file changes (debounced).

@@ -49,7 +49,7 @@ async fn run_serves_reloads_and_stops_cleanly() {
     let dir = tempdir("run");
     let (proxy, admin) = (free_addr(), free_addr());
     let cfg = dir.join("umbra.toml");
-    let write = |route_path: &str| {
+    let write = |route_path: &str, proxy: std::net::SocketAddr| {
         std::fs::write(
             &cfg,
             format!(
@@ -61,7 +61,7 @@ async fn run_serves_reloads_and_stops_cleanly() {
         )
         .unwrap()
     };
-    write("/one");
+    write("/one", proxy);
     let mut child = umbra()
         .args(["run", "-c"])
         .arg(&cfg)
@@ -80,11 +80,27 @@ async fn run_serves_reloads_and_stops_cleanly() {
     assert_eq!(get(format!("http://{proxy}/two")).await.status, 404);
 
     // Editing the file reloads it; a broken edit keeps the running config.
-    write("/two");
+    write("/two", proxy);
     assert_eventually!(
         get(format!("http://{proxy}/two")).await.status == 200,
         timeout = Duration::from_secs(10)
     );
+    // Changing proxy.listen moves the listener; nothing else does.
+    let moved = free_addr();
+    write("/two", moved);
+    assert_eventually!(
+        umbra_testkit::try_get(format!("http://{moved}/two"))
+            .await
+            .is_ok_and(|r| r.status == 200),
+        timeout = Duration::from_secs(10)
+    );
+    assert_eventually!(
+        umbra_testkit::try_get(format!("http://{proxy}/two"))
+            .await
+            .is_err(),
+        timeout = Duration::from_secs(10)
+    );
+    let proxy = moved;
     let mut f = std::fs::OpenOptions::new().append(true).open(&cfg).unwrap();
     writeln!(f, "bogus_key = 1").unwrap();
     drop(f);
