@@ -8,6 +8,7 @@
 //! | `GET /health/live` | liveness: `{"status": "healthy"}` |
 //! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}}}`; the store is pinged with a 1 s timeout; a store that is down makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
+//! | `GET /api/openapi.json` | the OpenAPI 3.0 document of this API (see [`openapi`]) |
 //! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, generation, counts |
 //! | `GET /api/routes`, `GET /api/routes/{name}` | routes with rule, service, shadow, canary, source, override state and live stats |
 //! | `PUT /api/routes/{name}`, `DELETE /api/routes/{name}` | create/replace/delete an API route (422 invalid, 409 file/docker route) |
@@ -46,6 +47,7 @@ pub mod auth;
 pub mod comparisons;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod routes;
 pub mod ui;
 
@@ -74,6 +76,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/comparisons/{id}", get(ui::comparisons::detail))
         .route("/ui/events", get(ui::comparisons::events))
         .route("/metrics", get(health::metrics))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/status", get(routes::status))
         .route("/api/routes", get(routes::list))
         .route(
