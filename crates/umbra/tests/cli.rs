@@ -16,6 +16,39 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// Starts `umbra run -c cfg` and waits until its admin listener says ready.
+async fn start_umbra(cfg: &std::path::Path, admin_url: &str) -> std::process::Child {
+    let child = umbra()
+        .args(["run", "-c"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eventually!(
+        umbra_testkit::try_get(format!("{admin_url}/health/ready"))
+            .await
+            .is_ok_and(|r| r.status == 200),
+        timeout = Duration::from_secs(20)
+    );
+    child
+}
+
+/// Sends SIGTERM and asserts a clean exit (0).
+async fn stop_umbra(mut child: std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn check_reports_errors_with_positions() {
     let dir = tempdir("check");
@@ -62,20 +95,8 @@ async fn run_serves_reloads_and_stops_cleanly() {
         .unwrap()
     };
     write("/one", proxy);
-    let mut child = umbra()
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let admin_url = format!("http://{admin}");
-    assert_eventually!(
-        umbra_testkit::try_get(format!("{admin_url}/health/ready"))
-            .await
-            .is_ok_and(|r| r.status == 200),
-        timeout = Duration::from_secs(20)
-    );
+    let child = start_umbra(&cfg, &admin_url).await;
     assert_eq!(get(format!("http://{proxy}/one")).await.status, 200);
     assert_eq!(get(format!("http://{proxy}/two")).await.status, 404);
 
@@ -118,17 +139,7 @@ async fn run_serves_reloads_and_stops_cleanly() {
     assert!(hc.status.success());
 
     // SIGTERM: exit 0.
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    stop_umbra(child).await;
 }
 
 #[test]
@@ -201,33 +212,7 @@ async fn runtime_changes_and_comparisons_survive_a_restart() {
     )
     .unwrap();
     let admin_url = format!("http://{admin}");
-    let start = || async {
-        let child = umbra()
-            .args(["run", "-c"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert_eventually!(
-            umbra_testkit::try_get(format!("{admin_url}/health/ready"))
-                .await
-                .is_ok_and(|r| r.status == 200),
-            timeout = Duration::from_secs(20)
-        );
-        child
-    };
-    let stop = |mut child: std::process::Child| async move {
-        let pid = child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success());
-    };
-
-    let child = start().await;
+    let child = start_umbra(&cfg, &admin_url).await;
     // Start shadowing from the CLI, as a user would.
     let out = umbra()
         .args([
@@ -255,9 +240,9 @@ async fn runtime_changes_and_comparisons_survive_a_restart() {
             .is_some_and(|a| a.len() == 1),
         timeout = Duration::from_secs(10)
     );
-    stop(child).await;
+    stop_umbra(child).await;
 
-    let child = start().await;
+    let child = start_umbra(&cfg, &admin_url).await;
     let route = get(format!("{admin_url}/api/routes/api")).await.json();
     assert_eq!(route["shadow"]["service"], "v2", "{route}");
     assert_eq!(route["overridden"], true, "{route}");
@@ -275,5 +260,5 @@ async fn runtime_changes_and_comparisons_survive_a_restart() {
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("/n") && table.contains("changed"), "{table}");
-    stop(child).await;
+    stop_umbra(child).await;
 }
