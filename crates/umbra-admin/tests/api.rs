@@ -1,7 +1,8 @@
 //! The admin API end to end against a real runtime and a SQLite store, through
 //! `tower::ServiceExt::oneshot` (no sockets).
 
-use std::sync::atomic::AtomicU64;
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -91,17 +92,12 @@ fn comparison(route: &str, endpoint: &str, verdict: Verdict, i: u64) -> Comparis
 }
 
 async fn harness(token: Option<&str>) -> Harness {
-    let config = Config::parse(CONFIG, "test.toml", &|_| None).expect("test config is valid");
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    let runtime = Runtime::new(
-        config,
-        Arc::new(Metrics::new()),
-        ComparisonSink::disabled(),
-        tx,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = umbra_store::open(&url).await.expect("sqlite store opens");
+    let common::Parts {
+        runtime,
+        store,
+        dir,
+        events: rx,
+    } = common::parts(CONFIG).await;
     let batch: Vec<Comparison> = (0..10)
         .map(|i| {
             let v = if i % 2 == 0 {
@@ -117,14 +113,7 @@ async fn harness(token: Option<&str>) -> Harness {
         .write_batch(&[comparison("other", "GET /other", Verdict::Same, 99)], &[])
         .await
         .unwrap();
-    let state = AdminState {
-        runtime: runtime.clone(),
-        store: Some(store.clone()),
-        token: token.map(str::to_string),
-        version: "0.0.0-test",
-        config_source: "test.toml".into(),
-        store_dropped: Arc::new(AtomicU64::new(3)),
-    };
+    let state = common::state(&runtime, &store, token, 3);
     Harness {
         app: router(state),
         store,

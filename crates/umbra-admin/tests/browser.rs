@@ -1,7 +1,8 @@
 //! The web UI: pages over `tower::ServiceExt::oneshot` (headers, escaping, diff marking,
 //! cookie auth), then a real headless Chromium against the router on an ephemeral port.
 
-use std::sync::atomic::AtomicU64;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::json;
 use tower::ServiceExt;
-use umbra_admin::{router, AdminState};
-use umbra_core::shadow::ComparisonSink;
-use umbra_core::telemetry::Metrics;
-use umbra_core::{Config, Runtime};
+use umbra_admin::router;
 use umbra_diff::{Comparison, DiffKind, Difference, Request as DiffRequest, Response, Verdict};
 use umbra_store::ComparisonStore;
 
@@ -86,17 +84,13 @@ struct Harness {
 }
 
 async fn harness(token: Option<&str>) -> Harness {
-    let config = Config::parse(CONFIG, "test.toml", &|_| None).expect("test config is valid");
-    let (tx, _rx) = tokio::sync::mpsc::channel(1024);
-    let runtime = Runtime::new(
-        config,
-        Arc::new(Metrics::new()),
-        ComparisonSink::disabled(),
-        tx,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = umbra_store::open(&url).await.expect("sqlite store opens");
+    let common::Parts {
+        runtime,
+        store,
+        dir,
+        events,
+    } = common::parts(CONFIG).await;
+    std::mem::forget(events);
     store
         .write_batch(
             &[comparison("api"), comparison("<script>evil</script>")],
@@ -112,14 +106,7 @@ async fn harness(token: Option<&str>) -> Harness {
         .await
         .unwrap();
     let id = page.items[0].id;
-    let state = AdminState {
-        runtime,
-        store: Some(store.clone()),
-        token: token.map(str::to_string),
-        version: "0.0.0-test",
-        config_source: "test.toml".into(),
-        store_dropped: Arc::new(AtomicU64::new(0)),
-    };
+    let state = common::state(&runtime, &store, token, 0);
     Harness {
         app: router(state),
         _store: store,

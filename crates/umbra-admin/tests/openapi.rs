@@ -2,8 +2,7 @@
 //! answers a documented status), and every `.route(...)` in `src/lib.rs` is documented.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::Router;
@@ -11,10 +10,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-use umbra_admin::{router, AdminState};
-use umbra_core::shadow::ComparisonSink;
-use umbra_core::telemetry::Metrics;
-use umbra_core::{Config, Runtime};
+use umbra_admin::router;
 use umbra_diff::{Comparison, Request as DiffRequest, Response, Verdict};
 
 const TOKEN: &str = "s3cret";
@@ -77,28 +73,12 @@ fn comparison(i: u64) -> Comparison {
 
 /// The router over a real runtime and a SQLite store holding comparison 1.
 async fn app() -> (Router, tempfile::TempDir) {
-    let config = Config::parse(CONFIG, "test.toml", &|_| None).expect("test config is valid");
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let p = common::parts(CONFIG).await;
+    p.store.write_batch(&[comparison(1)], &[]).await.unwrap();
+    let state = common::state(&p.runtime, &p.store, Some(TOKEN), 0);
     // Keep the runtime's event channel open for the whole test.
-    std::mem::forget(rx);
-    let runtime = Runtime::new(
-        config,
-        Arc::new(Metrics::new()),
-        ComparisonSink::disabled(),
-        tx,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = umbra_store::open(&url).await.expect("sqlite store opens");
-    store.write_batch(&[comparison(1)], &[]).await.unwrap();
-    let state = AdminState {
-        runtime,
-        store: Some(store),
-        token: Some(TOKEN.into()),
-        version: "0.0.0-test",
-        config_source: "test.toml".into(),
-        store_dropped: Arc::new(AtomicU64::new(0)),
-    };
+    std::mem::forget(p.events);
+    let dir = p.dir;
     (router(state), dir)
 }
 

@@ -1,0 +1,60 @@
+//! Shared set-up for the admin tests: a real runtime from a config text and a SQLite store in a
+//! temporary directory, and the `AdminState` over them.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use umbra_admin::AdminState;
+use umbra_core::runtime::RuntimeEvent;
+use umbra_core::shadow::ComparisonSink;
+use umbra_core::telemetry::Metrics;
+use umbra_core::{Config, Runtime};
+use umbra_store::ComparisonStore;
+
+pub struct Parts {
+    pub runtime: Arc<Runtime>,
+    pub store: Arc<dyn ComparisonStore>,
+    pub dir: tempfile::TempDir,
+    /// The runtime's audit events (kept open for the whole test).
+    pub events: tokio::sync::mpsc::Receiver<RuntimeEvent>,
+}
+
+/// A runtime built from `config` (TOML) and an empty SQLite store.
+pub async fn parts(config: &str) -> Parts {
+    let config = Config::parse(config, "test.toml", &|_| None).expect("test config is valid");
+    let (tx, events) = tokio::sync::mpsc::channel(1024);
+    let runtime = Runtime::new(
+        config,
+        Arc::new(Metrics::new()),
+        ComparisonSink::disabled(),
+        tx,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = umbra_store::open(&url).await.expect("sqlite store opens");
+    Parts {
+        runtime,
+        store,
+        dir,
+        events,
+    }
+}
+
+/// The admin state over a runtime and store, with an optional token and a writer-drop count.
+pub fn state(
+    runtime: &Arc<Runtime>,
+    store: &Arc<dyn ComparisonStore>,
+    token: Option<&str>,
+    dropped: u64,
+) -> AdminState {
+    AdminState {
+        runtime: runtime.clone(),
+        store: Some(store.clone()),
+        token: token.map(str::to_string),
+        version: "0.0.0-test",
+        config_source: "test.toml".into(),
+        store_dropped: Arc::new(AtomicU64::new(dropped)),
+    }
+}
