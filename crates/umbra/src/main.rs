@@ -64,9 +64,10 @@ enum Command {
         /// Requests per second.
         #[arg(long, default_value_t = 50)]
         rps: u32,
-        /// Keep serving the admin UI after the traffic ends, until Ctrl-C.
+        /// Exit when the traffic ends. By default, on a terminal, the demo keeps serving the
+        /// admin UI until Ctrl-C so the comparisons can be explored.
         #[arg(long)]
-        stay: bool,
+        exit: bool,
     },
     /// Serve the built-in demo API (for the compose example): v1 or v2.
     DemoApp {
