@@ -144,8 +144,11 @@ fn main() -> ExitCode {
         Command::Demo {
             duration,
             rps,
-            stay,
-        } => demo::demo(duration, rps, stay),
+            exit,
+        } => {
+            use std::io::IsTerminal;
+            demo::demo(duration, rps, !exit && std::io::stdout().is_terminal())
+        }
         Command::DemoApp { version, listen } => demo_app::serve_blocking(&version, &listen),
         Command::Healthcheck { admin } => return client::healthcheck(&admin.url),
         Command::Version => {
