@@ -96,7 +96,6 @@ fn service_json(svc: &Service) -> Value {
             json!({
                 "url": s.addr.url(),
                 "healthy": s.is_healthy(),
-                "admitted": s.is_admitted(),
                 "available": s.is_available(),
                 "ejected": s.is_ejected(),
                 "in_flight": s.in_flight(),

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{
-    validate_route, validate_service, Config, ConfigError, ConfigErrors, RawCanary, RawRoute,
-    RawShadow, RouteContext, ServiceSpec, Source,
+    validate_route, Config, ConfigError, ConfigErrors, RawCanary, RawRoute, RawShadow,
+    RouteContext, ServiceSpec, Source,
 };
 use crate::shadow::ComparisonSink;
 use crate::snapshot::{Route, Snapshot};
@@ -692,14 +692,5 @@ impl Runtime {
             routes,
             services,
         }
-    }
-
-    /// Validates a service definition coming from the API or discovery.
-    pub fn validate_service(
-        name: &str,
-        raw: &crate::config::RawService,
-        source: Source,
-    ) -> Result<ServiceSpec, Vec<ConfigError>> {
-        validate_service(name, raw, source, name)
     }
 }

@@ -20,8 +20,6 @@ pub struct ServerState {
     pub addr: ServerAddr,
     /// Set by active health checks (true until a check says otherwise).
     healthy: AtomicBool,
-    /// Set by discovery while a container is starting, stopping or unhealthy.
-    admitted: AtomicBool,
     in_flight: AtomicUsize,
     consecutive_failures: AtomicU32,
     /// Milliseconds since `epoch` until which the server is passively ejected.
@@ -36,7 +34,6 @@ impl ServerState {
         ServerState {
             addr,
             healthy: AtomicBool::new(true),
-            admitted: AtomicBool::new(true),
             in_flight: AtomicUsize::new(0),
             consecutive_failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
@@ -53,7 +50,6 @@ impl ServerState {
     /// Whether the server may receive traffic now.
     pub fn is_available(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
-            && self.admitted.load(Ordering::Relaxed)
             && self.ejected_until_ms.load(Ordering::Relaxed) <= self.now_ms()
     }
 
@@ -63,14 +59,6 @@ impl ServerState {
 
     pub fn set_healthy(&self, up: bool) {
         self.healthy.store(up, Ordering::Relaxed);
-    }
-
-    pub fn is_admitted(&self) -> bool {
-        self.admitted.load(Ordering::Relaxed)
-    }
-
-    pub fn set_admitted(&self, admitted: bool) {
-        self.admitted.store(admitted, Ordering::Relaxed);
     }
 
     pub fn is_ejected(&self) -> bool {
@@ -247,7 +235,7 @@ mod tests {
             assert!(!Arc::ptr_eq(&s.pick(None).unwrap(), &s.servers[1]));
         }
         s.servers[0].set_healthy(false);
-        s.servers[2].set_admitted(false);
+        s.servers[2].set_healthy(false);
         assert!(s.pick(None).is_none());
     }
 

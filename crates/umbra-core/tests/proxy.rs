@@ -199,6 +199,16 @@ async fn round_robin_and_active_health() {
         assert_eq!(get(format!("{}/x", u.url)).await.status, 200);
     }
     assert_eq!((a.hits(), b.hits()), (15, 5));
+    // Every answered request is counted once, with its status code and duration.
+    let metrics = u.rt.metrics.encode();
+    assert!(
+        metrics.contains("umbra_requests_total{route=\"all\",service=\"api\",code=\"200\"} 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("umbra_request_duration_seconds_count{route=\"all\",service=\"api\"} 20"),
+        "{metrics}"
+    );
     b.set_healthy(true);
     assert_eventually!(
         u.rt.snapshot().service("api").unwrap().available_count() == 2,

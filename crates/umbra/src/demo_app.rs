@@ -102,7 +102,6 @@ pub async fn serve(
                         .status(status)
                         .header("content-type", "application/json")
                         .header("x-app-version", version)
-                        .header("date", httpdate())
                         .body(Full::new(Bytes::from(body.to_string())))
                         .expect("valid response");
                     Ok::<_, Infallible>(resp)
@@ -113,10 +112,6 @@ pub async fn serve(
             tokio::select! { _ = conn => {}, _ = sd.cancelled() => {} }
         });
     }
-}
-
-fn httpdate() -> String {
-    format!("{}", now_ms() / 1000)
 }
 
 /// `umbra demo-app`: serve one version until SIGTERM/Ctrl-C.

@@ -302,7 +302,6 @@ fn spawn_reloader(rt: Arc<Runtime>, path: PathBuf, shutdown: CancellationToken) 
     };
     tokio::spawn(async move {
         let _keep = watcher;
-        let mut last: Option<String> = std::fs::read_to_string(&path).ok();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -310,12 +309,6 @@ fn spawn_reloader(rt: Arc<Runtime>, path: PathBuf, shutdown: CancellationToken) 
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             while rx.try_recv().is_ok() {}
-            let text = std::fs::read_to_string(&path).ok();
-            if text.is_some() && text == last {
-                // Touched but unchanged (or our own SIGHUP with no edit): reload anyway on HUP is
-                // harmless, but file events for unchanged content are skipped.
-            }
-            last = text;
             let _ = rt.reload(Config::load(&path));
         }
     });

@@ -195,7 +195,7 @@ pub async fn handle(
         };
         return log.finish(&rt, resp);
     };
-    let route_name = route.spec.name.clone();
+    let route_name: &str = &route.spec.name;
     route.stats.requests.fetch_add(1, Ordering::Relaxed);
 
     if let Some(len) = req
@@ -214,7 +214,7 @@ pub async fn handle(
                 path: &path,
                 host: &host,
                 request_id: &request_id,
-                route: &route_name,
+                route: route_name,
                 stats: Some(&route.stats),
                 service: "",
                 upstream: "",
@@ -229,7 +229,7 @@ pub async fn handle(
     let mut service_name = route.spec.service.as_str();
     let mut set_cookie = None;
     if let Some(c) = &route.spec.canary {
-        let (side, cookie) = canary::choose(&route_name, c, req.headers());
+        let (side, cookie) = canary::choose(route_name, c, req.headers());
         if side == Side::Canary
             && snap
                 .service(&c.service)
@@ -241,14 +241,13 @@ pub async fn handle(
         set_cookie = cookie.map(|v| {
             format!(
                 "{}={v}; Path=/; HttpOnly; SameSite=Lax",
-                canary::cookie_name(&route_name)
+                canary::cookie_name(route_name)
             )
         });
     }
-    let service_name = service_name.to_string();
-    let Some(service) = snap.service(&service_name).cloned() else {
+    let Some(service) = snap.service(service_name).cloned() else {
         let resp = ProxyError::NoHealthy {
-            service: service_name.clone(),
+            service: service_name.to_string(),
         }
         .to_response(&request_id);
         return Log {
@@ -256,9 +255,9 @@ pub async fn handle(
             path: &path,
             host: &host,
             request_id: &request_id,
-            route: &route_name,
+            route: route_name,
             stats: Some(&route.stats),
-            service: &service_name,
+            service: service_name,
             upstream: "",
             start,
             shadow: "",
@@ -323,11 +322,11 @@ pub async fn handle(
             match (shadow_svc, body_len) {
                 (_, Some(n)) if n > sh.max_body => {
                     shadow_note = DropReason::BodyTooLarge.as_str();
-                    rt.metrics.shadow_dropped(&route_name, shadow_note);
+                    rt.metrics.shadow_dropped(route_name, shadow_note);
                 }
                 (None, _) => {
                     shadow_note = DropReason::NoServer.as_str();
-                    rt.metrics.shadow_dropped(&route_name, shadow_note);
+                    rt.metrics.shadow_dropped(route_name, shadow_note);
                 }
                 (Some(svc), _) => match route.shadow_slots.clone().try_acquire_owned() {
                     Ok(permit) => {
@@ -337,7 +336,7 @@ pub async fn handle(
                     Err(_) => {
                         shadow_note = DropReason::Overflow.as_str();
                         route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
-                        rt.metrics.shadow_dropped(&route_name, shadow_note);
+                        rt.metrics.shadow_dropped(route_name, shadow_note);
                     }
                 },
             }
@@ -392,7 +391,7 @@ pub async fn handle(
         Some(s) => s,
         None => {
             let resp = ProxyError::NoHealthy {
-                service: service_name.clone(),
+                service: service_name.to_string(),
             }
             .to_response(&request_id);
             return Log {
@@ -400,9 +399,9 @@ pub async fn handle(
                 path: &path,
                 host: &host,
                 request_id: &request_id,
-                route: &route_name,
+                route: route_name,
                 stats: Some(&route.stats),
-                service: &service_name,
+                service: service_name,
                 upstream: "",
                 start,
                 shadow: shadow_note,
@@ -478,9 +477,9 @@ pub async fn handle(
                 path: &path,
                 host: &host,
                 request_id: &request_id,
-                route: &route_name,
+                route: route_name,
                 stats: Some(&route.stats),
-                service: &service_name,
+                service: service_name,
                 upstream: &upstream,
                 start,
                 shadow: shadow_note,
@@ -530,9 +529,9 @@ pub async fn handle(
         path: &path,
         host: &host,
         request_id: &request_id,
-        route: &route_name,
+        route: route_name,
         stats: Some(&route.stats),
-        service: &service_name,
+        service: service_name,
         upstream: &upstream,
         start,
         shadow: shadow_note,
