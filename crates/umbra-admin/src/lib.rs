@@ -98,6 +98,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/comparisons", get(comparisons::list))
         .route("/api/comparisons/{id}", get(comparisons::get))
         .route("/api/services", get(routes::services))
+        .route("/api/discovery", get(routes::discovery))
         .route("/api/events", get(comparisons::events))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

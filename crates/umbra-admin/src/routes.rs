@@ -176,6 +176,12 @@ pub async fn services(State(state): State<AdminState>) -> Json<Value> {
     Json(json!({ "services": sorted.into_values().collect::<Vec<_>>() }))
 }
 
+/// `GET /api/discovery`: the Docker engine connection and every discovered container with
+/// its address, routes and label errors.
+pub async fn discovery(State(state): State<AdminState>) -> Json<Value> {
+    Json(serde_json::to_value(&*state.runtime.discovery()).unwrap_or(Value::Null))
+}
+
 /// Who made a change: `X-Umbra-Source: ui|cli|api` (default `api`).
 fn actor(headers: &http::HeaderMap) -> &'static str {
     match headers.get("x-umbra-source").and_then(|v| v.to_str().ok()) {

@@ -6,6 +6,7 @@
 
 pub mod canary;
 pub mod config;
+pub mod discovery;
 pub mod health;
 pub mod proxy;
 pub mod rules;

@@ -176,6 +176,7 @@ pub struct Runtime {
     route_state: Mutex<HashMap<String, RouteState>>,
     generation: AtomicU64,
     status: Mutex<ReloadStatus>,
+    discovery: ArcSwap<crate::discovery::DiscoveryStatus>,
     events: mpsc::Sender<RuntimeEvent>,
     pub metrics: Arc<Metrics>,
     pub sink: ComparisonSink,
@@ -210,6 +211,7 @@ impl Runtime {
             route_state: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             status: Mutex::new(ReloadStatus::default()),
+            discovery: ArcSwap::from_pointee(crate::discovery::DiscoveryStatus::default()),
             events,
             metrics,
             sink,
@@ -229,6 +231,15 @@ impl Runtime {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// What Docker discovery last reported (empty and disabled without `[docker]`).
+    pub fn discovery(&self) -> Arc<crate::discovery::DiscoveryStatus> {
+        self.discovery.load_full()
+    }
+
+    pub fn set_discovery(&self, status: crate::discovery::DiscoveryStatus) {
+        self.discovery.store(Arc::new(status));
     }
 
     pub fn reload_status(&self) -> ReloadStatus {
