@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use crate::resolve::Connector;
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
@@ -25,9 +26,8 @@ struct Streak {
 /// Runs until `shutdown`. Looks at the snapshot in force every tick, so new services and
 /// servers are checked as soon as they appear.
 pub async fn run(rt: Arc<Runtime>, shutdown: CancellationToken) {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(Duration::from_secs(2)));
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+    let http = crate::resolve::connector(Duration::from_secs(2));
+    let client: Client<Connector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(2)
         .build(http);
     let mut streaks: HashMap<(String, String), Streak> = HashMap::new();
@@ -91,7 +91,7 @@ pub async fn run(rt: Arc<Runtime>, shutdown: CancellationToken) {
 }
 
 async fn probe(
-    client: &Client<HttpConnector, Empty<Bytes>>,
+    client: &Client<Connector, Empty<Bytes>>,
     server: &Arc<ServerState>,
     path: &str,
     timeout: Duration,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod discovery;
 pub mod health;
 pub mod proxy;
+pub mod resolve;
 pub mod rules;
 pub mod runtime;
 pub mod shadow;

@@ -133,6 +133,32 @@ pub enum ControlError {
 pub struct DockerInputs {
     pub services: BTreeMap<String, ServiceSpec>,
     pub routes: Vec<RawRoute>,
+    /// Shadows and canaries that labels (`umbra.shadow.of`, `umbra.canary.of`) attach to routes
+    /// defined in the file or through the API. They apply where the route's own definition has
+    /// none; a runtime override (API, UI) still wins over them.
+    pub attach: BTreeMap<String, Attach>,
+}
+
+/// A shadow and/or canary attached to a route by container labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attach {
+    pub shadow: Option<crate::config::raw::RawShadow>,
+    pub canary: Option<crate::config::raw::RawCanary>,
+}
+
+impl Attach {
+    /// `raw` with the attached shadow / canary filled in where it has none; None when nothing
+    /// changes.
+    fn apply(&self, raw: &RawRoute) -> Option<RawRoute> {
+        let mut out = raw.clone();
+        if out.shadow.is_none() {
+            out.shadow = self.shadow.clone();
+        }
+        if out.canary.is_none() {
+            out.canary = self.canary.clone();
+        }
+        (out != *raw).then_some(out)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +339,28 @@ impl Runtime {
         let mut inputs = self.inputs.lock().expect("inputs lock");
         if inputs.docker == docker {
             return;
+        }
+        let names = |d: &DockerInputs| -> std::collections::BTreeSet<String> {
+            d.routes.iter().map(|r| r.name.clone()).collect()
+        };
+        let (before, after) = (names(&inputs.docker), names(&docker));
+        let changed: Vec<&String> = after
+            .iter()
+            .filter(|n| {
+                let old = inputs.docker.routes.iter().find(|r| &r.name == *n);
+                let new = docker.routes.iter().find(|r| &r.name == *n);
+                old.is_some() && old != new
+            })
+            .collect();
+        let added: Vec<&String> = after.difference(&before).collect();
+        let removed: Vec<&String> = before.difference(&after).collect();
+        if !(added.is_empty() && removed.is_empty() && changed.is_empty()) {
+            self.event(
+                "discovery",
+                None,
+                "docker",
+                serde_json::json!({ "added": added, "removed": removed, "changed": changed }),
+            );
         }
         inputs.docker = docker;
         self.swap(&inputs);
@@ -658,10 +706,25 @@ impl Runtime {
                 }
             }
         };
+        // Label attachments fill in a file or API route's missing shadow / canary.
+        let attached = |raw: &RawRoute, ctx: &RouteContext<'_>| {
+            let with = inputs.docker.attach.get(&raw.name)?.apply(raw)?;
+            match validate_route(&with, "", ctx) {
+                Ok(spec) => Some((with, spec)),
+                Err(e) => {
+                    tracing::warn!(route = %raw.name, errors = ?e, "docker label attachment does not apply");
+                    None
+                }
+            }
+        };
         for spec in &inputs.file.routes {
-            match with_override(&spec.raw, &ctx_file) {
+            let (raw, base) = match attached(&spec.raw, &ctx_file) {
+                Some((raw, s)) => (raw, s),
+                None => (spec.raw.clone(), spec.clone()),
+            };
+            match with_override(&raw, &ctx_file) {
                 Some((s, prev)) => push(s, true, prev),
-                None => push(spec.clone(), false, None),
+                None => push(base, false, None),
             }
         }
         for raw in &inputs.docker.routes {
@@ -676,7 +739,8 @@ impl Runtime {
             }
         }
         for (raw, prev) in inputs.api_routes.values() {
-            match validate_route(raw, "", &ctx_api) {
+            let raw = attached(raw, &ctx_api).map_or_else(|| raw.clone(), |(r, _)| r);
+            match validate_route(&raw, "", &ctx_api) {
                 Ok(s) => push(s, false, prev.clone()),
                 Err(e) => {
                     tracing::warn!(route = %raw.name, errors = ?e, "stored API route invalid; not served")

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::Full;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use crate::resolve::Connector;
+use hyper_util::client::legacy::Client;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use umbra_diff::{Comparison, Difference, Response, Verdict};
@@ -156,10 +157,8 @@ pub struct ShadowJob {
 thread_local! {
     // One pool per worker thread, separate from the primary pool, so shadow connections never
     // compete with primary ones.
-    static SHADOW_CLIENT: Client<HttpConnector, Full<Bytes>> = {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(3)));
+    static SHADOW_CLIENT: Client<Connector, Full<Bytes>> = {
+        let http = crate::resolve::connector(Duration::from_secs(3));
         Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)

@@ -28,7 +28,9 @@ fn answer(v2: bool, req: &Request<Incoming>) -> (StatusCode, serde_json::Value) 
     let mut tags = vec!["new", "vip", "beta"];
     tags.shuffle(&mut rand::thread_rng());
     match segs.as_slice() {
-        ["health"] => (StatusCode::OK, json!({"status": "ok"})),
+        // `/health/ready` too, so `umbra healthcheck --admin http://127.0.0.1:PORT` works
+        // as the container's HEALTHCHECK.
+        ["health"] | ["health", "ready"] => (StatusCode::OK, json!({"status": "ok"})),
         ["users", id] => match id.parse::<u64>() {
             Ok(id) => {
                 let balance = (id * 37 % 1000) as f64 / 4.0;
@@ -79,40 +81,65 @@ fn answer(v2: bool, req: &Request<Incoming>) -> (StatusCode, serde_json::Value) 
     }
 }
 
-/// Serves the demo API on `listener` until `shutdown`.
+/// Serves the demo API on `listener` until `shutdown`, then finishes the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     version: String,
     shutdown: CancellationToken,
 ) {
+    serve_draining(listener, version, shutdown, CancellationToken::new()).await
+}
+
+/// Like [`serve`], but once `draining` fires every response carries `Connection: close`, so
+/// keep-alive clients move away before the listener closes on `shutdown`.
+async fn serve_draining(
+    listener: tokio::net::TcpListener,
+    version: String,
+    shutdown: CancellationToken,
+    draining: CancellationToken,
+) {
     let v2 = version == "v2";
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
         };
         let version = version.clone();
-        let sd = shutdown.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let version = version.clone();
-                async move {
-                    let (status, body) = answer(v2, &req);
-                    let resp = Response::builder()
-                        .status(status)
-                        .header("content-type", "application/json")
-                        .header("x-app-version", version)
-                        .body(Full::new(Bytes::from(body.to_string())))
-                        .expect("valid response");
-                    Ok::<_, Infallible>(resp)
+        let draining = draining.clone();
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let version = version.clone();
+            let closing = draining.is_cancelled();
+            async move {
+                let (status, body) = answer(v2, &req);
+                let mut resp = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .header("x-app-version", version);
+                if closing {
+                    resp = resp.header("connection", "close");
                 }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::select! { _ = conn => {}, _ = sd.cancelled() => {} }
+                let resp = resp
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .expect("valid response");
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
         });
     }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }
+
+/// How long `demo-app` keeps serving after SIGTERM.
+const DRAIN_MS: u64 = 1000;
 
 /// `umbra demo-app`: serve one version until SIGTERM/Ctrl-C.
 pub fn serve_blocking(version: &str, listen: &str) -> anyhow::Result<()> {
@@ -128,9 +155,19 @@ pub fn serve_blocking(version: &str, listen: &str) -> anyhow::Result<()> {
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind(addr).await?;
         eprintln!("umbra demo-app {version} listening on {}", l.local_addr()?);
-        let sd = CancellationToken::new();
-        let task = tokio::spawn(serve(l, version.to_string(), sd.clone()));
+        let (sd, draining) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(serve_draining(
+            l,
+            version.to_string(),
+            sd.clone(),
+            draining.clone(),
+        ));
         crate::run::wait_for_signal().await;
+        // Keep answering briefly (with `Connection: close`) so a proxy that is taking this
+        // instance out of rotation finishes what it already sent here; then stop.
+        eprintln!("umbra demo-app {version}: stopping (draining for {DRAIN_MS} ms)");
+        draining.cancel();
+        tokio::time::sleep(std::time::Duration::from_millis(DRAIN_MS)).await;
         sd.cancel();
         let _ = task.await;
         Ok(())

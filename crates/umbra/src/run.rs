@@ -87,6 +87,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     let keep = config.store.keep;
     let keep_same = config.store.keep_same;
     let source = config.source.clone();
+    let config_docker = config.docker.clone();
     let runtime = Runtime::new(config, metrics, sink, events_tx);
 
     let mut writer = None;
@@ -157,6 +158,9 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     }
 
     tokio::spawn(umbra_core::health::run(runtime.clone(), shutdown.clone()));
+    if let Some(docker) = config_docker.filter(|d| d.enabled) {
+        tokio::spawn(umbra_docker::run(runtime.clone(), docker, shutdown.clone()));
+    }
     if let Some(path) = path {
         spawn_reloader(runtime.clone(), path, shutdown.clone());
     }

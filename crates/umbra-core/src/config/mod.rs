@@ -102,6 +102,8 @@ pub struct DockerConfig {
     pub endpoint: Option<String>,
     pub network: Option<String>,
     pub exposed_by_default: bool,
+    /// Only containers of this compose project are considered.
+    pub project: Option<String>,
 }
 
 /// How a service spreads requests over its servers.

@@ -70,6 +70,8 @@ pub struct RawDocker {
     pub endpoint: Option<String>,
     pub network: Option<String>,
     pub exposed_by_default: Option<bool>,
+    /// Only containers of this compose project (label `com.docker.compose.project`).
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -135,11 +135,24 @@ pub(super) fn validate(
         access: raw.log.access.unwrap_or(true),
     };
 
+    if let Some(ep) = raw.docker.as_ref().and_then(|d| d.endpoint.as_deref()) {
+        let ok = ["unix://", "tcp://", "http://"]
+            .iter()
+            .any(|p| ep.starts_with(p) && ep.len() > p.len())
+            || ep.starts_with('/');
+        if !ok {
+            errs.push(
+                "docker.endpoint",
+                format!("expected `unix:///path/to/docker.sock`, `tcp://host:port` or `http://host:port`, got `{ep}`"),
+            );
+        }
+    }
     let docker = raw.docker.map(|d| DockerConfig {
         enabled: d.enabled.unwrap_or(true),
         endpoint: d.endpoint,
         network: d.network,
         exposed_by_default: d.exposed_by_default.unwrap_or(false),
+        project: d.project.filter(|p| !p.is_empty()),
     });
 
     let mut services = BTreeMap::new();

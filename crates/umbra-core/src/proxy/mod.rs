@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use crate::resolve::Connector;
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::metrics::counter::Counter;
@@ -38,10 +39,8 @@ use crate::telemetry::{RequestLabels, RouteServiceLabels};
 use headers::*;
 
 thread_local! {
-    static CLIENT: Client<HttpConnector, UpstreamBody> = {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
+    static CLIENT: Client<Connector, UpstreamBody> = {
+        let http = crate::resolve::connector(Duration::from_secs(5));
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
