@@ -613,7 +613,7 @@ async fn index_page_has_security_headers() {
     assert_eq!(a.headers["content-security-policy"], "default-src 'self'");
     assert_eq!(a.headers["x-frame-options"], "DENY");
     assert_eq!(a.headers["x-content-type-options"], "nosniff");
-    assert!(a.text.contains("<td>api</td>"), "{}", a.text);
+    assert!(a.text.contains("<strong>api</strong>"), "{}", a.text);
     assert!(a.text.contains("PathPrefix(`/api`)"), "{}", a.text);
 }
 

@@ -50,11 +50,11 @@ pub async fn list(
     }
     let mut body = format!(
         "<h1>Comparisons</h1><form method=\"get\" action=\"/ui/comparisons\" class=\"filters\">\
-<label for=\"f-route\">Route</label><input id=\"f-route\" name=\"route\" value=\"{}\">\
-<label for=\"f-verdict\">Verdict</label><select id=\"f-verdict\" name=\"verdict\">{verdicts}</select>\
-<label for=\"f-endpoint\">Endpoint</label><input id=\"f-endpoint\" name=\"endpoint\" value=\"{}\">\
-<button type=\"submit\">Filter</button> <a href=\"/ui/comparisons\">clear</a></form>\
-<div class=\"scroll\"><table><thead><tr><th scope=\"col\">id</th><th scope=\"col\">time (UTC)</th><th scope=\"col\">route</th>\
+<span class=\"filter\"><label for=\"f-route\">Route</label><input id=\"f-route\" name=\"route\" value=\"{}\"></span>\
+<span class=\"filter\"><label for=\"f-verdict\">Verdict</label><select id=\"f-verdict\" name=\"verdict\">{verdicts}</select></span>\
+<span class=\"filter\"><label for=\"f-endpoint\">Endpoint</label><input id=\"f-endpoint\" name=\"endpoint\" value=\"{}\" placeholder=\"GET /items/{{id}}\"></span>\
+<span class=\"filter\"><button type=\"submit\">Filter</button> <a href=\"/ui/comparisons\">clear</a></span></form>\
+<div class=\"scroll\"><table id=\"comparisons\" class=\"cards\"><thead><tr><th scope=\"col\">id</th><th scope=\"col\">time (UTC)</th><th scope=\"col\">route</th>\
 <th scope=\"col\">endpoint</th><th scope=\"col\">request</th><th scope=\"col\">verdict</th><th scope=\"col\">status</th>\
 <th scope=\"col\">primary</th><th scope=\"col\">shadow</th><th scope=\"col\">diffs</th></tr></thead><tbody>",
         esc(get("route")),
@@ -66,9 +66,10 @@ pub async fn list(
     for c in &result.items {
         let _ = write!(
             body,
-            "<tr><td><a href=\"/ui/comparisons/{id}\">#{id}</a></td><td>{t}</td><td>{r}</td><td><code>{e}</code></td>\
-<td><code>{m} {u}</code></td><td><span class=\"verdict {v}\">{v}</span></td><td>{ps} / {ss}</td><td class=\"num\">{pl}</td>\
-<td class=\"num\">{sl}</td><td class=\"num\">{d}</td></tr>",
+            "<tr><td data-label=\"id\"><a href=\"/ui/comparisons/{id}\">#{id}</a></td><td data-label=\"time\">{t}</td>\
+<td data-label=\"route\">{r}</td><td data-label=\"endpoint\"><code>{e}</code></td><td data-label=\"request\"><code>{m} {u}</code></td>\
+<td data-label=\"verdict\"><span class=\"verdict {v}\">{v}</span></td><td data-label=\"status\">{ps} / {ss}</td>\
+<td class=\"num\" data-label=\"primary\">{pl}</td><td class=\"num\" data-label=\"shadow\">{sl}</td><td class=\"num\" data-label=\"diffs\">{d}</td></tr>",
             id = c.id,
             t = fmt_time(c.created_at_ms),
             r = esc(&c.route),
@@ -267,8 +268,8 @@ fn side(
                 r.status,
                 ms(r.latency_us)
             );
-            out.push_str(&headers_table(&r.headers, diffs));
             out.push_str(&body_html(&r.body, r.truncated, diffs));
+            out.push_str(&headers_table(&r.headers, diffs));
         }
         None => {
             let _ = write!(
@@ -308,8 +309,8 @@ pub async fn detail(State(state): State<AdminState>, Path(id): Path<String>) -> 
     let mut body = format!(
         "<h1>Comparison #{id} <span class=\"verdict {v}\">{v}</span></h1>\
 <p class=\"meta\">{t} UTC · route <a href=\"/ui/routes/{rl}\">{route}</a> · endpoint <code>{ep}</code> · request id <code>{rid}</code></p>\
-<section><h2>Request</h2><p><code>{m} {u}</code> · host <code>{host}</code> \
-<button type=\"button\" class=\"copy small secondary\" data-curl=\"{curl}\">copy as curl</button></p>{hdr}",
+<p class=\"request-line\"><code>{m} {u}</code> · host <code>{host}</code> \
+<button type=\"button\" class=\"copy small secondary\" data-curl=\"{curl}\">copy as curl</button></p>",
         v = c.verdict.as_str(),
         t = fmt_time(c.created_at_ms),
         rl = esc(&enc(&c.route)),
@@ -320,12 +321,8 @@ pub async fn detail(State(state): State<AdminState>, Path(id): Path<String>) -> 
         u = esc(&r.uri),
         host = esc(&r.host),
         curl = esc(&curl_command(&c)),
-        hdr = headers_table(&r.headers, &[]),
     );
-    if !r.body.is_empty() {
-        body.push_str(&body_html(&r.body, false, &[]));
-    }
-    body.push_str("</section><h2>Differences</h2><div class=\"scroll\"><table class=\"diffs\"><thead><tr><th scope=\"col\">path</th><th scope=\"col\">kind</th><th scope=\"col\">primary</th><th scope=\"col\">shadow</th></tr></thead><tbody>");
+    body.push_str("<h2>Differences</h2><div class=\"scroll\"><table class=\"diffs\"><thead><tr><th scope=\"col\">path</th><th scope=\"col\">kind</th><th scope=\"col\">primary</th><th scope=\"col\">shadow</th></tr></thead><tbody>");
     if c.differences.is_empty() {
         body.push_str("<tr><td colspan=\"4\">no differences</td></tr>");
     }
@@ -349,7 +346,16 @@ pub async fn detail(State(state): State<AdminState>, Path(id): Path<String>) -> 
         &diffs,
         c.error.as_deref(),
     ));
-    body.push_str("</div>");
+    let _ = write!(
+        body,
+        "</div><details class=\"card request\"><summary>Request headers{}</summary>{}",
+        if r.body.is_empty() { "" } else { " and body" },
+        headers_table(&r.headers, &[])
+    );
+    if !r.body.is_empty() {
+        body.push_str(&body_html(&r.body, false, &[]));
+    }
+    body.push_str("</details>");
     page(
         StatusCode::OK,
         &format!("comparison {id}"),
@@ -384,7 +390,7 @@ pub async fn events(
         Err(e) => return ApiError::store(&e).into(),
     };
     let mut body = String::from(
-        "<h1>Events</h1><div class=\"scroll\"><table><thead><tr><th scope=\"col\">id</th><th scope=\"col\">time (UTC)</th>\
+        "<h1>Events</h1><div class=\"scroll\"><table id=\"events\" class=\"cards\"><thead><tr><th scope=\"col\">id</th><th scope=\"col\">time (UTC)</th>\
 <th scope=\"col\">kind</th><th scope=\"col\">route</th><th scope=\"col\">source</th><th scope=\"col\">actor</th><th scope=\"col\">detail</th></tr></thead><tbody>",
     );
     if items.is_empty() {
@@ -397,7 +403,8 @@ pub async fn events(
         };
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{route}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr><td data-label=\"id\">{}</td><td data-label=\"time\">{}</td><td data-label=\"kind\">{}</td><td data-label=\"route\">{route}</td>\
+<td data-label=\"source\">{}</td><td data-label=\"actor\">{}</td><td data-label=\"detail\" class=\"detail\"><code>{}</code></td></tr>",
             e.id,
             fmt_time(e.created_at_ms),
             esc(&e.kind),

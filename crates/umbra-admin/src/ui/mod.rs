@@ -1,30 +1,33 @@
-//! The web UI: server-rendered HTML pages with one stylesheet (`/ui/app.css`) and one small
-//! script (`/ui/app.js`), both embedded in the binary. Every page is served with
+//! The web UI (control plane): server-rendered HTML pages with one stylesheet (`/ui/app.css`)
+//! and one small script (`/ui/app.js`), both embedded in the binary. Every page is served with
 //! `Content-Security-Policy: default-src 'self'` (no inline script or style), `X-Frame-Options:
-//! DENY` and `X-Content-Type-Options: nosniff`. All text goes through [`esc`].
+//! DENY` and `X-Content-Type-Options: nosniff`. All text goes through [`esc`]. Changes go
+//! through the JSON API from `app.js` with the `X-Umbra-CSRF` header.
 //!
 //! | path | page |
 //! | --- | --- |
-//! | `GET /` | overview: routes, services with a health dot per server, live stats (polls `/api/routes`) |
-//! | `GET /ui/routes/{name}` | field difference table, latency chart, shadow/canary/promote/rollback controls |
+//! | `GET /` | overview: routes with live stats and a health dot per server, services, a "New route" form, Docker discovery (polls `/api/routes` and `/api/services`) |
+//! | `GET /ui/routes/{name}` | field difference table, latency chart, shadow/canary/promote/rollback controls; edit and delete for API routes, override marks for file/docker routes |
 //! | `GET /ui/comparisons` | comparison list with filters and paging |
 //! | `GET /ui/comparisons/{id}` | one comparison: request, both responses, highlighted differences |
 //! | `GET /ui/events` | the audit log |
 //! | `GET`/`POST /ui/login` | sign in with the admin token (sets the `umbra_token` cookie) |
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::AdminState;
-
 pub mod comparisons;
+mod discovery;
+mod login;
+mod overview;
 pub mod route;
+mod route_form;
+
+pub use login::{login, login_page};
+pub use overview::overview;
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
@@ -91,7 +94,11 @@ const SECURITY_HEADERS: [(http::HeaderName, &str); 4] = [
     (http::header::CACHE_CONTROL, "no-store"),
 ];
 
-fn with_headers(status: StatusCode, content_type: &'static str, body: String) -> Response {
+pub(crate) fn with_headers(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -115,8 +122,8 @@ pub enum Nav {
 
 /// A whole page: layout, nav bar and `body` (already HTML).
 pub fn page(status: StatusCode, title: &str, nav: Nav, body: &str) -> Response {
-    let link = |href: &str, label: &str, me: Nav| {
-        let current = if nav == me {
+    let link = |href: &str, label: &str, me: Option<Nav>| {
+        let current = if me == Some(nav) {
             " aria-current=\"page\""
         } else {
             ""
@@ -128,12 +135,13 @@ pub fn page(status: StatusCode, title: &str, nav: Nav, body: &str) -> Response {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title} · umbra</title><link rel=\"stylesheet\" href=\"/ui/app.css\">\
 <script src=\"/ui/app.js\" defer></script></head><body>\
-<header class=\"top\"><nav aria-label=\"main\"><span class=\"brand\">umbra</span>{o}{c}{e}</nav></header>\
+<header class=\"top\"><nav aria-label=\"main\"><span class=\"brand\">umbra</span>{o}{c}{e}{d}</nav></header>\
 <main><div id=\"flash\" role=\"alert\" class=\"flash hidden\"></div>{body}</main></body></html>",
         title = esc(title),
-        o = link("/", "Overview", Nav::Overview),
-        c = link("/ui/comparisons", "Comparisons", Nav::Comparisons),
-        e = link("/ui/events", "Events", Nav::Events),
+        o = link("/", "Overview", Some(Nav::Overview)),
+        c = link("/ui/comparisons", "Comparisons", Some(Nav::Comparisons)),
+        e = link("/ui/events", "Events", Some(Nav::Events)),
+        d = link("/#discovery", "Discovery", None),
     );
     with_headers(status, "text/html; charset=utf-8", html)
 }
@@ -209,154 +217,25 @@ pub fn fmt_time(ms: i64) -> String {
     )
 }
 
-fn service_cell(snap: &umbra_core::snapshot::Snapshot, name: &str, extra: &str) -> String {
-    let mut out = format!("{}{}", esc(name), esc(extra));
-    if let Some(svc) = snap.services.get(name) {
-        out.push_str(" <span class=\"dots\">");
-        for s in &svc.servers {
-            let url = s.addr.url();
-            let (class, word) = if s.is_healthy() {
-                ("up", "healthy")
-            } else {
-                ("down", "unhealthy")
-            };
-            let _ = write!(
-                out,
-                "<span class=\"dot {class}\" role=\"img\" aria-label=\"{} {word}\" title=\"{} {word}\"></span>",
-                esc(&url),
-                esc(&url)
-            );
-        }
-        out.push_str("</span>");
+/// A server's health as a dot class and a word: failing active checks, ejected by passive
+/// checks (failing requests), or healthy.
+pub fn server_state(healthy: bool, ejected: bool) -> (&'static str, &'static str) {
+    if !healthy {
+        ("down", "unhealthy")
+    } else if ejected {
+        ("ejected", "ejected")
+    } else {
+        ("up", "healthy")
     }
-    out
 }
 
-/// `GET /`: every route with its services, server health and live stats.
-pub async fn overview(State(state): State<AdminState>) -> Response {
-    let snap = state.runtime.load();
-    let mut rows = String::new();
-    for r in &snap.routes {
-        let v = crate::routes::route_json(r);
-        let name = v["name"].as_str().unwrap_or_default();
-        let s = &v["stats"];
-        let shadow = match v["shadow"]["service"].as_str() {
-            Some(svc) => {
-                let p = v["shadow"]["percent"]
-                    .as_f64()
-                    .map_or(String::new(), |p| format!(" ({p}%)"));
-                service_cell(&snap, svc, &p)
-            }
-            None => "—".into(),
-        };
-        let canary = match v["canary"]["service"].as_str() {
-            Some(svc) => {
-                let w = v["canary"]["weight"]
-                    .as_f64()
-                    .map_or(String::new(), |w| format!(" ({w}%)"));
-                service_cell(&snap, svc, &w)
-            }
-            None => "—".into(),
-        };
-        let _ = write!(
-            rows,
-            "<tr data-route=\"{ename}\"><td>{ename}</td><td><code>{rule}</code></td><td>{primary}</td>\
-<td>{shadow}</td><td>{canary}</td>\
-<td class=\"num\" data-stat=\"requests\">{req}</td><td class=\"num\" data-stat=\"error_rate\">{er}</td>\
-<td class=\"num\" data-stat=\"p50_ms\">{p50}</td><td class=\"num\" data-stat=\"p99_ms\">{p99}</td>\
-<td class=\"num\" data-stat=\"shadow_p50_ms\">{sp50}</td><td class=\"num\" data-stat=\"shadow_p99_ms\">{sp99}</td>\
-<td class=\"num\" data-stat=\"diff_rate\">{dr}</td>\
-<td><a href=\"/ui/routes/{link}\">details<span class=\"sr\"> of route {ename}</span></a></td></tr>",
-            ename = esc(name),
-            rule = esc(v["rule"].as_str().unwrap_or_default()),
-            primary = service_cell(&snap, v["service"].as_str().unwrap_or_default(), ""),
-            req = s["requests"].as_u64().unwrap_or(0),
-            er = pct(s["error_rate"].as_f64()),
-            p50 = fmt_ms(&s["p50_ms"]),
-            p99 = fmt_ms(&s["p99_ms"]),
-            sp50 = fmt_ms(&s["shadow_p50_ms"]),
-            sp99 = fmt_ms(&s["shadow_p99_ms"]),
-            dr = pct(s["diff_rate"].as_f64()),
-            link = esc(&enc(name)),
-        );
-    }
-    if rows.is_empty() {
-        rows.push_str("<tr><td colspan=\"13\">no routes</td></tr>");
-    }
-    let body = format!(
-        "<h1>Routes</h1><p class=\"meta\">umbra {version} · config: {source} · generation {generation} · \
-<span id=\"live\" aria-live=\"polite\">live</span></p>\
-<div class=\"scroll\"><table id=\"routes\"><thead><tr><th scope=\"col\">route</th><th scope=\"col\">rule</th>\
-<th scope=\"col\">primary</th><th scope=\"col\">shadow</th><th scope=\"col\">canary</th>\
-<th scope=\"col\">requests</th><th scope=\"col\">error rate</th><th scope=\"col\">p50</th><th scope=\"col\">p99</th>\
-<th scope=\"col\">shadow p50</th><th scope=\"col\">shadow p99</th><th scope=\"col\">diff rate</th><th scope=\"col\"></th>\
-</tr></thead><tbody>{rows}</tbody></table></div>\
-<p class=\"meta\">JSON: <a href=\"/api/routes\">/api/routes</a> · <a href=\"/api/comparisons\">/api/comparisons</a> · \
-<a href=\"/api/services\">/api/services</a> · <a href=\"/api/events\">/api/events</a></p>",
-        version = esc(state.version),
-        source = esc(&state.config_source),
-        generation = snap.generation,
-    );
-    page(StatusCode::OK, "Overview", Nav::Overview, &body)
-}
-
-fn login_form(message: Option<&str>) -> String {
-    let msg = message.map_or(String::new(), |m| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m))
-    });
+/// A health dot with an accessible name, addressable by the live refresh in `app.js`.
+pub fn health_dot(service: &str, url: &str, healthy: bool, ejected: bool) -> String {
+    let (class, word) = server_state(healthy, ejected);
     format!(
-        "<h1>Sign in</h1>{msg}<form method=\"post\" action=\"/ui/login\" class=\"stack\">\
-<label for=\"token\">Admin token</label>\
-<input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\">Sign in</button></form>"
+        "<span class=\"dot {class}\" role=\"img\" data-service=\"{s}\" data-server=\"{u}\" \
+aria-label=\"{u} {word}\" title=\"{u} {word}\"></span>",
+        s = esc(service),
+        u = esc(url),
     )
-}
-
-fn see_other(location: &'static str) -> Response {
-    let mut resp = with_headers(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        String::new(),
-    );
-    resp.headers_mut().insert(
-        http::header::LOCATION,
-        http::HeaderValue::from_static(location),
-    );
-    resp
-}
-
-/// `GET /ui/login`
-pub async fn login_page(State(state): State<AdminState>) -> Response {
-    if state.token.is_none() {
-        return see_other("/");
-    }
-    page(StatusCode::OK, "Sign in", Nav::None, &login_form(None))
-}
-
-/// `POST /ui/login` with form field `token`: sets the `umbra_token` cookie when it is right.
-pub async fn login(
-    State(state): State<AdminState>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let Some(expected) = state.token.as_deref() else {
-        return see_other("/");
-    };
-    let given = form.get("token").map(|s| s.trim()).unwrap_or_default();
-    if !crate::auth::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return page(
-            StatusCode::UNAUTHORIZED,
-            "Sign in",
-            Nav::None,
-            &login_form(Some("wrong token")),
-        );
-    }
-    let mut resp = see_other("/");
-    let cookie = format!(
-        "{TOKEN_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-        enc(expected)
-    );
-    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(http::header::SET_COOKIE, v);
-    }
-    resp
 }

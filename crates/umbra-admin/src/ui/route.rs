@@ -7,6 +7,7 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::Value;
 
+use super::route_form::route_form;
 use super::{enc, error_page, esc, page, pct, Nav};
 use crate::AdminState;
 
@@ -76,7 +77,31 @@ fn controls(name: &str, route: &Value) -> String {
     let canary_w = route["canary"]["weight"]
         .as_f64()
         .map_or(String::new(), |p| p.to_string());
-    let ename = esc(name);
+    let service = route["service"].as_str().unwrap_or_default();
+    let candidate = [canary_svc, shadow_svc].into_iter().find(|s| !s.is_empty());
+    let (promote_q, promote_hint) = match candidate {
+        Some(c) => (
+            format!("Promote {c} to be the service of route {name}? ({service} is kept for a rollback.)"),
+            format!("Promote makes <strong>{}</strong> the service and ends the shadow and canary.", esc(c)),
+        ),
+        None => (
+            format!("Promote the candidate of route {name}?"),
+            "Nothing to promote: start a shadow or a canary first.".to_string(),
+        ),
+    };
+    let (rollback_q, rollback_hint) = match route["previous_service"].as_str() {
+        Some(p) => (
+            format!("Return all traffic of route {name} to {p}?"),
+            format!(
+                "Rollback returns all traffic to <strong>{}</strong>.",
+                esc(p)
+            ),
+        ),
+        None => (
+            format!("Return all traffic of route {name} to its service?"),
+            "Rollback ends the canary and the shadow.".to_string(),
+        ),
+    };
     format!(
         "<section class=\"controls\" aria-label=\"controls\">\
 <form class=\"api card\" data-method=\"PUT\" data-url=\"{b}/shadow\"><h3>Shadow</h3>\
@@ -88,10 +113,12 @@ fn controls(name: &str, route: &Value) -> String {
 <label for=\"canary-service\">Canary service</label><input id=\"canary-service\" name=\"service\" required value=\"{cs}\">\
 <label for=\"canary-weight\">Weight (%; 0 removes)</label><input id=\"canary-weight\" name=\"weight\" type=\"number\" min=\"0\" max=\"100\" step=\"any\" required value=\"{cw}\">\
 <div class=\"row\"><button type=\"submit\">Set canary</button></div></form>\
-<div class=\"card\"><h3>Release</h3><div class=\"row\">\
-<button type=\"button\" class=\"api-button\" data-method=\"POST\" data-url=\"{b}/promote\" data-confirm=\"Promote the candidate to be the service of route {ename}?\">Promote</button>\
-<button type=\"button\" class=\"api-button danger\" data-method=\"POST\" data-url=\"{b}/rollback\" data-confirm=\"Return all traffic of route {ename} to the previous service?\">Rollback</button>\
+<div class=\"card\"><h3>Release</h3><p class=\"hint\">{promote_hint}</p><p class=\"hint\">{rollback_hint}</p><div class=\"row\">\
+<button type=\"button\" class=\"api-button\" data-method=\"POST\" data-url=\"{b}/promote\" data-confirm=\"{pq}\">Promote</button>\
+<button type=\"button\" class=\"api-button danger\" data-method=\"POST\" data-url=\"{b}/rollback\" data-confirm=\"{rq}\">Rollback</button>\
 </div></div></section>",
+        pq = esc(&promote_q),
+        rq = esc(&rollback_q),
         b = esc(&base),
         ss = esc(shadow_svc),
         sp = esc(&shadow_pct),
@@ -162,12 +189,101 @@ aria-label=\"mark {p} as noise\">mark as noise</button></td></tr>",
     out
 }
 
+/// Shadow or canary as `service (N%)`.
+fn candidate(v: &Value, amount: &str) -> String {
+    match v["service"].as_str() {
+        Some(s) => format!(
+            "{} ({}%)",
+            esc(s),
+            v[amount].as_f64().map_or("—".into(), |x| x.to_string())
+        ),
+        None => "—".into(),
+    }
+}
+
+/// The route's facts. For a file route with runtime overrides, each overridden key is marked
+/// and shows what the file says (`file` is the route as the file writes it).
+fn facts(r: &Value, file: Option<&Value>) -> String {
+    let mark = |key: &str, show: &dyn Fn(&Value) -> String| -> String {
+        let Some(file) = file else {
+            return String::new();
+        };
+        if r["overridden"].as_bool() != Some(true) || file[key] == r[key] {
+            return String::new();
+        }
+        format!(
+            " <span class=\"badge override\">runtime override</span> <span class=\"meta\">(file: {})</span>",
+            show(&file[key])
+        )
+    };
+    let plain = |v: &Value| esc(v.as_str().unwrap_or("—"));
+    let source = r["source"].as_str().unwrap_or_default();
+    format!(
+        "<dl class=\"facts\"><dt>rule</dt><dd><code>{rule}</code></dd><dt>service</dt><dd>{svc}{svc_m}</dd>\
+<dt>shadow</dt><dd>{sh}{sh_m}</dd><dt>canary</dt><dd>{ca}{ca_m}</dd><dt>previous service</dt><dd>{prev}</dd>\
+<dt>priority</dt><dd>{prio}</dd><dt>strip prefix</dt><dd>{strip}</dd><dt>source</dt><dd>{badges}</dd></dl>",
+        rule = esc(r["rule"].as_str().unwrap_or_default()),
+        svc = esc(r["service"].as_str().unwrap_or_default()),
+        svc_m = mark("service", &plain),
+        sh = candidate(&r["shadow"], "percent"),
+        sh_m = mark("shadow", &|v| candidate(v, "percent")),
+        ca = candidate(&r["canary"], "weight"),
+        ca_m = mark("canary", &|v| candidate(v, "weight")),
+        prev = esc(r["previous_service"].as_str().unwrap_or("—")),
+        prio = r["priority"].as_i64().unwrap_or_default(),
+        strip = r["strip_prefix"].as_str().map_or("—".into(), |s| format!("<code>{}</code>", esc(s))),
+        badges = super::overview::source_badges(source, r["overridden"].as_bool() == Some(true)),
+    )
+}
+
+/// How a route can be changed: API routes are edited and deleted here; file and docker routes
+/// are read-only apart from the runtime controls, which become overrides.
+fn definition(name: &str, r: &Value, raw: &Value, services: &[&str], config: &str) -> String {
+    match r["source"].as_str() {
+        Some("api") => format!(
+            "<details class=\"card edit-route\"><summary>Edit route</summary>{form}\
+<div class=\"row danger-zone\"><button type=\"button\" class=\"api-button danger\" data-method=\"DELETE\" \
+data-url=\"/api/routes/{link}\" data-then=\"/\" data-confirm=\"Delete route {ename}? Its traffic will get 404 (or a lower-priority route).\">\
+Delete route</button></div></details>",
+            form = route_form(services, Some(raw)),
+            link = esc(&enc(name)),
+            ename = esc(name),
+        ),
+        Some("docker") => "<p class=\"note\">Defined by Docker labels: read-only here (change the labels). \
+The shadow, canary, promote and rollback controls below apply as runtime overrides.</p>"
+            .to_string(),
+        _ => format!(
+            "<p class=\"note\">Defined in the config file <code>{}</code>: read-only here (edit the file; it \
+reloads). The shadow, canary, promote and rollback controls below apply as runtime overrides.</p>",
+            esc(config)
+        ),
+    }
+}
+
 /// `GET /ui/routes/{name}`
 pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
-    let route = {
+    let (route, raw, file, services) = {
         let snap = state.runtime.load();
-        snap.route(&name).map(|r| crate::routes::route_json(r))
+        let route = snap.route(&name);
+        let raw = route.and_then(|r| serde_json::to_value(&r.spec.raw).ok());
+        let file = snap.config.routes.iter().find(|r| r.name == name).map(|f| {
+            // The keys `facts` compares, in the shape `route_json` gives them.
+            serde_json::json!({
+                "service": f.raw.service,
+                "shadow": f.raw.shadow,
+                "canary": f.raw.canary,
+            })
+        });
+        let mut services: Vec<String> = snap.services.keys().cloned().collect();
+        services.sort_unstable();
+        (
+            route.map(|r| crate::routes::route_json(r)),
+            raw,
+            file,
+            services,
+        )
     };
+    let services: Vec<&str> = services.iter().map(String::as_str).collect();
     let diffs = crate::routes::diffs(State(state.clone()), Path(name.clone())).await;
     let diffs_html = match (&diffs, &route) {
         (Ok(d), _) => endpoints_html(&name, &d.0),
@@ -175,31 +291,13 @@ pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<Stri
         (Err(e), None) => return error_page(e.status, &e.message),
     };
     let mut body = format!("<h1>Route <code>{}</code></h1>", esc(&name));
-    match &route {
-        Some(r) => {
-            let svc = |v: &Value, key: &str| match v["service"].as_str() {
-                Some(s) => format!(
-                    "{} ({}%)",
-                    esc(s),
-                    v[key].as_f64().map_or("—".into(), |x| x.to_string())
-                ),
-                None => "—".into(),
-            };
-            let _ = write!(
-                body,
-                "<dl class=\"facts\"><dt>rule</dt><dd><code>{}</code></dd><dt>service</dt><dd>{}</dd>\
-<dt>shadow</dt><dd>{}</dd><dt>canary</dt><dd>{}</dd><dt>previous service</dt><dd>{}</dd><dt>source</dt><dd>{}{}</dd></dl>",
-                esc(r["rule"].as_str().unwrap_or_default()),
-                esc(r["service"].as_str().unwrap_or_default()),
-                svc(&r["shadow"], "percent"),
-                svc(&r["canary"], "weight"),
-                esc(r["previous_service"].as_str().unwrap_or("—")),
-                esc(r["source"].as_str().unwrap_or_default()),
-                if r["overridden"].as_bool() == Some(true) { " (overridden)" } else { "" },
-            );
+    match (&route, &raw) {
+        (Some(r), Some(raw)) => {
+            body.push_str(&facts(r, file.as_ref()));
+            body.push_str(&definition(&name, r, raw, &services, &state.config_source));
             body.push_str(&controls(&name, r));
         }
-        None => body.push_str("<p class=\"meta\">This route is gone; its comparisons remain.</p>"),
+        _ => body.push_str("<p class=\"meta\">This route is gone; its comparisons remain.</p>"),
     }
     body.push_str("<h2>Differences by endpoint</h2>");
     body.push_str(&diffs_html);

@@ -1,10 +1,10 @@
-//! The web UI: pages over `tower::ServiceExt::oneshot` (headers, escaping, diff marking,
-//! cookie auth), then a real headless Chromium against the router on an ephemeral port.
+//! The web UI's pages over `tower::ServiceExt::oneshot`: security headers, escaping, diff
+//! marking, cookie auth, the route form and read-only marks, the discovery section. The same
+//! pages in a real browser: `tests/browser/`.
 
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::Router;
@@ -13,6 +13,8 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tower::ServiceExt;
 use umbra_admin::router;
+use umbra_core::config::{RawCanary, RawRoute};
+use umbra_core::discovery::{ContainerStatus, DiscoveryStatus, LabelError};
 use umbra_diff::{Comparison, DiffKind, Difference, Request as DiffRequest, Response, Verdict};
 use umbra_store::ComparisonStore;
 
@@ -78,6 +80,7 @@ fn comparison(route: &str) -> Comparison {
 
 struct Harness {
     app: Router,
+    runtime: Arc<umbra_core::Runtime>,
     _store: Arc<dyn ComparisonStore>,
     _dir: tempfile::TempDir,
     id: i64,
@@ -109,6 +112,7 @@ async fn harness(token: Option<&str>) -> Harness {
     let state = common::state(&runtime, &store, token, 0);
     Harness {
         app: router(state),
+        runtime,
         _store: store,
         _dir: dir,
         id,
@@ -196,17 +200,29 @@ async fn every_page_answers_with_security_headers() {
         .starts_with("text/javascript"));
     // Overview: the route, its health dots and the live stat cells.
     let a = get(&h.app, "/").await;
-    assert!(a.text.contains("<td>api</td>"), "{}", a.text);
     assert!(
         a.text.contains(
-            "class=\"dot down\" role=\"img\" aria-label=\"http://127.0.0.1:9 unhealthy\""
-        ) || a
-            .text
-            .contains("class=\"dot up\" role=\"img\" aria-label=\"http://127.0.0.1:9 healthy\""),
+            "<a href=\"/ui/routes/api\"><strong>api</strong></a> <span class=\"badge src-file\""
+        ),
+        "{}",
+        a.text
+    );
+    // One dot per server, in the routes table and the services table, named for screen readers.
+    let dot = "role=\"img\" data-service=\"v1\" data-server=\"http://127.0.0.1:9\" aria-label=\"http://127.0.0.1:9 healthy\"";
+    assert_eq!(a.text.matches(dot).count(), 2, "{}", a.text);
+    assert!(
+        a.text.contains("data-available=\"v1\">1/1</td>"),
         "{}",
         a.text
     );
     assert!(a.text.contains("data-stat=\"diff_rate\""));
+    assert!(a.text.contains("data-stat=\"rps\""));
+    // The new-route form, and discovery (off by default).
+    assert!(a.text.contains(
+        "<form class=\"route-form\" novalidate data-current=\"\" aria-label=\"new route\">"
+    ));
+    assert!(a.text.contains("<section id=\"discovery\""));
+    assert!(a.text.contains("Off. Add a <code>[docker]</code> section"));
     // Route page: the field row, its noise button, the chart and the controls.
     let a = get(&h.app, "/ui/routes/api").await;
     assert!(a.text.contains("<code>/item/price</code>"), "{}", a.text);
@@ -385,109 +401,145 @@ async fn cookie_login_and_csrf_header() {
     );
 }
 
-// ---- headless Chromium ----
+#[tokio::test]
+async fn route_pages_show_how_a_route_can_change() {
+    let h = harness(None).await;
+    // A file route is read-only apart from the runtime controls.
+    let a = get(&h.app, "/ui/routes/api").await;
+    assert!(
+        a.text
+            .contains("Defined in the config file <code>test.toml</code>"),
+        "{}",
+        a.text
+    );
+    assert!(!a.text.contains("Delete route") && !a.text.contains("route-form"));
+    assert!(!a.text.contains("badge override"));
+    // A runtime change to it is marked, with what the file says.
+    h.runtime
+        .set_canary(
+            "api",
+            Some(RawCanary {
+                service: "v2".into(),
+                weight: 10.0,
+                sticky: None,
+            }),
+            "test",
+        )
+        .unwrap();
+    let a = get(&h.app, "/ui/routes/api").await;
+    assert!(
+        a.text.contains("<dt>canary</dt><dd>v2 (10%) <span class=\"badge override\">runtime override</span> <span class=\"meta\">(file: —)</span></dd>"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("<dt>shadow</dt><dd>v2 (50%)</dd>"));
+    assert!(a.text.contains("<span class=\"badge override\""));
+    let a = get(&h.app, "/").await;
+    assert!(a.text.contains(">overridden</span>"), "{}", a.text);
 
-fn chromium() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser"] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-fn chromium_or_skip(test: &str) -> Option<std::path::PathBuf> {
-    let found = chromium();
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: chromium (or chromium-browser) is not on PATH, and CI=true");
-        }
-        eprintln!(
-            "\n{bar}\n!!! SKIPPED {test}: no `chromium` or `chromium-browser` on PATH !!!\n{bar}\n",
-            bar = "!".repeat(72)
+    // An API route can be edited (the form carries the route as written) and deleted.
+    h.runtime
+        .put_route(
+            RawRoute {
+                name: "orders".into(),
+                rule: "PathPrefix(`/orders`)".into(),
+                service: "v1".into(),
+                priority: Some(7),
+                canary: Some(RawCanary {
+                    service: "v2".into(),
+                    weight: 5.0,
+                    sticky: None,
+                }),
+                ..Default::default()
+            },
+            "test",
+        )
+        .unwrap();
+    let a = get(&h.app, "/ui/routes/orders").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(a.text.contains("aria-label=\"edit route\""), "{}", a.text);
+    assert!(a.text.contains("data-current=\"{&quot;name&quot;:&quot;orders&quot;,&quot;rule&quot;:&quot;PathPrefix(`/orders`)&quot;,&quot;service&quot;:&quot;v1&quot;,&quot;priority&quot;:7,&quot;canary&quot;:{&quot;service&quot;:&quot;v2&quot;,&quot;weight&quot;:5.0}}\""), "{}", a.text);
+    assert!(a
+        .text
+        .contains("id=\"rf-name\" name=\"name\" data-key=\"name\" type=\"text\" value=\"orders\""));
+    assert!(a.text.contains(" readonly "));
+    assert!(a.text.contains("<option value=\"v1\" selected>v1</option>"));
+    assert!(a.text.contains(
+        "id=\"rf-priority\" name=\"priority\" data-key=\"priority\" type=\"number\" value=\"7\""
+    ));
+    assert!(a
+        .text
+        .contains("data-method=\"DELETE\" data-url=\"/api/routes/orders\" data-then=\"/\""));
+    assert!(a.text.contains("<span class=\"badge src-api\""));
+    // Each field has its error slot, tied to the input for screen readers.
+    for id in [
+        "name",
+        "rule",
+        "service",
+        "strip_prefix",
+        "priority",
+        "shadow-service",
+        "shadow-percent",
+    ] {
+        assert!(
+            a.text
+                .contains(&format!("aria-describedby=\"rf-{id}-hint rf-{id}-error\"")),
+            "{id}"
+        );
+        assert!(
+            a.text.contains(&format!(
+                "<p class=\"field-error\" id=\"rf-{id}-error\" aria-live=\"polite\"></p>"
+            )),
+            "{id}"
         );
     }
-    found
 }
 
-async fn serve(app: Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
-async fn run_chromium(bin: &std::path::Path, args: &[String]) -> std::process::Output {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(args)
-    .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(90), cmd.output())
-        .await
-        .expect("chromium finished within 90 s")
-        .expect("chromium runs")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_renders_the_diff_and_the_overview() {
-    let Some(bin) = chromium_or_skip("chromium_renders_the_diff_and_the_overview") else {
-        return;
-    };
+#[tokio::test]
+async fn discovery_lists_containers_and_label_errors() {
     let h = harness(None).await;
-    let addr = serve(h.app.clone()).await;
-
-    let out = run_chromium(
-        &bin,
-        &[
-            "--dump-dom".into(),
-            format!("http://{addr}/ui/comparisons/{}", h.id),
+    h.runtime.set_discovery(DiscoveryStatus {
+        enabled: true,
+        connected: true,
+        endpoint: "unix:///var/run/docker.sock".into(),
+        last_error: None,
+        last_sync_at_ms: Some(1_700_000_000_000),
+        containers: vec![
+            ContainerStatus {
+                id: "0123456789abcdef0123".into(),
+                name: "api-v2-1".into(),
+                state: "running".into(),
+                health: Some("healthy".into()),
+                in_rotation: true,
+                address: Some("http://172.18.0.5:8080".into()),
+                network: Some("app".into()),
+                services: vec!["api-v2".into()],
+                routes: vec!["api".into()],
+                errors: vec![],
+            },
+            ContainerStatus {
+                id: "fedcba".into(),
+                name: "<b>worker</b>".into(),
+                state: "running".into(),
+                errors: vec![LabelError {
+                    label: "umbra.shadow.percent".into(),
+                    message: "expected a number from 0 to 100, got `<lots>`".into(),
+                }],
+                ..Default::default()
+            },
         ],
-    )
-    .await;
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        dom.contains("<span class=\"diff\" data-path=\"/item/price\">"),
-        "DOM lacks the diff mark; stderr: {}\n{dom}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(dom.contains("copy as curl"));
-
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    std::fs::create_dir_all(&target).unwrap();
-    let shot = target.join("ui-overview.png");
-    let _ = std::fs::remove_file(&shot);
-    let out = run_chromium(
-        &bin,
-        &[
-            format!("--screenshot={}", shot.display()),
-            "--window-size=1280,800".into(),
-            format!("http://{addr}/"),
-        ],
-    )
-    .await;
-    let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(
-        len > 0,
-        "no screenshot at {}; stderr: {}",
-        shot.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    });
+    let a = get(&h.app, "/").await;
+    assert!(a.text.contains("Docker discovery: connected · 2 containers · <a class=\"error\" href=\"#discovery\">1 with label mistakes</a>"), "{}", a.text);
+    assert!(a
+        .text
+        .contains("<strong>api-v2-1</strong> <code class=\"meta\">0123456789ab</code>"));
+    assert!(a
+        .text
+        .contains("<code>http://172.18.0.5:8080</code> <span class=\"meta\">on app</span>"));
+    assert!(a.text.contains("<a href=\"/ui/routes/api\">api</a>"));
+    assert!(a.text.contains("engine <code>unix:///var/run/docker.sock</code> connected · last sync 2023-11-14 22:13:20 UTC"));
+    assert!(!a.text.contains("<b>worker"));
+    assert!(a.text.contains("<tr class=\"has-errors\"><td data-label=\"container\"><strong>&lt;b&gt;worker&lt;/b&gt;</strong>"));
+    assert!(a.text.contains("<li><code>umbra.shadow.percent</code>: expected a number from 0 to 100, got `&lt;lots&gt;`</li>"), "{}", a.text);
 }
