@@ -96,6 +96,18 @@ print()
 print("| ratio | value |")
 print("|---|---:|")
 print(f"| umbra / nginx req/s (no shadow) | {ratio(g('umbra', 'rps'), g('nginx', 'rps'))} |")
+def cpu(name):
+    try:
+        return float(open(os.path.join(D, f"cpu_{name}.txt")).read().strip())
+    except (OSError, ValueError):
+        return None
+for name, label in [("nginx", "nginx proxy"), ("umbra", "umbra (no shadow)"),
+                    ("umbra_shadow_fast", "umbra, 100 % shadow → fast (incl. compare + store)"),
+                    ("nginx_mirror_fast", "nginx mirror → fast")]:
+    if cpu(name) is not None:
+        print(f"| proxy CPU per request (user+sys, µs): {label} | {cpu(name):.1f} |")
+if cpu("umbra") and cpu("nginx"):
+    print(f"| nginx CPU per request / umbra CPU per request (>1: umbra cheaper) | {cpu('nginx') / cpu('umbra'):.3f} |")
 dp = g("direct", "p99")
 up, np_ = g("umbra", "p99"), g("nginx", "p99")
 add_u = None if up is None or dp is None else up - dp

@@ -209,10 +209,28 @@ second_req() {
 }
 
 # bench NAME PORT: 2 s warm-up, then the measured wrk run
+# cpu_ticks PID... -> user+sys clock ticks of those processes (and their threads)
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+
+# bench NAME PORT [PID...]: wrk run; with PIDs also the proxy's CPU time per request (user+sys),
+# which is steadier than req/s on a shared 2-core box.
 bench() {
-  log "wrk $1 (:$2)"
-  timeout 20 wrk -t2 -c32 -d2s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true
-  timeout 60 wrk "${WRK_ARGS[@]}" "http://127.0.0.1:$2/" >"$OUT/wrk_$1.txt" 2>&1 || log "wrk $1 exited non-zero"
+  local name=$1 port=$2 before after n
+  shift 2
+  log "wrk $name (:$port)"
+  timeout 20 wrk -t2 -c32 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+  before=$(cpu_ticks "$@")
+  timeout 60 wrk "${WRK_ARGS[@]}" "http://127.0.0.1:$port/" >"$OUT/wrk_$name.txt" 2>&1 || log "wrk $name exited non-zero"
+  after=$(cpu_ticks "$@")
+  n=$(awk '/requests in/ {print $1}' "$OUT/wrk_$name.txt")
+  if [[ $# -gt 0 && -n "$n" && "$n" -gt 0 ]]; then
+    awk -v t=$((after - before)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f\n", t * 1e6 / hz / n}' >"$OUT/cpu_$name.txt"
+  fi
+  set -- "$name" "$port"
   grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/wrk_$1.txt" | sed 's/^/    /' >&2 || true
 }
 
@@ -231,7 +249,7 @@ bench direct $P_FAST
 NGINX_PID=$(start_nginx_peer none); PIDS+=("$NGINX_PID")
 wait_http $P_NGINX
 second_req nginx $P_NGINX
-bench nginx $P_NGINX
+bench nginx $P_NGINX $(pgrep -P "$NGINX_PID")
 stop "$NGINX_PID"
 
 UMBRA_PID=$(start_umbra none); PIDS+=("$UMBRA_PID")
@@ -243,7 +261,7 @@ HOLD=$(timeout 60 "$PY" "$BENCH/hold_conns.py" 127.0.0.1 $P_UMBRA "$UMBRA_PID" 1
 log "  $HOLD"
 sleep 1
 second_req umbra $P_UMBRA
-bench umbra $P_UMBRA
+bench umbra $P_UMBRA "$UMBRA_PID"
 AFTER_KB=$(rss_kb "$UMBRA_PID")
 echo "idle_kb=$IDLE_KB $HOLD after_wrk_kb=$AFTER_KB" >"$OUT/mem.txt"
 stop "$UMBRA_PID"
@@ -254,7 +272,7 @@ for kind in slow fast; do
   wait_http $P_UMBRA
   sleep 1
   second_req "umbra_shadow_$kind" $P_UMBRA
-  bench "umbra_shadow_$kind" $P_UMBRA
+  bench "umbra_shadow_$kind" $P_UMBRA "$UMBRA_PID"
   sleep 2                # let queued shadows and store writes drain
   stop "$UMBRA_PID"      # graceful stop flushes the store
   sqlite3 "$WORK/umbra.db" \
@@ -271,7 +289,7 @@ for kind in slow fast; do
   NGINX_PID=$(start_nginx_peer "$kind"); PIDS+=("$NGINX_PID")
   wait_http $P_NGINX
   second_req "nginx_mirror_$kind" $P_NGINX
-  bench "nginx_mirror_$kind" $P_NGINX
+  bench "nginx_mirror_$kind" $P_NGINX $(pgrep -P "$NGINX_PID")
   stop "$NGINX_PID"
 done
 

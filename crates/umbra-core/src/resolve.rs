@@ -39,6 +39,18 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// The addresses of `host`.
+    pub async fn lookup(&self, host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        let lookup = self
+            .0
+            .lookup_ip(host)
+            .await
+            .map_err(|e| std::io::Error::other(format!("resolve {host}: {e}")))?;
+        Ok(lookup.iter().collect())
+    }
+}
+
 impl tower_service::Service<Name> for Resolver {
     type Response = std::vec::IntoIter<SocketAddr>;
     type Error = std::io::Error;

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::resolve::Connector;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::Full;
-use crate::resolve::Connector;
 use hyper_util::client::legacy::Client;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 

@@ -217,7 +217,7 @@ impl Body for UpstreamBody {
 /// The body umbra answers with: its own small payload, or the upstream's stream.
 pub enum ProxyBody {
     Full(Option<Bytes>),
-    Stream(Tee<Incoming>),
+    Stream(Tee<super::pool::PooledBody>),
 }
 
 impl ProxyBody {

@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use crate::resolve::Connector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 pub use body::{ProxyBody, Tee, UpstreamBody};
 pub use error::ProxyError;
 
+pub mod pool;
+
 use crate::canary::{self, Side};
 use crate::rules::RequestView;
 use crate::runtime::Runtime;
@@ -38,15 +38,8 @@ use crate::shadow::{DropReason, ShadowJob};
 use crate::telemetry::{RequestLabels, RouteServiceLabels};
 use headers::*;
 
-thread_local! {
-    static CLIENT: Client<Connector, UpstreamBody> = {
-        let http = crate::resolve::connector(Duration::from_secs(5));
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(http)
-    };
-}
+/// How long a connection to an upstream server may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Binds `n` listeners on one address with `SO_REUSEPORT` (one per worker). With port 0 the
 /// first picks the port and the rest join it.
@@ -408,28 +401,35 @@ pub async fn handle(
             .finish(&rt, resp);
         }
     };
-    let client = CLIENT.with(|c| c.clone());
     let mut body = Some(body);
     let mut attempt = 0;
     // Only a request without a body can be sent again to another server, and only when the
     // service has another server; otherwise the headers move into the request uncloned.
     let retryable = empty && service.servers.len() > 1;
+    let origin_form: http::Uri = path_and_query
+        .parse()
+        .unwrap_or_else(|_| http::Uri::from_static("/"));
     let result = loop {
         attempt += 1;
-        let uri = format!(
-            "{}://{}{}",
-            server.addr.scheme, server.addr.authority, path_and_query
-        );
         let mut up = Request::new(body.take().unwrap_or(UpstreamBody::Empty));
         *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = uri.parse().unwrap_or_default();
+        *up.uri_mut() = origin_form.clone();
         *up.headers_mut() = if retryable {
             parts.headers.clone()
         } else {
             std::mem::take(&mut parts.headers)
         };
+        if !up.headers().contains_key(http::header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(&server.addr.authority) {
+                up.headers_mut().insert(http::header::HOST, v);
+            }
+        }
         let guard = server.begin();
-        let res = tokio::time::timeout(timeout, client.request(up)).await;
+        let res = tokio::time::timeout(
+            timeout,
+            pool::send(&server.addr.authority, up, CONNECT_TIMEOUT),
+        )
+        .await;
         match res {
             Ok(Ok(resp)) => {
                 server.record_success();
