@@ -83,6 +83,9 @@ pub async fn require_token(State(state): State<AdminState>, req: Request, next: 
         req.headers(),
     ) {
         next.run(req).await
+    } else if wants_page(&req) {
+        // A browser opening a page without the session cookie: to the sign-in form.
+        axum::response::Redirect::to("/ui/login").into_response()
     } else {
         let mut resp = ApiError::unauthorized().into_response();
         resp.headers_mut().insert(
@@ -91,6 +94,17 @@ pub async fn require_token(State(state): State<AdminState>, req: Request, next: 
         );
         resp
     }
+}
+
+/// A GET for an HTML page (a browser navigating), as opposed to an API call.
+fn wants_page(req: &Request) -> bool {
+    req.method() == http::Method::GET
+        && !req.uri().path().starts_with("/api/")
+        && req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
 }
 
 #[cfg(test)]

@@ -699,3 +699,47 @@ async fn changes_are_audited_by_the_runtime_with_their_source() {
     // The admin layer itself appends nothing (no duplicates).
     assert!(h.store.list_events(10, None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_browser_without_a_session_is_sent_to_the_sign_in_page() {
+    let h = harness(Some(TOKEN)).await;
+    let page = |path: &str| {
+        Request::get(path)
+            .header("accept", "text/html,application/xhtml+xml")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let resp = h.app.clone().oneshot(page("/")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/ui/login");
+    // API calls keep their JSON 401, whatever they accept.
+    let resp = h.app.clone().oneshot(page("/api/status")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn editing_an_api_route_keeps_what_rollback_returns_to() {
+    let h = harness(None).await;
+    let route = |service: &str, priority: i64| {
+        json!({"rule": "PathPrefix(`/edit`)", "service": service, "priority": priority,
+               "canary": {"service": "v2", "weight": 10}})
+    };
+    let a = h
+        .call(Method::PUT, "/api/routes/edit", Some(route("v1", 5)))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = h.call(Method::POST, "/api/routes/edit/promote", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json()["route"]["service"], "v2");
+
+    // Edit something else while v2 serves: rollback still returns to v1.
+    let mut edited = route("v2", 7);
+    edited["canary"] = Value::Null;
+    let a = h.call(Method::PUT, "/api/routes/edit", Some(edited)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = h
+        .call(Method::POST, "/api/routes/edit/rollback", None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json()["route"]["service"], "v1", "{}", a.text);
+}

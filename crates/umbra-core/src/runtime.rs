@@ -439,10 +439,20 @@ impl Runtime {
             });
         }
         Self::check(&inputs, &raw, Source::Api)?;
-        let existed = inputs.api_routes.contains_key(&raw.name);
+        // An edit keeps what rollback returns to: the recorded previous service while the
+        // service stays, or the replaced service when the edit changes it.
+        let old = inputs.api_routes.get(&raw.name);
+        let existed = old.is_some();
+        let previous = old.and_then(|(old_raw, prev)| {
+            if old_raw.service == raw.service {
+                prev.clone()
+            } else {
+                Some(old_raw.service.clone())
+            }
+        });
         inputs
             .api_routes
-            .insert(raw.name.clone(), (raw.clone(), None));
+            .insert(raw.name.clone(), (raw.clone(), previous.clone()));
         self.swap(&inputs);
         self.event(
             if existed {
@@ -454,7 +464,7 @@ impl Runtime {
             actor,
             serde_json::to_value(&raw).unwrap_or_default(),
         );
-        Ok(Persist::ApiRoute(Box::new(raw), None))
+        Ok(Persist::ApiRoute(Box::new(raw), previous))
     }
 
     pub fn delete_route(&self, name: &str, actor: &str) -> Result<Persist, ControlError> {
