@@ -370,15 +370,19 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     let redact = &route.spec.redact;
     let mut request_headers = header_list(&job.headers);
     umbra_diff::redact_headers(&mut request_headers, &redact.headers);
+    // JSON paths to redact: parse bodies only when a route names some.
+    let redact_body = |body: &mut Vec<u8>| {
+        if !redact.paths.is_empty() {
+            if let Some(b) = umbra_diff::redact_json(body, &redact.paths) {
+                *body = b;
+            }
+        }
+    };
     let mut request_body = body.to_vec();
-    if let Some(b) = umbra_diff::redact_json(&request_body, &redact.paths) {
-        request_body = b;
-    }
+    redact_body(&mut request_body);
     let scrub = |mut r: Response| {
         umbra_diff::redact_headers(&mut r.headers, &redact.headers);
-        if let Some(b) = umbra_diff::redact_json(&r.body, &redact.paths) {
-            r.body = b;
-        }
+        redact_body(&mut r.body);
         r
     };
     umbra_diff::redact_differences(&mut differences, &redact.headers, &redact.paths);
