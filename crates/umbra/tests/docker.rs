@@ -677,6 +677,11 @@ async fn the_compose_example_comes_up_and_answers_through_umbra() {
         let r = try_get(format!("{proxy}/users/{i}")).await.unwrap();
         assert_eq!(r.status, 200);
     }
+    // A file-defined service named by its compose hostname resolves inside the scratch image
+    // (no libc NSS modules there): umbra's own resolver reads /etc/resolv.conf itself.
+    let r = try_get(format!("{proxy}/v1/users/7")).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.headers["x-app-version"], "v1");
     let admin = format!("http://127.0.0.1:{admin_port}");
     let authed = |path: &str| {
         http::Request::get(format!("{admin}{path}"))
