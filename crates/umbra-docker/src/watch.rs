@@ -96,7 +96,10 @@ fn to_container(i: ContainerInspectResponse) -> Option<Container> {
 /// The id of the container umbra itself runs in, read from its mounts (Docker bind-mounts
 /// `/etc/hostname` from `.../containers/<id>/hostname`).
 fn own_container_id() -> Option<String> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    container_id_from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
+}
+
+fn container_id_from_mountinfo(mounts: &str) -> Option<String> {
     mounts.lines().find_map(|line| {
         let i = line.find("/containers/")?;
         let id: String = line[i + "/containers/".len()..]
@@ -457,5 +460,66 @@ pub async fn run(runtime: Arc<Runtime>, config: DockerConfig, shutdown: Cancella
         } else {
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_view_becomes_the_model_input() {
+        // The shape of `GET /containers/{id}/json`, trimmed to what discovery reads.
+        let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": "abc123",
+            "Name": "/shop-api-1",
+            "State": {"Status": "running", "Health": {"Status": "starting"}},
+            "Config": {
+                "Labels": {"umbra.enable": "true"},
+                "ExposedPorts": {"8080/tcp": {}, "53/udp": {}, "9090/tcp": {}}
+            },
+            "NetworkSettings": {"Networks": {
+                "shop_default": {"IPAddress": "172.20.0.3"},
+                "host": {"IPAddress": ""}
+            }}
+        }))
+        .unwrap();
+        let c = to_container(inspect).unwrap();
+        assert_eq!(c.name, "shop-api-1");
+        assert_eq!(c.state, "running");
+        assert_eq!(c.health.as_deref(), Some("starting"));
+        assert_eq!(
+            c.exposed_ports,
+            vec![8080, 9090],
+            "udp ports are not HTTP upstreams"
+        );
+        assert_eq!(
+            c.networks["shop_default"],
+            Some("172.20.0.3".parse().unwrap())
+        );
+        assert_eq!(c.networks["host"], None);
+        assert!(!c.stopping && !c.ready);
+    }
+
+    #[test]
+    fn no_healthcheck_means_no_health() {
+        let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": "x", "Name": "/x", "State": {"Status": "exited", "Health": {"Status": "none"}}
+        }))
+        .unwrap();
+        let c = to_container(inspect).unwrap();
+        assert_eq!((c.state.as_str(), c.health), ("exited", None));
+    }
+
+    #[test]
+    fn own_container_id_comes_from_the_hostname_mount() {
+        let id = "f".repeat(64);
+        let inside = format!(
+            "1 0 0:1 / / rw - overlay overlay rw\n\
+             2 1 8:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/sda1 rw\n"
+        );
+        assert_eq!(container_id_from_mountinfo(&inside), Some(id));
+        let host = "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n";
+        assert_eq!(container_id_from_mountinfo(host), None);
     }
 }
