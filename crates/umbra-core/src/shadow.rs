@@ -11,11 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::resolve::Connector;
+use crate::proxy::UpstreamBody;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request};
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use umbra_diff::{Comparison, Difference, Response, Verdict};
@@ -154,17 +152,8 @@ pub struct ShadowJob {
     pub permit: OwnedSemaphorePermit,
 }
 
-thread_local! {
-    // One pool per worker thread, separate from the primary pool, so shadow connections never
-    // compete with primary ones.
-    static SHADOW_CLIENT: Client<Connector, Full<Bytes>> = {
-        let http = crate::resolve::connector(Duration::from_secs(3));
-        Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(http)
-    };
-}
+/// How long a connection to a shadow server may take to open.
+const SHADOW_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 enum Fetched {
     Ok(Response),
@@ -184,19 +173,30 @@ async fn fetch(
         ));
     };
     let (method, pq, headers, body) = job_parts;
-    let uri = format!("{}://{}{}", server.addr.scheme, server.addr.authority, pq);
-    let mut req = Request::builder().method(method.clone()).uri(uri);
-    if let Some(h) = req.headers_mut() {
-        *h = headers.clone();
-    }
-    let Ok(req) = req.body(Full::new(body.clone())) else {
-        return Fetched::Err("could not build the shadow request".into());
+    let mut req = Request::new(if body.is_empty() {
+        UpstreamBody::Empty
+    } else {
+        UpstreamBody::Full(Some(body.clone()))
+    });
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = match pq.parse() {
+        Ok(u) => u,
+        Err(_) => return Fetched::Err(format!("could not build the shadow request for `{pq}`")),
     };
-    let client = SHADOW_CLIENT.with(|c| c.clone());
+    *req.headers_mut() = headers.clone();
+    if !req.headers().contains_key(http::header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(&server.addr.authority) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+    }
     let _guard = server.begin();
     let start = Instant::now();
+    // The worker's own upstream pool (shadow and primary requests to one server share idle
+    // connections; each request still has a connection of its own).
     let work = async {
-        let resp = client.request(req).await.map_err(|e| format!("{e}"))?;
+        let resp = crate::proxy::pool::send(&server.addr.authority, req, SHADOW_CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| format!("{e}"))?;
         let (parts, body) = resp.into_parts();
         let (body, truncated) = collect_capped(body, cap)
             .await

@@ -182,6 +182,8 @@ where
 /// The body of a request sent upstream: empty (retryable) or the client's stream.
 pub enum UpstreamBody {
     Empty,
+    /// A body already in memory (a shadow request's copy of the client's body).
+    Full(Option<Bytes>),
     Stream(Tee<Incoming>),
 }
 
@@ -195,6 +197,7 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
+            UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             UpstreamBody::Stream(t) => Pin::new(t).poll_frame(cx),
         }
     }
@@ -202,6 +205,7 @@ impl Body for UpstreamBody {
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamBody::Empty => true,
+            UpstreamBody::Full(b) => b.is_none(),
             UpstreamBody::Stream(t) => t.is_end_stream(),
         }
     }
@@ -209,6 +213,7 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Empty => SizeHint::with_exact(0),
+            UpstreamBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             UpstreamBody::Stream(t) => t.size_hint(),
         }
     }
