@@ -470,3 +470,74 @@ async fn h2c_and_graceful_drain() {
     u.shutdown.cancel();
     assert_eq!(inflight.await.unwrap().status, 200);
 }
+
+/// An upstream that answers one request per connection with `keep-alive`, then closes the
+/// connection shortly after: the classic race where a pooled connection dies while idle.
+async fn closing_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                // Read one whole request (headers + Content-Length body).
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let body = b"{\"ok\":true}";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: keep-alive\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                // Closed while the proxy holds it as idle.
+            });
+        }
+    });
+    (addr, conns)
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_while_idle_costs_no_request() {
+    let (up, conns) = closing_upstream().await;
+    let u = start(config(&format!(
+        "[services.api]\nservers = [\"http://{up}\"]\n[[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n"
+    )));
+    for i in 0..5 {
+        // A POST with a body: never eligible for the connect-error retry on another server,
+        // so only the pool's "unsent request goes out on a fresh connection" saves it.
+        let req = http::Request::post(format!("{}/items", u.url))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!("{{\"n\":{i}}}"))))
+            .unwrap();
+        let r = send(req).await;
+        assert_eq!(r.status, 200, "request {i}: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await; // the upstream closed the idle one
+    }
+    assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 5);
+}
