@@ -291,10 +291,8 @@ impl Watcher {
                 self.containers.remove(&id);
             }
             "start" | "restart" => {
-                if let Some(c) = self.containers.get_mut(&id) {
-                    c.ready = false;
-                }
-                self.probing.remove(&id);
+                // Readiness was already reset by the `die` that precedes any restart; a `start`
+                // processed after the container was found listening must not undo that.
                 self.inspect(docker, &id).await;
             }
             a if a.starts_with("health_status")
