@@ -43,6 +43,8 @@ pub struct Settings {
     pub exposed_by_default: bool,
     /// Networks umbra's own container is attached to; empty when umbra runs on the host.
     pub own_networks: Vec<String>,
+    /// Services defined elsewhere (the config file), which labels may name.
+    pub other_services: BTreeSet<String>,
 }
 
 /// The outcome of one build.
@@ -347,6 +349,14 @@ pub fn build(
                     continue;
                 }
             };
+            if !services.contains_key(&service) && !settings.other_services.contains(&service) {
+                push_err(
+                    &mut e.status,
+                    &key("service"),
+                    format!("no service named `{service}` (from labels or the config file); this router is not served"),
+                );
+                continue;
+            }
             let mut strip_prefix = None;
             let mut bad = false;
             for m in &r.middlewares {
@@ -451,13 +461,28 @@ pub fn build(
                 }
                 continue;
             }
+            if kind == "shadow" {
+                if let Some(sec) = &e.parsed.shadow_secondary {
+                    if !services.contains_key(sec) && !settings.other_services.contains(sec) {
+                        push_err(
+                            &mut e.status,
+                            "umbra.shadow.secondary",
+                            format!("no service named `{sec}`; the shadow runs without a secondary (no noise measurement)"),
+                        );
+                    }
+                }
+            }
             owners.insert((route.clone(), kind), (e.c.name.clone(), service.clone()));
             let a = attach.entry(route).or_default();
             if kind == "shadow" {
+                let secondary =
+                    e.parsed.shadow_secondary.clone().filter(|s| {
+                        services.contains_key(s) || settings.other_services.contains(s)
+                    });
                 a.shadow = Some(RawShadow {
                     service: service.clone(),
                     percent: Some(e.parsed.shadow_percent.unwrap_or(100.0)),
-                    secondary: e.parsed.shadow_secondary.clone(),
+                    secondary,
                     ..RawShadow::default()
                 });
             } else {
@@ -770,6 +795,58 @@ mod tests {
         );
         assert!(msgs.iter().any(|m| m.contains("not enabled")), "{msgs:?}");
         assert!(b.inputs.services.is_empty());
+    }
+
+    #[test]
+    fn services_named_by_labels_must_exist() {
+        let mut r = api("api-1", "10.0.0.2");
+        r.labels
+            .insert("traefik.http.routers.api.service".into(), "nope".into());
+        let v2 = container(
+            "v2",
+            "10.0.0.9",
+            &[
+                ("umbra.enable", "true"),
+                ("umbra.shadow.of", "web"),
+                ("umbra.shadow.secondary", "ghost"),
+            ],
+        );
+        let s = Settings {
+            other_services: ["web-v1".to_string()].into(),
+            ..Settings::default()
+        };
+        let others: BTreeSet<String> = ["web".to_string()].into();
+        let b = build(&[r, v2], &s, &others);
+        assert!(
+            b.inputs.routes.is_empty(),
+            "a router to no service is not served"
+        );
+        let errs: Vec<String> = b
+            .containers
+            .iter()
+            .flat_map(|c| {
+                c.errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.label, e.message))
+            })
+            .collect();
+        assert!(errs.iter().any(|e| e.starts_with("traefik.http.routers.api.service: no service named `nope`")), "{errs:#?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("umbra.shadow.secondary: no service named `ghost`")),
+            "{errs:#?}"
+        );
+        assert_eq!(
+            b.inputs.attach["web"].shadow.as_ref().unwrap().secondary,
+            None
+        );
+
+        // A file-defined service is a valid target.
+        let mut r = api("api-1", "10.0.0.2");
+        r.labels
+            .insert("traefik.http.routers.api.service".into(), "web-v1".into());
+        let b = build(&[r], &s, &BTreeSet::new());
+        assert_eq!(b.inputs.routes[0].service, "web-v1");
     }
 
     #[test]

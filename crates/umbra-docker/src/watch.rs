@@ -148,6 +148,12 @@ impl Watcher {
             network: cfg.as_ref().and_then(|c| c.network.clone()),
             exposed_by_default: cfg.is_some_and(|c| c.exposed_by_default),
             own_networks: self.own_networks.clone(),
+            other_services: snap
+                .services
+                .values()
+                .filter(|s| s.spec.source != Source::Docker)
+                .map(|s| s.spec.name.clone())
+                .collect(),
         }
     }
 
