@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TOKEN;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,8 +19,6 @@ use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
 use umbra_diff::{Comparison, DiffKind, Difference, Request as DiffRequest, Response, Verdict};
 use umbra_store::ComparisonStore;
-
-const TOKEN: &str = "s3cret";
 
 const CONFIG: &str = r#"
 [log]

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 mod common;
 
+use common::{CONFIG, TOKEN};
+
 use axum::body::Body;
 use axum::Router;
 use http::{Method, Request, StatusCode};
@@ -13,26 +15,8 @@ use tower::ServiceExt;
 use umbra_admin::router;
 use umbra_diff::{Comparison, Request as DiffRequest, Response, Verdict};
 
-const TOKEN: &str = "s3cret";
 const LIB_RS: &str = include_str!("../src/lib.rs");
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
-
-const CONFIG: &str = r#"
-[log]
-access = false
-
-[services.v1]
-servers = ["http://127.0.0.1:9"]
-
-[services.v2]
-servers = ["http://127.0.0.1:10"]
-
-[[routes]]
-name = "api"
-rule = "PathPrefix(`/api`)"
-service = "v1"
-shadow = { service = "v2", percent = 50 }
-"#;
 
 /// A route of the test config, put in for `{name}`.
 const ROUTE: &str = "api";

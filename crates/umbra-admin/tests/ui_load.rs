@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::CONFIG;
+
 #[path = "browser/driver.rs"]
 #[allow(dead_code)]
 mod driver;
@@ -20,23 +22,6 @@ const COMPARISONS: usize = 10_000;
 const BATCH: usize = 500;
 const RUNS: usize = 30;
 const BROWSER_RUNS: usize = 10;
-
-const CONFIG: &str = r#"
-[log]
-access = false
-
-[services.v1]
-servers = ["http://127.0.0.1:9"]
-
-[services.v2]
-servers = ["http://127.0.0.1:10"]
-
-[[routes]]
-name = "api"
-rule = "PathPrefix(`/api`)"
-service = "v1"
-shadow = { service = "v2", percent = 100 }
-"#;
 
 const ENDPOINTS: [&str; 5] = [
     "GET /api/items/{id}",

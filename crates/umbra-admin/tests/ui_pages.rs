@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{CONFIG, TOKEN};
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,25 +19,6 @@ use umbra_core::config::{RawCanary, RawRoute};
 use umbra_core::discovery::{ContainerStatus, DiscoveryStatus, LabelError};
 use umbra_diff::{Comparison, DiffKind, Difference, Request as DiffRequest, Response, Verdict};
 use umbra_store::ComparisonStore;
-
-const TOKEN: &str = "s3cret";
-
-const CONFIG: &str = r#"
-[log]
-access = false
-
-[services.v1]
-servers = ["http://127.0.0.1:9"]
-
-[services.v2]
-servers = ["http://127.0.0.1:10"]
-
-[[routes]]
-name = "api"
-rule = "PathPrefix(`/api`)"
-service = "v1"
-shadow = { service = "v2", percent = 50 }
-"#;
 
 fn comparison(route: &str) -> Comparison {
     let json_resp = |body: &str, latency_us| Response {

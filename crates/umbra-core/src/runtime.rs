@@ -749,8 +749,11 @@ impl Runtime {
             }
         }
         for (raw, prev) in inputs.api_routes.values() {
-            let raw = attached(raw, &ctx_api).map_or_else(|| raw.clone(), |(r, _)| r);
-            match validate_route(&raw, "", &ctx_api) {
+            if let Some((_, spec)) = attached(raw, &ctx_api) {
+                push(spec, false, prev.clone());
+                continue;
+            }
+            match validate_route(raw, "", &ctx_api) {
                 Ok(s) => push(s, false, prev.clone()),
                 Err(e) => {
                     tracing::warn!(route = %raw.name, errors = ?e, "stored API route invalid; not served")

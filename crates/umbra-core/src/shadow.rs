@@ -327,7 +327,7 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     let path = job.path_and_query.split('?').next().unwrap_or("/");
     let endpoint = route.spec.endpoints.endpoint(job.method.as_str(), path);
     let engine = &route.spec.compare.engine;
-    let (shadow_resp, error, mut differences) = match shadow {
+    let (shadow_resp, error, differences) = match shadow {
         Fetched::Ok(r) => {
             let r = decoded(r, cap);
             let diffs = umbra_diff::compare(&primary, &r, engine);
@@ -340,7 +340,7 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
             (None, Some(e), Vec::new())
         }
     };
-    let mut noise = match secondary {
+    let noise = match secondary {
         Some(Fetched::Ok(r)) => Some(umbra_diff::compare(&primary, &decoded(r, cap), engine)),
         _ => None,
     };
@@ -367,29 +367,7 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
         })
         .inc();
 
-    let redact = &route.spec.redact;
-    let mut request_headers = header_list(&job.headers);
-    umbra_diff::redact_headers(&mut request_headers, &redact.headers);
-    // JSON paths to redact: parse bodies only when a route names some.
-    let redact_body = |body: &mut Vec<u8>| {
-        if !redact.paths.is_empty() {
-            if let Some(b) = umbra_diff::redact_json(body, &redact.paths) {
-                *body = b;
-            }
-        }
-    };
-    let mut request_body = body.to_vec();
-    redact_body(&mut request_body);
-    let scrub = |mut r: Response| {
-        umbra_diff::redact_headers(&mut r.headers, &redact.headers);
-        redact_body(&mut r.body);
-        r
-    };
-    umbra_diff::redact_differences(&mut differences, &redact.headers, &redact.paths);
-    if let Some(n) = noise.as_mut() {
-        umbra_diff::redact_differences(n, &redact.headers, &redact.paths);
-    }
-    let comparison = Comparison {
+    let mut comparison = Comparison {
         id: 0,
         created_at_ms: now_ms(),
         route: name.clone(),
@@ -400,15 +378,18 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
             method: job.method.to_string(),
             uri: job.path_and_query.clone(),
             host: job.host.clone(),
-            headers: request_headers,
-            body: request_body,
+            headers: header_list(&job.headers),
+            body: body.to_vec(),
         },
-        primary: scrub(primary),
-        shadow: shadow_resp.map(scrub),
+        primary,
+        shadow: shadow_resp,
         error,
         differences,
         noise,
     };
+    // Nothing leaves the data plane unredacted.
+    let redact = &route.spec.redact;
+    umbra_diff::redact_comparison(&mut comparison, &redact.headers, &redact.paths);
     rt.sink.submit(comparison);
     drop(job.permit);
 }

@@ -90,3 +90,19 @@ fn bad_shadow_and_canary_values() {
     assert!(e.contains("routes[0].canary.sticky"), "{e}");
     assert!(e.contains("routes[0].compare.ignore[0]"), "{e}");
 }
+
+#[test]
+fn docker_section_is_validated() {
+    let ok = errors(
+        "[docker]\nendpoint = \"unix:///var/run/docker.sock\"\nnetwork = \"web\"\nproject = \"shop\"\nexposed_by_default = false\n",
+    );
+    assert_eq!(ok, "valid");
+    let e = errors("[docker]\nendpoint = \"docker.sock\"\n");
+    assert!(
+        e.contains("docker.endpoint: expected `unix:///path/to/docker.sock`"),
+        "{e}"
+    );
+    assert!(e.contains("got `docker.sock`"), "{e}");
+    let e = errors("[docker]\nprojet = \"shop\"\n");
+    assert!(e.contains("unknown field `projet`"), "{e}");
+}

@@ -194,7 +194,6 @@ pub fn build(
                     "-",
                     "has traefik./umbra. labels but is not enabled (set umbra.enable=true or traefik.enable=true; [docker].exposed_by_default is false)",
                 );
-                status.services.clear();
                 entries.push(Entry {
                     c,
                     active: false,

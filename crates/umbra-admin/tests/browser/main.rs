@@ -370,6 +370,25 @@ fn field_error(id: &str) -> String {
     format!("return document.getElementById('rf-{id}-error').textContent;")
 }
 
+async fn select(b: &Browser, css: &str, value: &str) {
+    b.find(css).await.select_by_value(value).await.unwrap();
+}
+
+/// Submits the route form, waits for the error line of `field` and returns it.
+async fn submit_expecting_error(b: &Browser, field: &str) -> String {
+    click(b, "form.route-form button[type=submit]").await;
+    b.wait_js(
+        &format!("the {field} error"),
+        &format!("return document.getElementById('rf-{field}-error').textContent !== '';"),
+    )
+    .await;
+    b.js(&field_error(field))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_are_made_edited_and_deleted_in_the_ui() {
     let _one = ONE_BROWSER.lock().await;
@@ -383,44 +402,16 @@ async fn routes_are_made_edited_and_deleted_in_the_ui() {
     // The name of a file route is taken: the 409 lands next to the name.
     type_into(&b, "#rf-name", "api").await;
     type_into(&b, "#rf-rule", "PathPrefix(`/orders`)").await;
-    b.find("#rf-service")
-        .await
-        .select_by_value("v1")
-        .await
-        .unwrap();
-    click(&b, "form.route-form button[type=submit]").await;
-    b.wait_js(
-        "the name's error",
-        "return document.getElementById('rf-name-error').textContent !== '';",
-    )
-    .await;
-    let msg = b.js(&field_error("name")).await;
-    assert!(
-        msg.as_str().unwrap().contains("is defined by file"),
-        "{msg}"
-    );
+    select(&b, "#rf-service", "v1").await;
+    let msg = submit_expecting_error(&b, "name").await;
+    assert!(msg.contains("is defined by file"), "{msg}");
     assert_eq!(b.js("return document.activeElement.id;").await, "rf-name");
     type_into(&b, "#rf-name", "orders").await;
     type_into(&b, "#rf-rule", "PathPrefix(`/orders`").await;
-    b.find("#rf-service")
-        .await
-        .select_by_value("v1")
-        .await
-        .unwrap();
-    click(&b, "form.route-form button[type=submit]").await;
+    select(&b, "#rf-service", "v1").await;
     // The 422 lands next to the rule, which is marked invalid and focused.
-    b.wait_js(
-        "the rule's error",
-        "return document.getElementById('rf-rule-error').textContent !== '';",
-    )
-    .await;
-    let msg = b.js(&field_error("rule")).await;
-    assert!(
-        msg.as_str()
-            .unwrap()
-            .starts_with("rule: invalid rule at column"),
-        "{msg}"
-    );
+    let msg = submit_expecting_error(&b, "rule").await;
+    assert!(msg.starts_with("rule: invalid rule at column"), "{msg}");
     assert_eq!(b.js(&field_error("service")).await, "");
     assert_eq!(
         b.find("#rf-rule")
@@ -436,25 +427,11 @@ async fn routes_are_made_edited_and_deleted_in_the_ui() {
 
     // Fixed rule, a shadow with a percent out of range: that error goes to the percent.
     type_into(&b, "#rf-rule", "PathPrefix(`/orders`)").await;
-    b.find("#rf-shadow-service")
-        .await
-        .select_by_value("v2")
-        .await
-        .unwrap();
+    select(&b, "#rf-shadow-service", "v2").await;
     type_into(&b, "#rf-shadow-percent", "150").await;
-    click(&b, "form.route-form button[type=submit]").await;
-    b.wait_js(
-        "the percent's error",
-        "return document.getElementById('rf-shadow-percent-error').textContent !== '';",
-    )
-    .await;
+    let msg = submit_expecting_error(&b, "shadow-percent").await;
+    assert!(msg.contains("percent"), "{msg}");
     assert_eq!(b.js(&field_error("rule")).await, "");
-    assert!(b
-        .js(&field_error("shadow-percent"))
-        .await
-        .as_str()
-        .unwrap()
-        .contains("percent"));
     assert!(s.runtime.load().route("orders").is_none());
 
     type_into(&b, "#rf-shadow-percent", "50").await;

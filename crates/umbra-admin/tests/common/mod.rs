@@ -13,6 +13,27 @@ use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
 use umbra_store::ComparisonStore;
 
+/// The bearer token the admin tests configure.
+pub const TOKEN: &str = "s3cret";
+
+/// Two file services and one file route `api` on `v1`, shadowed half to `v2`.
+pub const CONFIG: &str = r#"
+[log]
+access = false
+
+[services.v1]
+servers = ["http://127.0.0.1:9"]
+
+[services.v2]
+servers = ["http://127.0.0.1:10"]
+
+[[routes]]
+name = "api"
+rule = "PathPrefix(`/api`)"
+service = "v1"
+shadow = { service = "v2", percent = 50 }
+"#;
+
 pub struct Parts {
     pub runtime: Arc<Runtime>,
     pub store: Arc<dyn ComparisonStore>,

@@ -257,24 +257,31 @@ pub async fn handle(
         .finish(&rt, resp);
     };
 
-    // Upstream path.
-    let mut upstream_path = path.clone();
+    // Upstream path, in origin form: the client's own path and query unless a prefix is
+    // stripped (only then is a new one built and parsed).
     let mut stripped = None;
+    let mut origin_form = None;
     if let Some(prefix) = &route.spec.strip_prefix {
         if let Some(rest) = path.strip_prefix(prefix.as_str()) {
             if rest.is_empty() || rest.starts_with('/') {
-                upstream_path = if rest.is_empty() {
-                    "/".to_string()
-                } else {
-                    rest.to_string()
+                let rest = if rest.is_empty() { "/" } else { rest };
+                let pq = match req.uri().query() {
+                    Some(q) => format!("{rest}?{q}"),
+                    None => rest.to_string(),
                 };
+                origin_form = pq.parse::<http::Uri>().ok();
                 stripped = Some(prefix.clone());
             }
         }
     }
-    let path_and_query = match req.uri().query() {
-        Some(q) => format!("{upstream_path}?{q}"),
-        None => upstream_path,
+    let origin_form: http::Uri = origin_form
+        .or_else(|| req.uri().path_and_query().cloned().map(http::Uri::from))
+        .unwrap_or_else(|| http::Uri::from_static("/"));
+    let path_and_query = || {
+        origin_form
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string()
     };
 
     // Headers for upstream.
@@ -363,7 +370,7 @@ pub async fn handle(
                 .filter(|_| rand::random::<f64>() * 100.0 < sh.secondary_percent)
                 .and_then(|s| snap.service(s).cloned()),
             method: parts.method.clone(),
-            path_and_query: path_and_query.clone(),
+            path_and_query: path_and_query(),
             host: host.clone(),
             headers: parts.headers.clone(),
             request_id: request_id.clone(),
@@ -406,9 +413,6 @@ pub async fn handle(
     // Only a request without a body can be sent again to another server, and only when the
     // service has another server; otherwise the headers move into the request uncloned.
     let retryable = empty && service.servers.len() > 1;
-    let origin_form: http::Uri = path_and_query
-        .parse()
-        .unwrap_or_else(|_| http::Uri::from_static("/"));
     let result = loop {
         attempt += 1;
         let mut up = Request::new(body.take().unwrap_or(UpstreamBody::Empty));
