@@ -217,14 +217,15 @@ async fn fetch(
 }
 
 fn header_list(h: &HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
+    let mut out = Vec::with_capacity(h.len());
+    for (k, v) in h {
+        let value = match v.to_str() {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        };
+        out.push((k.as_str().to_owned(), value));
+    }
+    out
 }
 
 /// Decodes `Content-Encoding` for comparison only; the header is dropped afterwards.
@@ -275,7 +276,10 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     };
 
     // 2. Shadow (and maybe secondary) requests, concurrently.
-    let mut headers = job.headers.clone();
+    // The request's headers as recorded (before the shadow marks are added), then the same
+    // map (moved, not copied) for the mirrored requests.
+    let request_headers = header_list(&job.headers);
+    let mut headers = job.headers;
     headers.insert(X_UMBRA_SHADOW.clone(), HeaderValue::from_static("1"));
     headers.insert(X_REQUEST_ID.clone(), job.request_id.clone());
     let parts = (
@@ -378,7 +382,7 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
             method: job.method.to_string(),
             uri: job.path_and_query.clone(),
             host: job.host.clone(),
-            headers: header_list(&job.headers),
+            headers: request_headers,
             body: body.to_vec(),
         },
         primary,

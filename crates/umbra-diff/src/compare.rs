@@ -108,8 +108,8 @@ impl CompareConfig {
     /// Whether a header (any case) is left out of the comparison: hop-by-hop, noisy by
     /// default, or listed in `ignore_headers`.
     pub fn ignores_header(&self, name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        HOP_BY_HOP_HEADERS.contains(&name.as_str())
+        let name = lowercase(name);
+        HOP_BY_HOP_HEADERS.contains(&&*name)
             || NOISY_HEADERS.iter().any(|p| name_matches(p, &name))
             || self.ignore_headers.iter().any(|p| name_matches(p, &name))
     }
@@ -150,25 +150,39 @@ pub fn compare(primary: &Response, candidate: &Response, cfg: &CompareConfig) ->
 // ---------------------------------------------------------------------------------------------
 // Headers
 
-fn comparable_headers(resp: &Response, cfg: &CompareConfig) -> BTreeMap<String, Vec<String>> {
-    let nominated: Vec<String> = resp
+/// A header name in lower case, borrowed when it already is (names from `http` always are).
+fn lowercase(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// The headers that take part in a comparison, by lower-case name, values in order (borrowed:
+/// most responses differ in no header, so nothing is copied unless a difference is reported).
+fn comparable_headers<'a>(
+    resp: &'a Response,
+    cfg: &CompareConfig,
+) -> BTreeMap<Cow<'a, str>, Vec<&'a str>> {
+    let nominated: Vec<Cow<'a, str>> = resp
         .headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, v)| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+        .map(|t| lowercase(t.trim()))
         .filter(|t| !t.is_empty())
         .collect();
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut map: BTreeMap<Cow<'a, str>, Vec<&'a str>> = BTreeMap::new();
     for (name, value) in &resp.headers {
-        let name = name.to_ascii_lowercase();
+        let name = lowercase(name);
         if cfg.ignores_header(&name) || nominated.contains(&name) {
             continue;
         }
         let value = if name == "set-cookie" {
-            cookie_name(value).to_owned()
+            cookie_name(value)
         } else {
-            value.trim().to_owned()
+            value.trim()
         };
         map.entry(name).or_default().push(value);
     }
@@ -192,27 +206,25 @@ fn compare_headers(
 ) {
     let a = comparable_headers(primary, cfg);
     let mut b = comparable_headers(candidate, cfg);
-    let header_diff = |name: &str, p: Option<String>, c: Option<String>| Difference {
+    let header_diff = |name: &str, p: Option<&[&str]>, c: Option<&[&str]>| Difference {
         path: format!("header:{name}"),
         kind: DiffKind::Header,
-        primary: p.map(Value::String),
-        candidate: c.map(Value::String),
+        primary: p.map(|v| Value::String(v.join(", "))),
+        candidate: c.map(|v| Value::String(v.join(", "))),
     };
     let mut diffs = Vec::new();
     for (name, values) in a {
-        let pv = values.join(", ");
         match b.remove(&name) {
             Some(cvalues) => {
-                let cv = cvalues.join(", ");
-                if pv != cv {
-                    diffs.push(header_diff(&name, Some(pv), Some(cv)));
+                if values != cvalues && values.join(", ") != cvalues.join(", ") {
+                    diffs.push(header_diff(&name, Some(&values), Some(&cvalues)));
                 }
             }
-            None => diffs.push(header_diff(&name, Some(pv), None)),
+            None => diffs.push(header_diff(&name, Some(&values), None)),
         }
     }
     for (name, values) in b {
-        diffs.push(header_diff(&name, None, Some(values.join(", "))));
+        diffs.push(header_diff(&name, None, Some(&values)));
     }
     // Keep the output ordered by header name whichever side a header came from.
     diffs.sort_by(|x, y| x.path.cmp(&y.path));

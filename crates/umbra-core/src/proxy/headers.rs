@@ -11,38 +11,71 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 pub static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 pub static X_UMBRA_SHADOW: HeaderName = HeaderName::from_static("x-umbra-shadow");
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy `Proxy-Connection`).
+static HOP_BY_HOP: [&HeaderName; 8] = [
+    &CONNECTION,
+    &http::header::TRANSFER_ENCODING,
+    &http::header::UPGRADE,
+    &http::header::TE,
+    &http::header::TRAILER,
+    &http::header::PROXY_AUTHENTICATE,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
 ];
+
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&n)
+}
 
 /// Removes hop-by-hop headers, including those named in `Connection`. With `keep_upgrade`,
 /// `Connection: upgrade` and `Upgrade` survive (WebSocket pass-through).
+///
+/// This runs twice per request, so the common cases cost little: one pass over the names
+/// counts what to remove (most requests: nothing), and the usual `Connection` tokens
+/// (`keep-alive`, `close`, `upgrade`) name nothing that is not removed anyway.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        if keep_upgrade && n == http::header::UPGRADE {
-            continue;
+    let mut present = headers.keys().filter(|n| is_hop_by_hop(n)).count();
+    if present == 0 {
+        return;
+    }
+    if headers.contains_key(CONNECTION) {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for token in headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+        {
+            let usual = ["keep-alive", "close", "upgrade"]
+                .iter()
+                .any(|u| token.eq_ignore_ascii_case(u));
+            if !usual && !token.is_empty() {
+                if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(n);
+                }
+            }
         }
-        headers.remove(&n);
+        for n in named {
+            headers.remove(&n);
+        }
+        // Names the header listed may have been hop-by-hop ones: count again.
+        present = headers.keys().filter(|n| is_hop_by_hop(n)).count();
     }
     for h in HOP_BY_HOP {
-        if keep_upgrade && (h == "connection" || h == "upgrade") {
+        if present == 0 {
+            break;
+        }
+        if keep_upgrade && (*h == CONNECTION || *h == http::header::UPGRADE) {
+            present -= usize::from(headers.contains_key(h));
             continue;
         }
-        headers.remove(h);
+        if headers.remove(h).is_some() {
+            present -= 1;
+        }
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -79,21 +112,46 @@ pub fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
 }
 
+/// The client address as a header value, made once per connection.
+pub fn client_value(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
+}
+
 /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: &str) {
-    let client = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {client}"),
-        _ => client,
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: &HeaderValue,
+    proto: &'static str,
+    host: &HeaderValue,
+) {
+    let xff = match headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+        Some(prev) if !prev.is_empty() => {
+            let mut joined = Vec::with_capacity(prev.len() + 2 + client.len());
+            joined.extend_from_slice(prev);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(client.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        _ => Some(client.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        if let Ok(v) = HeaderValue::from_str(host) {
-            headers.insert(X_FORWARDED_HOST.clone(), v);
-        }
+    if !headers.contains_key(&X_FORWARDED_HOST) && !host.is_empty() {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+}
+
+/// The Host as the client sent it (port included): the `Host` header, else the URI's
+/// authority (HTTP/2); empty when neither is there.
+pub fn original_host(headers: &HeaderMap, uri: &http::Uri) -> HeaderValue {
+    match headers.get(http::header::HOST) {
+        Some(v) => v.clone(),
+        None => uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .unwrap_or_else(|| HeaderValue::from_static("")),
     }
 }
 
@@ -139,6 +197,29 @@ mod tests {
     }
 
     #[test]
+    fn usual_connection_tokens_and_listed_hop_headers() {
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("close"));
+        h.append(
+            "connection",
+            HeaderValue::from_static("Keep-Alive, TE, x-a"),
+        );
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("content-type"));
+
+        let mut plain = HeaderMap::new();
+        plain.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut plain, false);
+        assert_eq!(plain.len(), 1);
+    }
+
+    #[test]
     fn upgrade_kept_when_asked() {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("Upgrade"));
@@ -177,7 +258,13 @@ mod tests {
     fn forwarded_for_appends() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http", "a.example");
+        let client = client_value("127.0.0.1".parse().unwrap());
+        set_forwarded(
+            &mut h,
+            &client,
+            "http",
+            &HeaderValue::from_static("a.example"),
+        );
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-host").unwrap(), "a.example");
     }

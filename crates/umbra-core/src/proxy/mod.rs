@@ -10,7 +10,6 @@ mod error;
 pub mod headers;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
@@ -122,9 +121,11 @@ async fn worker(l: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken, g
                 };
                 let _ = stream.set_nodelay(true);
                 let rt = rt.clone();
+                let client = client_value(peer.ip());
                 let svc = hyper::service::service_fn(move |req| {
                     let rt = rt.clone();
-                    async move { Ok::<_, Infallible>(handle(req, peer, rt).await) }
+                    let client = client.clone();
+                    async move { Ok::<_, Infallible>(handle(req, peer, &client, rt).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn.into_owned());
@@ -144,9 +145,12 @@ async fn worker(l: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken, g
 }
 
 /// Handles one request end to end. Never fails: problems become JSON error responses.
+///
+/// `client` is the peer's address as a header value, made once per connection.
 pub async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    client: &HeaderValue,
     rt: Arc<Runtime>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
@@ -156,6 +160,9 @@ pub async fn handle(
     };
     let snap = rt.load();
     let proxy_cfg = &snap.config.proxy;
+    // The Host as the client sent it (port included) for X-Forwarded-Host; without the port
+    // for matching and logs.
+    let host_value = original_host(req.headers(), req.uri());
     let host = request_host(req.headers(), req.uri()).to_string();
     let path = req.uri().path().to_string();
     let view = RequestView {
@@ -289,7 +296,9 @@ pub async fn handle(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
-    set_forwarded(&mut parts.headers, peer.ip(), "http", &host);
+    // Room for X-Forwarded-*, X-Request-Id and Host at once rather than growing step by step.
+    parts.headers.reserve(5);
+    set_forwarded(&mut parts.headers, client, "http", &host_value);
     if let Some(p) = &stripped {
         if let Ok(v) = HeaderValue::from_str(p) {
             parts.headers.insert(X_FORWARDED_PREFIX.clone(), v);
@@ -554,48 +563,52 @@ fn find_too_large(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
     None
 }
 
-type ServiceMetrics = (Histogram, HashMap<u16, Counter>);
+type ServiceMetrics = (Histogram, foldhash::HashMap<u16, Counter>);
 
 thread_local! {
     // Metric handles by route → service → code, per worker thread: the hot path looks them up
-    // by `&str` without allocating label sets or taking the families' locks.
-    static METRICS: RefCell<HashMap<String, HashMap<String, ServiceMetrics>>> = RefCell::new(HashMap::new());
+    // by `&str` (with a fast hash) without allocating label sets or taking the families' locks.
+    static METRICS: RefCell<foldhash::HashMap<String, foldhash::HashMap<String, ServiceMetrics>>> =
+        RefCell::new(foldhash::HashMap::default());
 }
 
 fn record_metrics(rt: &Runtime, route: &str, service: &str, status: u16, elapsed: Duration) {
     METRICS.with(|cell| {
         let mut cache = cell.borrow_mut();
-        if !cache.get(route).is_some_and(|m| m.contains_key(service)) {
-            let hist = rt
-                .metrics
-                .request_duration
-                .get_or_create(&RouteServiceLabels {
-                    route: route.to_string(),
-                    service: service.to_string(),
+        let counted = |(hist, codes): &mut ServiceMetrics| {
+            hist.observe(elapsed.as_secs_f64());
+            codes
+                .entry(status)
+                .or_insert_with(|| {
+                    rt.metrics
+                        .requests
+                        .get_or_create(&RequestLabels {
+                            route: route.to_string(),
+                            service: service.to_string(),
+                            code: status,
+                        })
+                        .clone()
                 })
-                .clone();
-            cache
-                .entry(route.to_string())
-                .or_default()
-                .insert(service.to_string(), (hist, HashMap::new()));
-        }
-        let Some((hist, codes)) = cache.get_mut(route).and_then(|m| m.get_mut(service)) else {
-            return;
+                .inc();
         };
-        hist.observe(elapsed.as_secs_f64());
-        codes
-            .entry(status)
-            .or_insert_with(|| {
-                rt.metrics
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        route: route.to_string(),
-                        service: service.to_string(),
-                        code: status,
-                    })
-                    .clone()
+        if let Some(m) = cache.get_mut(route).and_then(|m| m.get_mut(service)) {
+            counted(m);
+            return;
+        }
+        let hist = rt
+            .metrics
+            .request_duration
+            .get_or_create(&RouteServiceLabels {
+                route: route.to_string(),
+                service: service.to_string(),
             })
-            .inc();
+            .clone();
+        let m = cache
+            .entry(route.to_string())
+            .or_default()
+            .entry(service.to_string())
+            .or_insert((hist, foldhash::HashMap::default()));
+        counted(m);
     });
 }
 

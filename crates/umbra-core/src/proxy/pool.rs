@@ -8,10 +8,10 @@
 //! untouched, so this is safe for any method and body.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,9 @@ struct Idle {
 
 #[derive(Default)]
 struct Pool {
-    idle: HashMap<String, Vec<Idle>>,
+    /// Per server authority (the key is shared with the bodies of responses in flight, so
+    /// handing a connection back costs no allocation).
+    idle: foldhash::HashMap<Arc<str>, Vec<Idle>>,
     resolver: Option<Resolver>,
 }
 
@@ -78,13 +80,29 @@ fn take_idle(authority: &str) -> Option<SendRequest<UpstreamBody>> {
     })
 }
 
-fn put_idle(authority: &str, sender: SendRequest<UpstreamBody>) {
+/// The pool's key for `authority`, made once per server.
+fn key(authority: &str) -> Arc<str> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if let Some((k, _)) = p.idle.get_key_value(authority) {
+            return k.clone();
+        }
+        let k: Arc<str> = Arc::from(authority);
+        p.idle.insert(k.clone(), Vec::new());
+        k
+    })
+}
+
+fn put_idle(authority: &Arc<str>, sender: SendRequest<UpstreamBody>) {
     if sender.is_closed() {
         return;
     }
     POOL.with(|p| {
         let mut p = p.borrow_mut();
-        let list = p.idle.entry(authority.to_string()).or_default();
+        let list = match p.idle.get_mut(&**authority) {
+            Some(l) => l,
+            None => p.idle.entry(authority.clone()).or_default(),
+        };
         if list.len() < MAX_IDLE_PER_SERVER {
             list.push(Idle {
                 sender,
@@ -167,7 +185,9 @@ pub async fn send(
             },
         }
     }
-    let mut sender = connect(authority, connect_timeout).await?;
+    // Boxed: resolving and connecting is a large future, needed only for a new connection,
+    // and every caller's future (the shadow job's in particular) would otherwise carry it.
+    let mut sender = Box::pin(connect(authority, connect_timeout)).await?;
     let resp = sender.send_request(req).await?;
     Ok(wrap(authority, sender, resp))
 }
@@ -181,14 +201,14 @@ fn wrap(
     let reusable = resp.status() != http::StatusCode::SWITCHING_PROTOCOLS;
     resp.map(|inner| PooledBody {
         inner,
-        slot: reusable.then(|| (authority.to_string(), sender)),
+        slot: reusable.then(|| (key(authority), sender)),
     })
 }
 
 /// A response body that returns its connection to the pool when it ends.
 pub struct PooledBody {
     inner: Incoming,
-    slot: Option<(String, SendRequest<UpstreamBody>)>,
+    slot: Option<(Arc<str>, SendRequest<UpstreamBody>)>,
 }
 
 impl PooledBody {
