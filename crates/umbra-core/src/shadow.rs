@@ -22,7 +22,6 @@ use crate::proxy::body::{collect_capped, Captured};
 use crate::proxy::headers::{X_REQUEST_ID, X_UMBRA_SHADOW};
 use crate::runtime::{now_ms, Runtime};
 use crate::snapshot::Route;
-use crate::telemetry::{OutcomeLabels, VerdictLabels};
 use crate::upstream::Service;
 
 /// The data plane's end of the queue to the store: `try_send` only.
@@ -251,15 +250,7 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
         .shadow
         .clone()
         .expect("shadow jobs exist only for shadowed routes");
-    let outcome = |o: &str| {
-        rt.metrics
-            .shadow_requests
-            .get_or_create(&OutcomeLabels {
-                route: name.clone(),
-                outcome: o.to_string(),
-            })
-            .inc();
-    };
+    let outcome = |o: &str| rt.metrics.shadow_request(&name, o);
     let dropped = |reason: DropReason| {
         route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
         rt.metrics.shadow_dropped(&name, reason.as_str());
@@ -363,13 +354,7 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     if verdict == Verdict::Different {
         route.stats.different.fetch_add(1, Ordering::Relaxed);
     }
-    rt.metrics
-        .comparisons
-        .get_or_create(&VerdictLabels {
-            route: name.clone(),
-            verdict: verdict.as_str().to_string(),
-        })
-        .inc();
+    rt.metrics.comparison(&name, verdict.as_str());
 
     let mut comparison = Comparison {
         id: 0,

@@ -156,14 +156,75 @@ impl Metrics {
         out
     }
 
+    /// Counts a mirror candidate not sent (`umbra_shadow_dropped_total`).
     pub fn shadow_dropped(&self, route: &str, reason: &str) {
-        self.shadow_dropped
-            .get_or_create(&ReasonLabels {
-                route: route.to_string(),
-                reason: reason.to_string(),
-            })
-            .inc();
+        inc_cached(Counted::ShadowDropped, route, reason, || {
+            self.shadow_dropped
+                .get_or_create(&ReasonLabels {
+                    route: route.to_string(),
+                    reason: reason.to_string(),
+                })
+                .clone()
+        });
     }
+
+    /// Counts a shadow request by outcome (`umbra_shadow_requests_total`).
+    pub fn shadow_request(&self, route: &str, outcome: &str) {
+        inc_cached(Counted::ShadowRequests, route, outcome, || {
+            self.shadow_requests
+                .get_or_create(&OutcomeLabels {
+                    route: route.to_string(),
+                    outcome: outcome.to_string(),
+                })
+                .clone()
+        });
+    }
+
+    /// Counts a comparison by verdict (`umbra_comparisons_total`).
+    pub fn comparison(&self, route: &str, verdict: &str) {
+        inc_cached(Counted::Comparisons, route, verdict, || {
+            self.comparisons
+                .get_or_create(&VerdictLabels {
+                    route: route.to_string(),
+                    verdict: verdict.to_string(),
+                })
+                .clone()
+        });
+    }
+}
+
+/// The labelled counter families the data plane increments per request.
+#[derive(Clone, Copy)]
+enum Counted {
+    ShadowDropped = 0,
+    ShadowRequests = 1,
+    Comparisons = 2,
+}
+
+/// Per family: route → label → counter handle.
+type CounterCache = [foldhash::HashMap<String, foldhash::HashMap<String, Counter>>; 3];
+
+thread_local! {
+    // Counter handles by family, route and label, per thread: counting costs two lookups by
+    // `&str`, not a label set's allocations and the family's lock (shared by all workers).
+    static COUNTERS: std::cell::RefCell<CounterCache> = Default::default();
+}
+
+fn inc_cached(family: Counted, route: &str, label: &str, make: impl FnOnce() -> Counter) {
+    COUNTERS.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        let routes = &mut cache[family as usize];
+        if let Some(c) = routes.get(route).and_then(|m| m.get(label)) {
+            c.inc();
+            return;
+        }
+        let counter = make();
+        counter.inc();
+        routes
+            .entry(route.to_string())
+            .or_default()
+            .insert(label.to_string(), counter);
+    });
 }
 
 /// Log-scale latency histogram with atomic buckets, for live p50/p99 without locks.

@@ -103,6 +103,7 @@ async fn worker(l: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken, g
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        .writev(false)
         .max_buf_size(max_header.max(8192))
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));

@@ -150,6 +150,7 @@ async fn connect(
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 let (sender, conn) = http1::Builder::new()
+                    .writev(false)
                     .handshake(TokioIo::new(stream))
                     .await
                     .map_err(|e| err(std::io::Error::other(e)))?;
