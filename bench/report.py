@@ -9,10 +9,37 @@ D = sys.argv[1]
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
+def rounds(prefix, name, ext="txt"):
+    """Paths of one scenario's outputs: `prefix_name_rN.ext` for every round (or the
+    single-run `prefix_name.ext` of older layouts), in round order."""
+    found = []
+    for fn in os.listdir(D):
+        m = re.fullmatch(rf"{re.escape(prefix)}_{re.escape(name)}(?:_r(\d+))?\.{ext}", fn)
+        if m:
+            found.append((int(m.group(1) or 0), os.path.join(D, fn)))
+    return [p for _, p in sorted(found)]
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def parse_wrk(name):
-    path = os.path.join(D, f"wrk_{name}.txt")
-    if not os.path.exists(path):
+    """The median over rounds of each figure, plus the per-round req/s and p99."""
+    runs = [parse_wrk_file(p) for p in rounds("wrk", name)]
+    if not runs:
         return None
+    r = {k: med([x[k] for x in runs]) for k in ("rps", "p50", "p99", "reqs")}
+    r["non2xx"] = sum(x["non2xx"] for x in runs)
+    r["sock"] = " ".join(x["sock"] for x in runs)
+    r["rps_all"] = [x["rps"] for x in runs]
+    r["p99_all"] = [x["p99"] for x in runs]
+    r["first_reqs"] = runs[0]["reqs"]
+    return r
+
+
+def parse_wrk_file(path):
     text = open(path).read()
     r = {"rps": None, "p50": None, "p99": None, "non2xx": 0, "sock": "0/0/0/0", "reqs": None}
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -85,7 +112,8 @@ for k, label in ROWS:
     if w is None:
         print(f"| {label} | (not run) | | | | | | |")
         continue
-    print(f"| {label} | {f(w['rps'], 0)} | {f(w['p50'], 3)} | {f(w['p99'], 3)} | {w['reqs'] or 'n/a'} | {w['non2xx']} | {w['sock']} | {f(C[k], 1)} |")
+    reqs = "n/a" if w["reqs"] is None else f"{w['reqs']:.0f}"
+    print(f"| {label} | {f(w['rps'], 0)} | {f(w['p50'], 3)} | {f(w['p99'], 3)} | {reqs} | {w['non2xx']} | {w['sock']} | {f(C[k], 1)} |")
 
 
 def g(k, field):
@@ -97,10 +125,13 @@ print("| ratio | value |")
 print("|---|---:|")
 print(f"| umbra / nginx req/s (no shadow) | {ratio(g('umbra', 'rps'), g('nginx', 'rps'))} |")
 def cpu(name):
-    try:
-        return float(open(os.path.join(D, f"cpu_{name}.txt")).read().strip())
-    except (OSError, ValueError):
-        return None
+    values = []
+    for p in rounds("cpu", name):
+        try:
+            values.append(float(open(p).read().strip()))
+        except (OSError, ValueError):
+            pass
+    return med(values)
 for name, label in [("nginx", "nginx proxy"), ("umbra", "umbra (no shadow)"),
                     ("umbra_shadow_fast", "umbra, 100 % shadow → fast (incl. compare + store)"),
                     ("nginx_mirror_fast", "nginx mirror → fast")]:
@@ -121,11 +152,19 @@ for kind in ("slow", "fast"):
     print(f"| umbra shadow→{kind} req/s / nginx mirror→{kind} req/s | {ratio(g(f'umbra_shadow_{kind}', 'rps'), g(f'nginx_mirror_{kind}', 'rps'))} |")
 
 for kind in ("slow", "fast"):
-    s = kv(f"store_{kind}.txt")
+    s = kv(f"store_{kind}_r1.txt") or kv(f"store_{kind}.txt")
     if not s:
         continue
-    print(f"| {kind}-shadow run: comparisons in SQLite endpoint_stats, same/different/shadow_error (incl. 2 s warm-up) vs requests in the measured wrk run | {s.get('stats_total', 'n/a')} ({s.get('stats_same', '?')}/{s.get('stats_different', '?')}/{s.get('stats_shadow_error', '?')}) vs {g(f'umbra_shadow_{kind}', 'reqs') or 'n/a'} |")
+    print(f"| {kind}-shadow run: comparisons in SQLite endpoint_stats, same/different/shadow_error (incl. 2 s warm-up) vs requests in the measured wrk run | {s.get('stats_total', 'n/a')} ({s.get('stats_same', '?')}/{s.get('stats_different', '?')}/{s.get('stats_shadow_error', '?')}) vs {g(f'umbra_shadow_{kind}', 'first_reqs') or 'n/a'} (first round) |")
     print(f"| {kind}-shadow run: rows in `comparisons` / of which stored in full (keep_same = 0.05 samples identical ones) | {s.get('comparisons', 'n/a')} / {s.get('full_rows', 'n/a')} |")
+
+print()
+print("| scenario | req/s per round | p99 ms per round |")
+print("|---|---|---|")
+for k, label in ROWS:
+    w = W[k]
+    if w is not None:
+        print(f"| {label} | {' / '.join(f(x, 0) for x in w['rps_all'])} | {' / '.join(f(x, 3) for x in w['p99_all'])} |")
 
 m = kv("mem.txt")
 print()

@@ -11,8 +11,11 @@ WORK=/tmp/umbra-bench
 OUT="$WORK/results"
 UMBRA="${CARGO_TARGET_DIR:-$ROOT/target}/release/umbra"
 DURATION="${BENCH_DURATION:-10s}"
+# Every proxy scenario runs this many times, interleaved; the report gives medians (one run's
+# p99 on this shared 2-core VM swings by ±30 %, see bench/RESULTS.md).
+ROUNDS="${BENCH_ROUNDS:-3}"
 WRK_ARGS=(-t2 -c32 -d"$DURATION" --latency)
-CMDLINE="bash bench/run.sh${BENCH_DURATION:+ (BENCH_DURATION=$BENCH_DURATION)}"
+CMDLINE="bash bench/run.sh${BENCH_DURATION:+ (BENCH_DURATION=$BENCH_DURATION)}${BENCH_ROUNDS:+ (BENCH_ROUNDS=$BENCH_ROUNDS)}"
 
 P_FAST=18000 P_SHADOW_FAST=18001 P_SLOW=18002 P_UMBRA=18080 P_ADMIN=18081 P_NGINX=18090
 
@@ -238,59 +241,96 @@ bench() {
 log "starting upstreams"
 pid=$(start_fast_upstream upstream-fast $P_FAST); PIDS+=("$pid")
 pid=$(start_fast_upstream upstream-shadow-fast $P_SHADOW_FAST); PIDS+=("$pid")
-"$PY" "$BENCH/slow_upstream.py" $P_SLOW 200 >"$WORK/slow_upstream.log" 2>&1 &
+# The 200 ms slow upstream: nginx with the echo module (Debian libnginx-mod-http-echo) when it
+# is installed, else a small Python server. The Python one spends ~9 % of a core serving the
+# ~1,300 shadow requests/s umbra sends it, CPU taken from the very box being measured (in
+# production the shadow runs elsewhere); nginx+echo costs a fraction of that.
+ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
+if [[ -f $ECHO_MODULE ]]; then
+  SLOW_KIND="nginx + echo_sleep"
+  mkdir -p "$WORK/upstream-slow"
+  { echo "load_module $ECHO_MODULE;"
+    nginx_common "$WORK/upstream-slow"
+    echo "worker_processes 1;"
+    echo "http {"
+    nginx_http_common "$WORK/upstream-slow"
+    cat <<CONF
+  server {
+    listen 127.0.0.1:$P_SLOW;
+    location / {
+      default_type application/json;
+      echo_sleep 0.2;
+      echo -n '{"ok":true,"items":[1,2,3]}';
+    }
+  }
+}
+CONF
+  } >"$WORK/upstream-slow/nginx.conf"
+  nginx -p "$WORK/upstream-slow" -e "$WORK/upstream-slow/error.log" -c "$WORK/upstream-slow/nginx.conf" >"$WORK/slow_upstream.log" 2>&1 &
+else
+  SLOW_KIND="Python asyncio (bench/slow_upstream.py)"
+  "$PY" "$BENCH/slow_upstream.py" $P_SLOW 200 >"$WORK/slow_upstream.log" 2>&1 &
+fi
 PIDS+=("$!")
 wait_http $P_FAST; wait_http $P_SHADOW_FAST; wait_http $P_SLOW
 
-# ---------------------------------------------------------------- baselines
-second_req direct $P_FAST
-bench direct $P_FAST
+# ---------------------------------------------------------------- scenarios, in rounds
+# Round 1 also measures memory, the second request on one connection and the store contents.
+for round in $(seq 1 "$ROUNDS"); do
+  R="_r$round"
+  log "round $round of $ROUNDS"
+  [[ $round == 1 ]] && second_req direct $P_FAST
+  bench "direct$R" $P_FAST
 
-NGINX_PID=$(start_nginx_peer none); PIDS+=("$NGINX_PID")
-wait_http $P_NGINX
-second_req nginx $P_NGINX
-bench nginx $P_NGINX $(pgrep -P "$NGINX_PID")
-stop "$NGINX_PID"
+  NGINX_PID=$(start_nginx_peer none); PIDS+=("$NGINX_PID")
+  wait_http $P_NGINX
+  [[ $round == 1 ]] && second_req nginx $P_NGINX
+  bench "nginx$R" $P_NGINX $(pgrep -P "$NGINX_PID")
+  stop "$NGINX_PID"
 
-UMBRA_PID=$(start_umbra none); PIDS+=("$UMBRA_PID")
-wait_http $P_UMBRA
-sleep 1
-IDLE_KB=$(rss_kb "$UMBRA_PID")
-log "umbra idle RSS ${IDLE_KB} kB; holding 1000 keep-alive connections"
-HOLD=$(timeout 60 "$PY" "$BENCH/hold_conns.py" 127.0.0.1 $P_UMBRA "$UMBRA_PID" 1000 5 || echo "opened=0 ok=0 failed=1000 rss_kb=0")
-log "  $HOLD"
-sleep 1
-second_req umbra $P_UMBRA
-bench umbra $P_UMBRA "$UMBRA_PID"
-AFTER_KB=$(rss_kb "$UMBRA_PID")
-echo "idle_kb=$IDLE_KB $HOLD after_wrk_kb=$AFTER_KB" >"$OUT/mem.txt"
-stop "$UMBRA_PID"
-
-# ---------------------------------------------------------------- shadow / mirror scenarios
-for kind in slow fast; do
-  UMBRA_PID=$(start_umbra "$kind"); PIDS+=("$UMBRA_PID")
+  UMBRA_PID=$(start_umbra none); PIDS+=("$UMBRA_PID")
   wait_http $P_UMBRA
   sleep 1
-  second_req "umbra_shadow_$kind" $P_UMBRA
-  bench "umbra_shadow_$kind" $P_UMBRA "$UMBRA_PID"
-  sleep 2                # let queued shadows and store writes drain
-  stop "$UMBRA_PID"      # graceful stop flushes the store
-  sqlite3 "$WORK/umbra.db" \
-    "SELECT 'comparisons=' || (SELECT count(*) FROM comparisons) ||
-            ' full_rows=' || (SELECT count(*) FROM comparisons WHERE detail IS NOT NULL) ||
-            ' stats_total=' || IFNULL((SELECT sum(total) FROM endpoint_stats),0) ||
-            ' stats_same=' || IFNULL((SELECT sum(same) FROM endpoint_stats),0) ||
-            ' stats_different=' || IFNULL((SELECT sum(different) FROM endpoint_stats),0) ||
-            ' stats_shadow_error=' || IFNULL((SELECT sum(shadow_error) FROM endpoint_stats),0);" \
-    >"$OUT/store_$kind.txt" 2>&1 || echo "comparisons=error" >"$OUT/store_$kind.txt"
-  log "  store after $kind-shadow run: $(cat "$OUT/store_$kind.txt")"
-  grep -iE 'error|warn|panic' "$WORK/umbra-$kind/umbra.log" | head -5 | sed 's/^/    umbra log: /' >&2 || true
+  if [[ $round == 1 ]]; then
+    IDLE_KB=$(rss_kb "$UMBRA_PID")
+    log "umbra idle RSS ${IDLE_KB} kB; holding 1000 keep-alive connections"
+    HOLD=$(timeout 60 "$PY" "$BENCH/hold_conns.py" 127.0.0.1 $P_UMBRA "$UMBRA_PID" 1000 5 || echo "opened=0 ok=0 failed=1000 rss_kb=0")
+    log "  $HOLD"
+    sleep 1
+    second_req umbra $P_UMBRA
+  fi
+  bench "umbra$R" $P_UMBRA "$UMBRA_PID"
+  if [[ $round == 1 ]]; then
+    AFTER_KB=$(rss_kb "$UMBRA_PID")
+    echo "idle_kb=$IDLE_KB $HOLD after_wrk_kb=$AFTER_KB" >"$OUT/mem.txt"
+  fi
+  stop "$UMBRA_PID"
 
-  NGINX_PID=$(start_nginx_peer "$kind"); PIDS+=("$NGINX_PID")
-  wait_http $P_NGINX
-  second_req "nginx_mirror_$kind" $P_NGINX
-  bench "nginx_mirror_$kind" $P_NGINX $(pgrep -P "$NGINX_PID")
-  stop "$NGINX_PID"
+  for kind in slow fast; do
+    UMBRA_PID=$(start_umbra "$kind"); PIDS+=("$UMBRA_PID")
+    wait_http $P_UMBRA
+    sleep 1
+    [[ $round == 1 ]] && second_req "umbra_shadow_$kind" $P_UMBRA
+    bench "umbra_shadow_$kind$R" $P_UMBRA "$UMBRA_PID"
+    sleep 2                # let queued shadows and store writes drain
+    stop "$UMBRA_PID"      # graceful stop flushes the store
+    sqlite3 "$WORK/umbra.db" \
+      "SELECT 'comparisons=' || (SELECT count(*) FROM comparisons) ||
+              ' full_rows=' || (SELECT count(*) FROM comparisons WHERE detail IS NOT NULL) ||
+              ' stats_total=' || IFNULL((SELECT sum(total) FROM endpoint_stats),0) ||
+              ' stats_same=' || IFNULL((SELECT sum(same) FROM endpoint_stats),0) ||
+              ' stats_different=' || IFNULL((SELECT sum(different) FROM endpoint_stats),0) ||
+              ' stats_shadow_error=' || IFNULL((SELECT sum(shadow_error) FROM endpoint_stats),0);" \
+      >"$OUT/store_$kind$R.txt" 2>&1 || echo "comparisons=error" >"$OUT/store_$kind$R.txt"
+    log "  store after $kind-shadow run: $(cat "$OUT/store_$kind$R.txt")"
+    grep -iE 'error|warn|panic' "$WORK/umbra-$kind/umbra.log" | head -5 | sed 's/^/    umbra log: /' >&2 || true
+
+    NGINX_PID=$(start_nginx_peer "$kind"); PIDS+=("$NGINX_PID")
+    wait_http $P_NGINX
+    [[ $round == 1 ]] && second_req "nginx_mirror_$kind" $P_NGINX
+    bench "nginx_mirror_$kind$R" $P_NGINX $(pgrep -P "$NGINX_PID")
+    stop "$NGINX_PID"
+  done
 done
 
 # ---------------------------------------------------------------- report
@@ -299,7 +339,7 @@ TABLE=$("$PY" "$BENCH/report.py" "$OUT")
   echo
   echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
   echo
-  echo "Command: \`$CMDLINE\` (wrk \`${WRK_ARGS[*]}\`, each after a 2 s warm-up; $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //'), umbra workers = 2, nginx peer 2 workers, upstream nginx 1 worker; everything incl. wrk on one host)"
+  echo "Command: \`$CMDLINE\` (wrk \`${WRK_ARGS[*]}\`, each after a 2 s warm-up; $ROUNDS interleaved rounds, medians shown; $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //'), umbra workers = 2, nginx peer 2 workers, upstream nginx 1 worker; slow upstream: $SLOW_KIND; everything incl. wrk on one host)"
   echo
   echo "$TABLE"
 } >"$WORK/section.md"
