@@ -70,7 +70,7 @@ async fn forwards_with_headers_and_strip_prefix() {
         service("api", &[&fx])
     )));
     let req = http::Request::get(format!("{}/trace/users/1?x=1", u.url))
-        .header("host", "api.example.com")
+        .header("host", "api.example.com:8443")
         .header("x-request-id", "keep-me-123")
         .header(
             "traceparent",
@@ -88,7 +88,11 @@ async fn forwards_with_headers_and_strip_prefix() {
     assert_eq!(seen.header("x-forwarded-prefix"), Some("/trace"));
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(seen.header("x-forwarded-host"), Some("api.example.com"));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some("api.example.com:8443"),
+        "as the client sent it, port included"
+    );
     assert_eq!(seen.header("x-request-id"), Some("keep-me-123"));
     assert!(seen.header("traceparent").unwrap().starts_with("00-0af7"));
     assert_eq!(
