@@ -9,6 +9,8 @@
 # req/s, umbra_store_dropped_total and the rows in `comparisons`. Appends to bench/RESULTS.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 WORK=/tmp/umbra-bench-deadstore
 UMBRA="${UMBRA:-$ROOT/target/release/umbra}"
 P_FAST=18300 P_SHADOW=18301 P_UMBRA=18380 P_ADMIN=18381 P_PG=18432
@@ -41,28 +43,8 @@ CONF
   nginx -p "$WORK/ng$p" -c "$WORK/ng$p/nginx.conf" & PIDS+=($!)
 done
 
-cat >"$WORK/umbra.toml" <<CONF
-[proxy]
-listen = "127.0.0.1:$P_UMBRA"
-workers = 2
-[admin]
-listen = "127.0.0.1:$P_ADMIN"
-[store]
-url = "postgres://postgres@127.0.0.1:$P_PG/postgres"
-keep_same = 1.0
-[log]
-access = false
-level = "error"
-[services.api]
-servers = ["http://127.0.0.1:$P_FAST"]
-[services.shadow]
-servers = ["http://127.0.0.1:$P_SHADOW"]
-[[routes]]
-name = "api"
-rule = "PathPrefix(\`/\`)"
-service = "api"
-shadow = { service = "shadow", percent = 100 }
-CONF
+umbra_config $P_UMBRA $P_ADMIN "postgres://postgres@127.0.0.1:$P_PG/postgres" $P_FAST $P_SHADOW \
+  '{ service = "shadow", percent = 100 }' 'keep_same = 1.0' >"$WORK/umbra.toml"
 "$UMBRA" run -c "$WORK/umbra.toml" >"$WORK/umbra.log" 2>&1 & UPID=$!; PIDS+=($UPID)
 for i in $(seq 50); do curl -sf "http://127.0.0.1:$P_ADMIN/health/live" >/dev/null && break; sleep 0.2; done
 

@@ -11,6 +11,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 WORK=/tmp/umbra-instructions
 N1=${N1:-2000}
 N2=${N2:-8000}
@@ -46,28 +48,9 @@ NGINX=$!
 trap 'kill $NGINX 2>/dev/null || true' EXIT
 
 config() {  # $1 = plain|shadow
-  cat <<CONF
-[proxy]
-listen = "127.0.0.1:$P_UMBRA"
-workers = 2
-[admin]
-listen = "127.0.0.1:$P_ADMIN"
-[store]
-url = "sqlite://$WORK/umbra.db"
-[log]
-access = false
-level = "warn"
-[services.api]
-servers = ["http://127.0.0.1:$P_FAST"]
-[services.shadow]
-servers = ["http://127.0.0.1:$P_SHADOW"]
-[[routes]]
-name = "api"
-rule = "PathPrefix(\`/\`)"
-service = "api"
-CONF
-  [[ $1 == shadow ]] && echo 'shadow = { service = "shadow", percent = 100, timeout = "5s", max_in_flight = 256 }'
-  return 0
+  local shadow=""
+  [[ $1 == shadow ]] && shadow='{ service = "shadow", percent = 100, timeout = "5s", max_in_flight = 256 }'
+  umbra_config $P_UMBRA $P_ADMIN "sqlite://$WORK/umbra.db" $P_FAST $P_SHADOW "$shadow"
 }
 
 # total BINARY CONFIG N -> instructions of a run serving N requests

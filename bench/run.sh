@@ -7,6 +7,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 WORK=/tmp/umbra-bench
 OUT="$WORK/results"
 UMBRA="${CARGO_TARGET_DIR:-$ROOT/target}/release/umbra"
@@ -170,29 +172,9 @@ start_umbra() {
   mkdir -p "$dir"
   rm -f "$WORK"/umbra.db*
   [[ $1 == fast ]] && shadow_port=$P_SHADOW_FAST
-  cat >"$dir/umbra.toml" <<CONF
-[proxy]
-listen = "127.0.0.1:$P_UMBRA"
-workers = 2
-[admin]
-listen = "127.0.0.1:$P_ADMIN"
-[store]
-url = "sqlite://$WORK/umbra.db"
-[log]
-access = false
-level = "warn"
-[services.api]
-servers = ["http://127.0.0.1:$P_FAST"]
-[services.shadow]
-servers = ["http://127.0.0.1:$shadow_port"]
-[[routes]]
-name = "api"
-rule = "PathPrefix(\`/\`)"
-service = "api"
-CONF
-  if [[ $1 != none ]]; then
-    echo 'shadow = { service = "shadow", percent = 100, timeout = "5s", max_in_flight = 256 }' >>"$dir/umbra.toml"
-  fi
+  local shadow=""
+  [[ $1 != none ]] && shadow='{ service = "shadow", percent = 100, timeout = "5s", max_in_flight = 256 }'
+  umbra_config $P_UMBRA $P_ADMIN "sqlite://$WORK/umbra.db" $P_FAST "$shadow_port" "$shadow" >"$dir/umbra.toml"
   "$UMBRA" check -c "$dir/umbra.toml" >&2 || die "umbra check failed for $dir/umbra.toml"
   "$UMBRA" run -c "$dir/umbra.toml" >"$dir/umbra.log" 2>&1 &
   echo $!

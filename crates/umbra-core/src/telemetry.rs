@@ -55,6 +55,8 @@ fn duration_histogram() -> Histogram {
 
 /// Every metric umbra exports. Cheap to clone handles out of; registered once.
 pub struct Metrics {
+    /// Tells apart the instances of one process (tests run several) in per-thread caches.
+    id: u64,
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: Family<RouteServiceLabels, Histogram, fn() -> Histogram>,
@@ -134,7 +136,9 @@ impl Metrics {
             "Config reloads by outcome (route label unused)",
             config_reloads.clone(),
         );
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             requests,
             request_duration,
@@ -158,7 +162,7 @@ impl Metrics {
 
     /// Counts a mirror candidate not sent (`umbra_shadow_dropped_total`).
     pub fn shadow_dropped(&self, route: &str, reason: &str) {
-        inc_cached(Counted::ShadowDropped, route, reason, || {
+        inc_cached(self.id, Counted::ShadowDropped, route, reason, || {
             self.shadow_dropped
                 .get_or_create(&ReasonLabels {
                     route: route.to_string(),
@@ -170,7 +174,7 @@ impl Metrics {
 
     /// Counts a shadow request by outcome (`umbra_shadow_requests_total`).
     pub fn shadow_request(&self, route: &str, outcome: &str) {
-        inc_cached(Counted::ShadowRequests, route, outcome, || {
+        inc_cached(self.id, Counted::ShadowRequests, route, outcome, || {
             self.shadow_requests
                 .get_or_create(&OutcomeLabels {
                     route: route.to_string(),
@@ -182,7 +186,7 @@ impl Metrics {
 
     /// Counts a comparison by verdict (`umbra_comparisons_total`).
     pub fn comparison(&self, route: &str, verdict: &str) {
-        inc_cached(Counted::Comparisons, route, verdict, || {
+        inc_cached(self.id, Counted::Comparisons, route, verdict, || {
             self.comparisons
                 .get_or_create(&VerdictLabels {
                     route: route.to_string(),
@@ -204,16 +208,30 @@ enum Counted {
 /// Per family: route → label → counter handle.
 type CounterCache = [foldhash::HashMap<String, foldhash::HashMap<String, Counter>>; 3];
 
+impl Metrics {
+    /// This instance's id, for per-thread caches of its handles.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 thread_local! {
     // Counter handles by family, route and label, per thread: counting costs two lookups by
     // `&str`, not a label set's allocations and the family's lock (shared by all workers).
-    static COUNTERS: std::cell::RefCell<CounterCache> = Default::default();
+    static COUNTERS: std::cell::RefCell<foldhash::HashMap<u64, CounterCache>> =
+        Default::default();
 }
 
-fn inc_cached(family: Counted, route: &str, label: &str, make: impl FnOnce() -> Counter) {
+fn inc_cached(
+    metrics: u64,
+    family: Counted,
+    route: &str,
+    label: &str,
+    make: impl FnOnce() -> Counter,
+) {
     COUNTERS.with(|cell| {
         let mut cache = cell.borrow_mut();
-        let routes = &mut cache[family as usize];
+        let routes = &mut cache.entry(metrics).or_default()[family as usize];
         if let Some(c) = routes.get(route).and_then(|m| m.get(label)) {
             c.inc();
             return;
@@ -331,5 +349,56 @@ impl AccessLog {
         if let Ok(mut w) = self.writer.lock() {
             let _ = w.write_all(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+    }
+
+    #[test]
+    fn cached_counters_count_every_call_on_their_own_instance() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        for _ in 0..3 {
+            a.shadow_dropped("api", "overflow");
+            a.shadow_request("api", "ok");
+            a.comparison("api", "same");
+        }
+        b.shadow_dropped("api", "overflow");
+        let (ta, tb) = (a.encode(), b.encode());
+        assert_eq!(
+            value(
+                &ta,
+                r#"umbra_shadow_dropped_total{route="api",reason="overflow"}"#
+            ),
+            3
+        );
+        assert_eq!(
+            value(
+                &ta,
+                r#"umbra_shadow_requests_total{route="api",outcome="ok"}"#
+            ),
+            3
+        );
+        assert_eq!(
+            value(
+                &ta,
+                r#"umbra_comparisons_total{route="api",verdict="same"}"#
+            ),
+            3
+        );
+        assert_eq!(
+            value(
+                &tb,
+                r#"umbra_shadow_dropped_total{route="api",reason="overflow"}"#
+            ),
+            1
+        );
     }
 }

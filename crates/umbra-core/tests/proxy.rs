@@ -384,6 +384,21 @@ async fn shadow_errors_and_overflow_are_counted() {
         metrics.contains("umbra_shadow_dropped_total{route=\"api\",reason=\"overflow\"}"),
         "{metrics}"
     );
+    // Every broken shadow is counted, not just the first of a kind (the handles are cached).
+    let count = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count("umbra_shadow_requests_total{route=\"api\",outcome=\"error\"}") >= 3,
+        "{metrics}"
+    );
+    assert!(
+        count("umbra_comparisons_total{route=\"api\",verdict=\"shadow_error\"}") >= 3,
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

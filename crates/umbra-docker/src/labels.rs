@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use umbra_core::config::valid_name;
 use umbra_core::discovery::LabelError;
 
 /// A Traefik router as labels describe it (`traefik.http.routers.<name>.*`).
@@ -89,14 +90,6 @@ fn parse_percent(v: &str) -> Result<f64, String> {
         Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
         _ => Err(format!("expected a percentage from 0 to 100, got `{v}`")),
     }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Levenshtein distance, for "did you mean" hints on misspelt keys.

@@ -283,7 +283,9 @@ fn size(errs: &mut Errors, key: &str, v: Option<&str>, default: &str) -> u64 {
     })
 }
 
-fn valid_name(name: &str) -> bool {
+/// A route or service name: 1..=128 of ASCII letters, digits, `-`, `_` and `.` (also what
+/// Docker labels may name).
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name

@@ -565,17 +565,20 @@ fn find_too_large(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
 }
 
 type ServiceMetrics = (Histogram, foldhash::HashMap<u16, Counter>);
+type RouteMetrics = foldhash::HashMap<String, foldhash::HashMap<String, ServiceMetrics>>;
 
 thread_local! {
-    // Metric handles by route → service → code, per worker thread: the hot path looks them up
-    // by `&str` (with a fast hash) without allocating label sets or taking the families' locks.
-    static METRICS: RefCell<foldhash::HashMap<String, foldhash::HashMap<String, ServiceMetrics>>> =
+    // Metric handles by metrics instance → route → service → code, per worker thread: the hot
+    // path looks them up by `&str` (with a fast hash) without allocating label sets or taking
+    // the families' locks.
+    static METRICS: RefCell<foldhash::HashMap<u64, RouteMetrics>> =
         RefCell::new(foldhash::HashMap::default());
 }
 
 fn record_metrics(rt: &Runtime, route: &str, service: &str, status: u16, elapsed: Duration) {
     METRICS.with(|cell| {
         let mut cache = cell.borrow_mut();
+        let cache = cache.entry(rt.metrics.id()).or_default();
         let counted = |(hist, codes): &mut ServiceMetrics| {
             hist.observe(elapsed.as_secs_f64());
             codes
