@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use umbra_core::Runtime;
 use umbra_store::ComparisonStore;
 
+pub mod audit;
 pub mod auth;
 pub mod comparisons;
 pub mod error;

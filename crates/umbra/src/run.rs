@@ -16,7 +16,7 @@ use umbra_core::runtime::RuntimeEvent;
 use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::Runtime;
-use umbra_store::{ComparisonStore, NewEvent, StoreWriter, WriterConfig};
+use umbra_store::{ComparisonStore, StoreWriter, WriterConfig};
 
 pub fn check(path: &Path) -> ExitCode {
     match Config::load(path) {
@@ -78,7 +78,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     } else {
         (ComparisonSink::disabled(), None)
     };
-    let (events_tx, mut events_rx) = mpsc::channel::<RuntimeEvent>(1024);
+    let (events_tx, events_rx) = mpsc::channel::<RuntimeEvent>(1024);
     let metrics = Arc::new(Metrics::new());
     let proxy_listen = config.proxy.listen;
     let workers = config.proxy.workers;
@@ -137,25 +137,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     }
 
     // Audit log: runtime events go to the store.
-    {
-        let store = store.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events_rx.recv().await {
-                if let Some(store) = &store {
-                    let e = NewEvent {
-                        kind: ev.kind,
-                        route: ev.route,
-                        source: ev.source.clone(),
-                        actor: Some(ev.source),
-                        detail: ev.detail,
-                    };
-                    if let Err(err) = store.append_event(&e).await {
-                        tracing::warn!(error = %err, "could not store an audit event");
-                    }
-                }
-            }
-        });
-    }
+    umbra_admin::audit::spawn_audit_log(store.clone(), events_rx);
 
     tokio::spawn(umbra_core::health::run(runtime.clone(), shutdown.clone()));
     if let Some(docker) = config_docker.filter(|d| d.enabled) {

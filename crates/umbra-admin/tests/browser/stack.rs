@@ -10,11 +10,10 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use umbra_admin::AdminState;
-use umbra_core::runtime::RuntimeEvent;
 use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
-use umbra_store::{ComparisonStore, NewEvent, StoreWriter, WriterConfig};
+use umbra_store::{ComparisonStore, StoreWriter, WriterConfig};
 use umbra_testkit::{Fixture, FixtureBuilder, Recorded, Reply};
 
 /// Requests the traffic generator sends at most (one every 25 ms while it runs).
@@ -92,25 +91,6 @@ shadow = {{ service = "v2", percent = 100 }}
     Config::parse(&text, "umbra.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Stores the runtime's audit events, as `umbra run` does.
-fn spawn_audit_log(
-    store: Arc<dyn ComparisonStore>,
-    mut events: tokio::sync::mpsc::Receiver<RuntimeEvent>,
-) {
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            let e = NewEvent {
-                kind: ev.kind,
-                route: ev.route,
-                source: ev.source.clone(),
-                actor: Some(ev.source),
-                detail: ev.detail,
-            };
-            store.append_event(&e).await.expect("audit event stored");
-        }
-    });
-}
-
 /// Sends GETs through the proxy every 25 ms until shutdown (or [`MAX_REQUESTS`]).
 fn spawn_traffic(proxy: String, sent: Arc<AtomicU64>, shutdown: CancellationToken) {
     tokio::spawn(async move {
@@ -153,7 +133,7 @@ pub async fn start(token: Option<&str>) -> Stack {
         },
         shutdown.clone(),
     );
-    spawn_audit_log(store.clone(), events);
+    umbra_admin::audit::spawn_audit_log(Some(store.clone()), events);
     tokio::spawn(umbra_core::health::run(runtime.clone(), shutdown.clone()));
 
     let listeners = umbra_core::proxy::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
