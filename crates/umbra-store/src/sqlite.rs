@@ -26,10 +26,11 @@ const READERS: usize = 2;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Versioned migrations, applied in order; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE comparisons (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at         TEXT    NOT NULL,
@@ -104,7 +105,47 @@ CREATE TABLE ignore_rules (
 CREATE UNIQUE INDEX ignore_rules_unique
     ON ignore_rules (route, COALESCE(endpoint, ''), path, COALESCE(kind, ''));
 "#,
-)];
+    ),
+    (
+        2,
+        "verdict check without an IN list",
+        // SQLite evaluates `CHECK (verdict IN (...))` by building a temporary b-tree of the
+        // list on every INSERT; that was a quarter of the cost of storing a comparison. The
+        // same rule as a chain of `=` costs a few comparisons. A CHECK can only change by
+        // rebuilding the table; ids and the AUTOINCREMENT sequence are kept.
+        r#"
+CREATE TABLE comparisons_new (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at         TEXT    NOT NULL,
+    route              TEXT    NOT NULL,
+    endpoint           TEXT    NOT NULL,
+    method             TEXT    NOT NULL,
+    uri                TEXT    NOT NULL,
+    request_id         TEXT    NOT NULL,
+    verdict            TEXT    NOT NULL
+        CHECK (verdict = 'same' OR verdict = 'different' OR verdict = 'noise'
+               OR verdict = 'shadow_error'),
+    primary_status     INTEGER NOT NULL,
+    shadow_status      INTEGER,
+    primary_latency_us INTEGER NOT NULL,
+    shadow_latency_us  INTEGER,
+    difference_count   INTEGER NOT NULL,
+    differences        TEXT    NOT NULL,
+    detail             TEXT
+);
+INSERT INTO comparisons_new SELECT * FROM comparisons;
+DELETE FROM sqlite_sequence WHERE name = 'comparisons_new';
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'comparisons_new', seq FROM sqlite_sequence WHERE name = 'comparisons';
+DROP TABLE comparisons;
+ALTER TABLE comparisons_new RENAME TO comparisons;
+CREATE INDEX comparisons_route_id ON comparisons (route, id);
+CREATE INDEX comparisons_route_verdict_id ON comparisons (route, verdict, id);
+CREATE INDEX comparisons_route_endpoint_id ON comparisons (route, endpoint, id);
+CREATE INDEX comparisons_created_at ON comparisons (created_at);
+"#,
+    ),
+];
 
 /// The SQLite store. Cheap to clone; all clones share the connections.
 #[derive(Clone)]
@@ -997,6 +1038,81 @@ mod tests {
             assert!(p.contains(index), "{sql}: {p}");
             assert!(!p.contains("TEMP B-TREE"), "{sql} sorts: {p}");
         }
+    }
+
+    /// Opcodes of a statement's program.
+    fn opcodes(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut st = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        st.query_map([], |r| r.get::<_, String>(1))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    }
+
+    const INSERT_ONE: &str = "INSERT INTO comparisons (created_at, route, endpoint, method, \
+        uri, request_id, verdict, primary_status, primary_latency_us, difference_count, \
+        differences) VALUES ('2026-11-23T00:00:00.000Z', 'r', 'GET /', 'GET', '/', 'x', ?1, \
+        200, 1, 0, '[]')";
+
+    #[test]
+    fn storing_a_comparison_builds_no_temporary_btree() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        let ops = opcodes(&conn, &INSERT_ONE.replace("?1", "'same'"));
+        assert!(ops.iter().any(|o| o == "Insert"), "{ops:?}");
+        assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{ops:?}");
+        // The rule itself still holds.
+        let err = conn
+            .execute(INSERT_ONE, ["maybe"])
+            .expect_err("a verdict outside the four is refused");
+        assert!(err.to_string().contains("CHECK"), "{err}");
+        for v in ["same", "different", "noise", "shadow_error"] {
+            conn.execute(INSERT_ONE, [v]).unwrap();
+        }
+    }
+
+    #[test]
+    fn migration_2_keeps_rows_ids_and_the_id_sequence() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[0].2).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (1, 'then')", [])
+            .unwrap();
+        for v in ["same", "different", "noise"] {
+            conn.execute(INSERT_ONE, [v]).unwrap();
+        }
+        // The newest row went (as retention or a user might do): its id must not come back.
+        conn.execute("DELETE FROM comparisons WHERE id = 3", [])
+            .unwrap();
+        migrate(&conn).unwrap();
+        let rows: Vec<(i64, String)> = conn
+            .prepare("SELECT id, verdict FROM comparisons ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [(1, "same".to_string()), (2, "different".to_string())]
+        );
+        conn.execute(INSERT_ONE, ["shadow_error"]).unwrap();
+        assert_eq!(conn.last_insert_rowid(), 4);
+        let p = plan(
+            &conn,
+            "SELECT id FROM comparisons WHERE route = 'a' AND verdict = 'same' ORDER BY id DESC LIMIT 51",
+        );
+        assert!(p.contains("comparisons_route_verdict_id"), "{p}");
+        let sequences: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_sequence", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            sequences, 1,
+            "one AUTOINCREMENT sequence, named comparisons"
+        );
     }
 
     #[test]
