@@ -5,6 +5,7 @@
 //! talks to the store or the admin UI directly: comparisons leave through a bounded channel.
 
 pub mod canary;
+pub mod comparer;
 pub mod config;
 pub mod discovery;
 pub mod health;

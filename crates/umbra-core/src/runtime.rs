@@ -207,6 +207,7 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     pub sink: ComparisonSink,
     pub noise: crate::shadow::NoiseModels,
+    comparer: std::sync::OnceLock<crate::comparer::Comparer>,
     pub access_log: crate::telemetry::AccessLog,
     pub started: Instant,
 }
@@ -242,12 +243,22 @@ impl Runtime {
             metrics,
             sink,
             noise: Default::default(),
+            comparer: std::sync::OnceLock::new(),
             access_log: crate::telemetry::AccessLog::stdout(inputs.file.log.access),
             started: Instant::now(),
         };
         let snap = rt.build(&inputs);
         rt.snapshot.store(Arc::new(snap));
         Arc::new(rt)
+    }
+
+    /// The compare threads' queue, started with the first mirrored request: one thread per two
+    /// proxy workers.
+    pub fn comparer(&self) -> &crate::comparer::Comparer {
+        self.comparer.get_or_init(|| {
+            let workers = self.snapshot.load().config.proxy.workers;
+            crate::comparer::Comparer::spawn(workers.div_ceil(2))
+        })
     }
 
     /// The snapshot in force (cheap; for the hot path).

@@ -3,8 +3,9 @@
 //!
 //! A shadow job runs in its own task. The primary request never waits for it: the job waits for
 //! copies of the request body and of the primary's response that the streaming tees hand over
-//! when they finish. Every limit (in-flight slots per route, queue to the store) drops and
-//! counts on overflow; nothing here can block or fail a primary response.
+//! when they finish, then hands both responses to the compare threads (`comparer`). Every limit
+//! (in-flight slots per route, the compare queue, the queue to the store) drops and counts on
+//! overflow; nothing here can block or fail a primary response.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +17,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use umbra_diff::{Comparison, Difference, Response, Verdict};
+use umbra_diff::{Comparison, Difference, Verdict};
 
+use crate::comparer::{CompareJob, Fetched};
 use crate::proxy::body::{collect_capped, Captured};
 use crate::proxy::headers::{X_REQUEST_ID, X_UMBRA_SHADOW};
-use crate::runtime::{now_ms, Runtime};
+use crate::runtime::Runtime;
 use crate::snapshot::Route;
 use crate::upstream::Service;
 
@@ -90,7 +92,7 @@ impl NoiseModels {
             .unwrap_or_default()
     }
 
-    fn observe_and_judge(
+    pub(crate) fn observe_and_judge(
         &self,
         route: &str,
         endpoint: &str,
@@ -118,6 +120,8 @@ pub enum DropReason {
     Incomplete,
     /// The shadow service has no healthy server.
     NoServer,
+    /// The compare threads are this far behind: the responses were fetched but not compared.
+    CompareBacklog,
 }
 
 impl DropReason {
@@ -127,6 +131,7 @@ impl DropReason {
             DropReason::BodyTooLarge => "body_too_large",
             DropReason::Incomplete => "incomplete",
             DropReason::NoServer => "no_server",
+            DropReason::CompareBacklog => "compare_backlog",
         }
     }
 }
@@ -154,40 +159,52 @@ pub struct ShadowJob {
 /// How long a connection to a shadow server may take to open.
 const SHADOW_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-enum Fetched {
-    Ok(Response),
-    Err(String),
+/// The parts of the mirrored request every fetch shares.
+struct Mirrored {
+    method: Method,
+    path_and_query: String,
+    /// The request's headers without the shadow marks (each fetch adds them to its copy).
+    headers: HeaderMap,
+    request_id: HeaderValue,
+    body: Bytes,
 }
 
 async fn fetch(
     service: &Service,
-    job_parts: &(Method, String, HeaderMap, Bytes),
+    m: &Mirrored,
     timeout: Duration,
     cap: usize,
-) -> Fetched {
+) -> Result<Fetched, String> {
     let Some(server) = service.pick(None) else {
-        return Fetched::Err(format!(
+        return Err(format!(
             "service `{}` has no healthy server",
             service.name()
         ));
     };
-    let (method, pq, headers, body) = job_parts;
-    let mut req = Request::new(if body.is_empty() {
+    let mut req = Request::new(if m.body.is_empty() {
         UpstreamBody::Empty
     } else {
-        UpstreamBody::Full(Some(body.clone()))
+        UpstreamBody::Full(Some(m.body.clone()))
     });
-    *req.method_mut() = method.clone();
-    *req.uri_mut() = match pq.parse() {
+    *req.method_mut() = m.method.clone();
+    *req.uri_mut() = match m.path_and_query.parse() {
         Ok(u) => u,
-        Err(_) => return Fetched::Err(format!("could not build the shadow request for `{pq}`")),
+        Err(_) => {
+            return Err(format!(
+                "could not build the shadow request for `{}`",
+                m.path_and_query
+            ))
+        }
     };
-    *req.headers_mut() = headers.clone();
-    if !req.headers().contains_key(http::header::HOST) {
+    let mut headers = m.headers.clone();
+    headers.insert(X_UMBRA_SHADOW.clone(), HeaderValue::from_static("1"));
+    headers.insert(X_REQUEST_ID.clone(), m.request_id.clone());
+    if !headers.contains_key(http::header::HOST) {
         if let Ok(v) = HeaderValue::from_str(&server.addr.authority) {
-            req.headers_mut().insert(http::header::HOST, v);
+            headers.insert(http::header::HOST, v);
         }
     }
+    *req.headers_mut() = headers;
     let _guard = server.begin();
     let start = Instant::now();
     // The worker's own upstream pool (shadow and primary requests to one server share idle
@@ -203,11 +220,11 @@ async fn fetch(
         Ok::<_, String>((parts, body, truncated))
     };
     match tokio::time::timeout(timeout, work).await {
-        Err(_) => Fetched::Err(format!("timed out after {} ms", timeout.as_millis())),
-        Ok(Err(e)) => Fetched::Err(e),
-        Ok(Ok((parts, body, truncated))) => Fetched::Ok(Response {
+        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok((parts, body, truncated))) => Ok(Fetched {
             status: parts.status.as_u16(),
-            headers: header_list(&parts.headers),
+            headers: parts.headers,
             body,
             truncated,
             latency_us: start.elapsed().as_micros() as u64,
@@ -215,45 +232,19 @@ async fn fetch(
     }
 }
 
-fn header_list(h: &HeaderMap) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(h.len());
-    for (k, v) in h {
-        let value = match v.to_str() {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        };
-        out.push((k.as_str().to_owned(), value));
-    }
-    out
-}
-
-/// Decodes `Content-Encoding` for comparison only; the header is dropped afterwards.
-fn decoded(mut r: Response, cap: usize) -> Response {
-    let enc = r.header("content-encoding").map(str::to_string);
-    if let Some(enc) = enc {
-        if !r.truncated {
-            if let Ok(body) = umbra_diff::decode_body(Some(&enc), &r.body, cap) {
-                r.body = body;
-                r.headers.retain(|(k, _)| k != "content-encoding");
-            }
-        }
-    }
-    r
-}
-
-/// Runs one shadow job to its comparison.
+/// Runs one shadow job: waits for the request body copy, sends the shadow (and maybe secondary)
+/// request, waits for the primary's response copy, and hands all of it to the compare threads.
 pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     let route = job.route.clone();
-    let name = route.spec.name.clone();
     let spec = route
         .spec
         .shadow
-        .clone()
+        .as_ref()
         .expect("shadow jobs exist only for shadowed routes");
-    let outcome = |o: &str| rt.metrics.shadow_request(&name, o);
+    let name = &route.spec.name;
     let dropped = |reason: DropReason| {
         route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
-        rt.metrics.shadow_dropped(&name, reason.as_str());
+        rt.metrics.shadow_dropped(name, reason.as_str());
     };
 
     // 1. The request body copy (the client streams it to the primary at its own pace).
@@ -267,28 +258,30 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     };
 
     // 2. Shadow (and maybe secondary) requests, concurrently.
-    // The request's headers as recorded (before the shadow marks are added), then the same
-    // map (moved, not copied) for the mirrored requests.
-    let request_headers = header_list(&job.headers);
-    let mut headers = job.headers;
-    headers.insert(X_UMBRA_SHADOW.clone(), HeaderValue::from_static("1"));
-    headers.insert(X_REQUEST_ID.clone(), job.request_id.clone());
-    let parts = (
-        job.method.clone(),
-        job.path_and_query.clone(),
-        headers,
-        body.clone(),
-    );
+    let mirrored = Mirrored {
+        method: job.method,
+        path_and_query: job.path_and_query,
+        headers: job.headers,
+        request_id: job.request_id,
+        body,
+    };
     let cap = route.spec.compare.max_body;
     route.stats.shadow_sent.fetch_add(1, Ordering::Relaxed);
-    let shadow_f = fetch(&job.shadow, &parts, spec.timeout, cap);
-    let secondary_f = async {
-        match &job.secondary {
-            Some(s) => Some(fetch(s, &parts, spec.timeout, cap).await),
-            None => None,
-        }
-    };
-    let (shadow, secondary) = tokio::join!(shadow_f, secondary_f);
+    // Boxed, and built inside the box: the two fetches (request, timeout, response body) are
+    // most of this future's size, and the whole future is copied each time it moves.
+    let (shadow, secondary) = Box::pin(async {
+        let shadow_f = fetch(&job.shadow, &mirrored, spec.timeout, cap);
+        let secondary_f = async {
+            match &job.secondary {
+                Some(s) => Some(fetch(s, &mirrored, spec.timeout, cap).await),
+                None => None,
+            }
+        };
+        tokio::join!(shadow_f, secondary_f)
+    })
+    .await;
+    rt.metrics
+        .shadow_request(name, if shadow.is_ok() { "ok" } else { "error" });
 
     // 3. The primary's response copy.
     let wait = spec.timeout + Duration::from_secs(30);
@@ -304,81 +297,32 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     let Some((status, head, captured)) = primary else {
         return dropped(DropReason::Incomplete);
     };
-    let primary_latency = captured
-        .ended
-        .map_or(0, |e| e.duration_since(job.started).as_micros() as u64);
-    let primary = decoded(
-        Response {
-            status,
-            headers: header_list(&head),
-            body: captured.body,
-            truncated: captured.truncated,
-            latency_us: primary_latency,
-        },
-        cap,
-    );
+    let primary = Fetched {
+        status,
+        headers: head,
+        body: captured.body,
+        truncated: captured.truncated,
+        latency_us: captured
+            .ended
+            .map_or(0, |e| e.duration_since(job.started).as_micros() as u64),
+    };
 
-    // 4. Compare, judge, redact, queue.
-    let path = job.path_and_query.split('?').next().unwrap_or("/");
-    let endpoint = route.spec.endpoints.endpoint(job.method.as_str(), path);
-    let engine = &route.spec.compare.engine;
-    let (shadow_resp, error, differences) = match shadow {
-        Fetched::Ok(r) => {
-            let r = decoded(r, cap);
-            let diffs = umbra_diff::compare(&primary, &r, engine);
-            route.stats.shadow_latency.record_us(r.latency_us);
-            outcome("ok");
-            (Some(r), None, diffs)
-        }
-        Fetched::Err(e) => {
-            outcome("error");
-            (None, Some(e), Vec::new())
-        }
-    };
-    let noise = match secondary {
-        Some(Fetched::Ok(r)) => Some(umbra_diff::compare(&primary, &decoded(r, cap), engine)),
-        _ => None,
-    };
-    let verdict = if shadow_resp.is_none() {
-        Verdict::ShadowError
-    } else {
-        rt.noise.observe_and_judge(
-            &name,
-            &endpoint,
-            &route.spec.compare.thresholds,
-            &differences,
-            noise.as_deref(),
-        )
-    };
-    route.stats.comparisons.fetch_add(1, Ordering::Relaxed);
-    if verdict == Verdict::Different {
-        route.stats.different.fetch_add(1, Ordering::Relaxed);
-    }
-    rt.metrics.comparison(&name, verdict.as_str());
-
-    let mut comparison = Comparison {
-        id: 0,
-        created_at_ms: now_ms(),
-        route: name.clone(),
-        endpoint,
-        request_id: job.request_id.to_str().unwrap_or("").to_string(),
-        verdict,
-        request: umbra_diff::Request {
-            method: job.method.to_string(),
-            uri: job.path_and_query.clone(),
-            host: job.host.clone(),
-            headers: request_headers,
-            body: body.to_vec(),
-        },
+    // 4. Compare on the compare threads.
+    let compare = CompareJob {
+        rt: rt.clone(),
+        route: route.clone(),
+        method: mirrored.method,
+        path_and_query: mirrored.path_and_query,
+        host: job.host,
+        request_headers: mirrored.headers,
+        request_id: mirrored.request_id,
+        request_body: mirrored.body,
         primary,
-        shadow: shadow_resp,
-        error,
-        differences,
-        noise,
+        shadow,
+        secondary: secondary.and_then(Result::ok),
+        permit: job.permit,
     };
-    // Nothing leaves the data plane unredacted.
-    let redact = &route.spec.redact;
-    umbra_diff::redact_comparison(&mut comparison, &redact.headers, &redact.paths);
-    rt.sink.submit(comparison);
-    drop(job.permit);
+    if !rt.comparer().submit(compare) {
+        dropped(DropReason::CompareBacklog);
+    }
 }

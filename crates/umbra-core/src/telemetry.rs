@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -160,9 +161,37 @@ impl Metrics {
         out
     }
 
+    /// Records one proxied request (`umbra_requests_total`, `umbra_request_duration_seconds`).
+    pub fn request(&self, route: &str, service: &str, status: u16, elapsed: Duration) {
+        with_handles(self.id, |h| {
+            let make = || {
+                let hist = self.request_duration.get_or_create(&RouteServiceLabels {
+                    route: route.to_string(),
+                    service: service.to_string(),
+                });
+                (hist.clone(), foldhash::HashMap::default())
+            };
+            cached(&mut h.requests, route, service, make, |(hist, codes)| {
+                hist.observe(elapsed.as_secs_f64());
+                codes
+                    .entry(status)
+                    .or_insert_with(|| {
+                        self.requests
+                            .get_or_create(&RequestLabels {
+                                route: route.to_string(),
+                                service: service.to_string(),
+                                code: status,
+                            })
+                            .clone()
+                    })
+                    .inc();
+            });
+        });
+    }
+
     /// Counts a mirror candidate not sent (`umbra_shadow_dropped_total`).
     pub fn shadow_dropped(&self, route: &str, reason: &str) {
-        inc_cached(self.id, Counted::ShadowDropped, route, reason, || {
+        self.inc(Counted::ShadowDropped, route, reason, || {
             self.shadow_dropped
                 .get_or_create(&ReasonLabels {
                     route: route.to_string(),
@@ -174,7 +203,7 @@ impl Metrics {
 
     /// Counts a shadow request by outcome (`umbra_shadow_requests_total`).
     pub fn shadow_request(&self, route: &str, outcome: &str) {
-        inc_cached(self.id, Counted::ShadowRequests, route, outcome, || {
+        self.inc(Counted::ShadowRequests, route, outcome, || {
             self.shadow_requests
                 .get_or_create(&OutcomeLabels {
                     route: route.to_string(),
@@ -186,13 +215,21 @@ impl Metrics {
 
     /// Counts a comparison by verdict (`umbra_comparisons_total`).
     pub fn comparison(&self, route: &str, verdict: &str) {
-        inc_cached(self.id, Counted::Comparisons, route, verdict, || {
+        self.inc(Counted::Comparisons, route, verdict, || {
             self.comparisons
                 .get_or_create(&VerdictLabels {
                     route: route.to_string(),
                     verdict: verdict.to_string(),
                 })
                 .clone()
+        });
+    }
+
+    fn inc(&self, family: Counted, route: &str, label: &str, make: impl FnOnce() -> Counter) {
+        with_handles(self.id, |h| {
+            cached(&mut h.counters[family as usize], route, label, make, |c| {
+                c.inc();
+            });
         });
     }
 }
@@ -205,44 +242,46 @@ enum Counted {
     Comparisons = 2,
 }
 
-/// Per family: route → label → counter handle.
-type CounterCache = [foldhash::HashMap<String, foldhash::HashMap<String, Counter>>; 3];
+/// route → second label (service, reason, outcome or verdict) → what is kept for the pair.
+type ByRoute<T> = foldhash::HashMap<String, foldhash::HashMap<String, T>>;
 
-impl Metrics {
-    /// This instance's id, for per-thread caches of its handles.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
+/// One `Metrics` instance's handles, as one thread has needed them so far.
+#[derive(Default)]
+struct Handles {
+    /// Per [`Counted`] family.
+    counters: [ByRoute<Counter>; 3],
+    /// The duration histogram and the counters by status code, per route and service.
+    requests: ByRoute<(Histogram, foldhash::HashMap<u16, Counter>)>,
 }
 
 thread_local! {
-    // Counter handles by family, route and label, per thread: counting costs two lookups by
-    // `&str`, not a label set's allocations and the family's lock (shared by all workers).
-    static COUNTERS: std::cell::RefCell<foldhash::HashMap<u64, CounterCache>> =
-        Default::default();
+    // Metric handles per thread, by `Metrics` instance (tests run several in one thread):
+    // counting costs lookups by `&str` with a fast hash, not a label set's allocations and the
+    // family's lock (shared by all workers).
+    static HANDLES: std::cell::RefCell<foldhash::HashMap<u64, Handles>> = Default::default();
 }
 
-fn inc_cached(
-    metrics: u64,
-    family: Counted,
+fn with_handles(metrics: u64, f: impl FnOnce(&mut Handles)) {
+    HANDLES.with(|cell| f(cell.borrow_mut().entry(metrics).or_default()));
+}
+
+/// Runs `f` on the entry for (`route`, `label`), made by `make` the first time (the only time
+/// the two names are copied; after that, two lookups by `&str`).
+fn cached<T>(
+    map: &mut ByRoute<T>,
     route: &str,
     label: &str,
-    make: impl FnOnce() -> Counter,
+    make: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T),
 ) {
-    COUNTERS.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        let routes = &mut cache.entry(metrics).or_default()[family as usize];
-        if let Some(c) = routes.get(route).and_then(|m| m.get(label)) {
-            c.inc();
-            return;
-        }
-        let counter = make();
-        counter.inc();
-        routes
-            .entry(route.to_string())
-            .or_default()
-            .insert(label.to_string(), counter);
-    });
+    if let Some(v) = map.get_mut(route).and_then(|m| m.get_mut(label)) {
+        return f(v);
+    }
+    let mut v = make();
+    f(&mut v);
+    map.entry(route.to_string())
+        .or_default()
+        .insert(label.to_string(), v);
 }
 
 /// Log-scale latency histogram with atomic buckets, for live p50/p99 without locks.
@@ -369,8 +408,11 @@ mod tests {
             a.shadow_dropped("api", "overflow");
             a.shadow_request("api", "ok");
             a.comparison("api", "same");
+            a.request("api", "v1", 200, Duration::from_millis(2));
         }
         b.shadow_dropped("api", "overflow");
+        b.request("api", "v1", 200, Duration::from_millis(2));
+        b.request("api", "v1", 503, Duration::from_millis(2));
         let (ta, tb) = (a.encode(), b.encode());
         assert_eq!(
             value(
@@ -400,5 +442,18 @@ mod tests {
             ),
             1
         );
+        let requests = r#"umbra_requests_total{route="api",service="v1",code="200"}"#;
+        let durations = r#"umbra_request_duration_seconds_count{route="api",service="v1"}"#;
+        assert_eq!(value(&ta, requests), 3);
+        assert_eq!(value(&ta, durations), 3);
+        assert_eq!(value(&tb, requests), 1);
+        assert_eq!(
+            value(
+                &tb,
+                r#"umbra_requests_total{route="api",service="v1",code="503"}"#
+            ),
+            1
+        );
+        assert_eq!(value(&tb, durations), 2);
     }
 }

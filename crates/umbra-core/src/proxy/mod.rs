@@ -9,7 +9,6 @@ pub mod body;
 mod error;
 pub mod headers;
 
-use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
@@ -20,8 +19,6 @@ use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +31,6 @@ use crate::canary::{self, Side};
 use crate::rules::RequestView;
 use crate::runtime::Runtime;
 use crate::shadow::{DropReason, ShadowJob};
-use crate::telemetry::{RequestLabels, RouteServiceLabels};
 use headers::*;
 
 /// How long a connection to an upstream server may take to open.
@@ -390,7 +386,8 @@ pub async fn handle(
             primary_body: body_rx,
             permit,
         };
-        tokio::spawn(crate::shadow::run(job, rt.clone()));
+        // Boxed before spawning: the task then moves a pointer, not the job's whole future.
+        tokio::spawn(Box::pin(crate::shadow::run(job, rt.clone())));
     }
 
     // Forward, retrying once on another server when the connection could not be made and the
@@ -564,58 +561,6 @@ fn find_too_large(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
     None
 }
 
-type ServiceMetrics = (Histogram, foldhash::HashMap<u16, Counter>);
-type RouteMetrics = foldhash::HashMap<String, foldhash::HashMap<String, ServiceMetrics>>;
-
-thread_local! {
-    // Metric handles by metrics instance → route → service → code, per worker thread: the hot
-    // path looks them up by `&str` (with a fast hash) without allocating label sets or taking
-    // the families' locks.
-    static METRICS: RefCell<foldhash::HashMap<u64, RouteMetrics>> =
-        RefCell::new(foldhash::HashMap::default());
-}
-
-fn record_metrics(rt: &Runtime, route: &str, service: &str, status: u16, elapsed: Duration) {
-    METRICS.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        let cache = cache.entry(rt.metrics.id()).or_default();
-        let counted = |(hist, codes): &mut ServiceMetrics| {
-            hist.observe(elapsed.as_secs_f64());
-            codes
-                .entry(status)
-                .or_insert_with(|| {
-                    rt.metrics
-                        .requests
-                        .get_or_create(&RequestLabels {
-                            route: route.to_string(),
-                            service: service.to_string(),
-                            code: status,
-                        })
-                        .clone()
-                })
-                .inc();
-        };
-        if let Some(m) = cache.get_mut(route).and_then(|m| m.get_mut(service)) {
-            counted(m);
-            return;
-        }
-        let hist = rt
-            .metrics
-            .request_duration
-            .get_or_create(&RouteServiceLabels {
-                route: route.to_string(),
-                service: service.to_string(),
-            })
-            .clone();
-        let m = cache
-            .entry(route.to_string())
-            .or_default()
-            .entry(service.to_string())
-            .or_insert((hist, foldhash::HashMap::default()));
-        counted(m);
-    });
-}
-
 /// What one access-log line and the request metrics say about a request.
 struct Log<'a> {
     method: &'a str,
@@ -635,7 +580,8 @@ impl Log<'_> {
         let status = resp.status().as_u16();
         let elapsed = self.start.elapsed();
         if !self.route.is_empty() {
-            record_metrics(rt, self.route, self.service, status, elapsed);
+            rt.metrics
+                .request(self.route, self.service, status, elapsed);
         }
         if let Some(stats) = self.stats {
             stats.primary_latency.record_us(elapsed.as_micros() as u64);
