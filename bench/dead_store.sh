@@ -32,16 +32,8 @@ pg_start() { as_pg "$PGBIN/pg_ctl -D $WORK/pg -o '-p $P_PG -k $WORK -c listen_ad
 pg_kill() { as_pg "$PGBIN/pg_ctl -D $WORK/pg -m immediate stop" >/dev/null; }
 pg_start
 
-for p in $P_FAST $P_SHADOW; do
-  mkdir -p "$WORK/ng$p"
-  cat >"$WORK/ng$p/nginx.conf" <<CONF
-daemon off; pid $WORK/ng$p/pid; error_log $WORK/ng$p/err warn; worker_processes 1;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $WORK/ng$p;
-  server { listen 127.0.0.1:$p; location / { default_type application/json; return 200 '{"ok":true,"items":[1,2,3]}'; } } }
-CONF
-  nginx -p "$WORK/ng$p" -c "$WORK/ng$p/nginx.conf" & PIDS+=($!)
-done
+pid=$(start_fast_upstream upstream-fast $P_FAST); PIDS+=("$pid")
+pid=$(start_fast_upstream upstream-shadow $P_SHADOW); PIDS+=("$pid")
 
 umbra_config $P_UMBRA $P_ADMIN "postgres://postgres@127.0.0.1:$P_PG/postgres" $P_FAST $P_SHADOW \
   '{ service = "shadow", percent = 100 }' 'keep_same = 1.0' >"$WORK/umbra.toml"

@@ -27,25 +27,10 @@ if [[ $# -eq 0 ]]; then
 fi
 
 rm -rf "$WORK"
-mkdir -p "$WORK"/{tb,tp,tf,tu,ts}
-cat >"$WORK/upstream.conf" <<CONF
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err warn;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/tb; proxy_temp_path $WORK/tp; fastcgi_temp_path $WORK/tf;
-  uwsgi_temp_path $WORK/tu; scgi_temp_path $WORK/ts;
-  server { listen 127.0.0.1:$P_FAST;   location / { default_type application/json; return 200 '{"ok":true,"items":[1,2,3]}'; } }
-  server { listen 127.0.0.1:$P_SHADOW; location / { default_type application/json; return 200 '{"ok":true,"items":[1,2,3]}'; } }
-}
-CONF
-nginx -p "$WORK" -c "$WORK/upstream.conf" >/dev/null 2>&1 &
-NGINX=$!
-trap 'kill $NGINX 2>/dev/null || true' EXIT
+mkdir -p "$WORK"
+FAST_PID=$(start_fast_upstream upstream-fast $P_FAST)
+SHADOW_PID=$(start_fast_upstream upstream-shadow $P_SHADOW)
+trap 'kill $FAST_PID $SHADOW_PID 2>/dev/null || true' EXIT
 
 config() {  # $1 = plain|shadow
   local shadow=""

@@ -29,3 +29,49 @@ service = "api"
 CONF
   if [[ -n $6 ]]; then echo "shadow = $6"; fi
 }
+
+# nginx config pieces; $1 = the instance's prefix dir.
+nginx_common() {  # $1 = prefix dir
+  cat <<CONF
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 8192; }
+CONF
+}
+nginx_http_common() {  # $1 = prefix dir
+  cat <<CONF
+  access_log off;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  client_body_temp_path $1/tmp_body;
+  proxy_temp_path $1/tmp_proxy;
+  fastcgi_temp_path $1/tmp_fcgi;
+  uwsgi_temp_path $1/tmp_uwsgi;
+  scgi_temp_path $1/tmp_scgi;
+CONF
+}
+
+# start_fast_upstream NAME PORT -> echoes pid: an nginx (1 worker) under $WORK/NAME that
+# answers every GET with a small JSON body.
+start_fast_upstream() {
+  local dir="$WORK/$1"
+  mkdir -p "$dir"
+  { nginx_common "$dir"
+    echo "worker_processes 1;"
+    echo "http {"
+    nginx_http_common "$dir"
+    cat <<CONF
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      default_type application/json;
+      return 200 '{"ok":true,"items":[1,2,3]}';
+    }
+  }
+}
+CONF
+  } >"$dir/nginx.conf"
+  nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  echo $!
+}

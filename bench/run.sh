@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # umbra benchmark harness: one command, `bash bench/run.sh`, from anywhere.
-# Builds umbra (release), starts nginx upstreams/peers, a Python 200 ms slow upstream and umbra on
-# 127.0.0.1 only, runs wrk against each, prints a table and appends it to bench/RESULTS.md.
+# Builds umbra (release), starts nginx upstreams/peers, a 200 ms slow upstream (nginx with the
+# echo module, else Python) and umbra on 127.0.0.1 only, runs wrk against each, prints a table
+# and appends it to bench/RESULTS.md.
 # Everything it starts is killed on exit.
 set -euo pipefail
 
@@ -83,49 +84,7 @@ stop() {
 }
 
 # ---------------------------------------------------------------- nginx configs
-nginx_common() {  # $1 = prefix dir
-  cat <<CONF
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 8192; }
-CONF
-}
-nginx_http_common() {  # $1 = prefix dir
-  cat <<CONF
-  access_log off;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;
-  client_body_temp_path $1/tmp_body;
-  proxy_temp_path $1/tmp_proxy;
-  fastcgi_temp_path $1/tmp_fcgi;
-  uwsgi_temp_path $1/tmp_uwsgi;
-  scgi_temp_path $1/tmp_scgi;
-CONF
-}
-
-# start_fast_upstream NAME PORT -> echoes pid
-start_fast_upstream() {
-  local dir="$WORK/$1"
-  mkdir -p "$dir"
-  { nginx_common "$dir"
-    echo "worker_processes 1;"
-    echo "http {"
-    nginx_http_common "$dir"
-    cat <<CONF
-  server {
-    listen 127.0.0.1:$2;
-    location / {
-      default_type application/json;
-      return 200 '{"ok":true,"items":[1,2,3]}';
-    }
-  }
-}
-CONF
-  } >"$dir/nginx.conf"
-  nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
-  echo $!
-}
+# (nginx_common, nginx_http_common and start_fast_upstream are in lib.sh)
 
 # start_nginx_peer MIRROR(none|slow|fast) -> echoes pid
 start_nginx_peer() {
