@@ -560,3 +560,206 @@ async fn a_pooled_connection_closed_while_idle_costs_no_request() {
     }
     assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 5);
 }
+
+/// What a scripted upstream does with one request.
+enum Act {
+    /// Sends these pieces (pausing briefly between them), then keeps the connection open.
+    Send(Vec<&'static [u8]>),
+    /// Sends these pieces, then closes the connection.
+    SendClose(Vec<&'static [u8]>),
+    /// Closes the connection without answering.
+    Close,
+}
+
+/// An upstream speaking raw HTTP/1.1 bytes chosen per request by `script(request head,
+/// index of the request on its connection)`; returns its address and a count of the
+/// connections it accepted.
+async fn scripted_upstream(
+    script: fn(&str, usize) -> Act,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = vec![0u8; 8192];
+                for index in 0.. {
+                    // One request head (the requests these tests send have no body).
+                    let end = loop {
+                        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end + 4;
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+                    seen.drain(..end);
+                    let (pieces, close) = match script(&head, index) {
+                        Act::Send(p) => (p, false),
+                        Act::SendClose(p) => (p, true),
+                        Act::Close => return,
+                    };
+                    for p in pieces {
+                        if s.write_all(p).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(15)).await;
+                    }
+                    if close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+fn route_to(up: std::net::SocketAddr) -> Config {
+    config(&format!(
+        "[services.api]\nservers = [\"http://{up}\"]\n[[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n"
+    ))
+}
+
+#[tokio::test]
+async fn every_body_framing_is_relayed_and_the_connection_reused_when_it_may_be() {
+    fn script(head: &str, _: usize) -> Act {
+        let path = head.split(' ').nth(1).unwrap_or("");
+        match path {
+            // A length-delimited body arriving in two pieces after the head.
+            "/length" => Act::Send(vec![
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nx-kind: length\r\n\r\n",
+                b"hello",
+                b", you",
+            ]),
+            // Chunked, with a chunk extension, a chunk split across writes, and a trailer.
+            "/chunked" => Act::Send(vec![
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\nhel",
+                b"lo\r\n7\r\n, world\r\n",
+                b"0\r\nx-trailer: t\r\n\r\n",
+            ]),
+            // An interim 100 before the final answer.
+            "/continue" => Act::Send(vec![
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            ]),
+            "/nocontent" => Act::Send(vec![b"HTTP/1.1 204 No Content\r\nx-kind: none\r\n\r\n"]),
+            // A HEAD answer announces a length but carries no body.
+            "/head" => Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"]),
+            // No length at all: the body runs until the server closes.
+            "/close" => Act::SendClose(vec![b"HTTP/1.1 200 OK\r\n\r\nuntil ", b"the end"]),
+            _ => Act::Send(vec![b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"]),
+        }
+    }
+    let (up, conns) = scripted_upstream(script).await;
+    let u = start(route_to(up));
+    let conns_now = || conns.load(std::sync::atomic::Ordering::SeqCst);
+
+    let r = get(format!("{}/length", u.url)).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "hello, you"));
+    assert_eq!(r.header("x-kind"), Some("length"));
+    let r = get(format!("{}/chunked", u.url)).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (200, "hello, world")
+    );
+    let r = get(format!("{}/continue", u.url)).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "ok"));
+    let r = get(format!("{}/nocontent", u.url)).await;
+    assert_eq!((r.status.as_u16(), r.body.len()), (204, 0));
+    assert_eq!(r.header("x-kind"), Some("none"));
+    let head = http::Request::head(format!("{}/head", u.url))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = send(head).await;
+    assert_eq!((r.status.as_u16(), r.body.len()), (200, 0));
+    assert_eq!(r.header("content-length"), Some("10"));
+    assert_eq!(
+        conns_now(),
+        1,
+        "one keep-alive connection carried all of them"
+    );
+
+    let r = get(format!("{}/close", u.url)).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (200, "until the end")
+    );
+    let r = get(format!("{}/length", u.url)).await;
+    assert_eq!(r.text(), "hello, you");
+    assert_eq!(conns_now(), 2, "a close-delimited body ends its connection");
+}
+
+#[tokio::test]
+async fn a_broken_upstream_answer_is_a_502_and_its_connection_is_dropped() {
+    fn script(head: &str, _: usize) -> Act {
+        match head.split(' ').nth(1).unwrap_or("") {
+            "/garbage" => Act::Send(vec![b"SPDY/9 banana\r\n\r\n"]),
+            "/lengths" => Act::Send(vec![
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
+            ]),
+            "/silent" => Act::Close,
+            "/cut" => Act::SendClose(vec![
+                b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this",
+            ]),
+            _ => Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]),
+        }
+    }
+    let (up, conns) = scripted_upstream(script).await;
+    let u = start(route_to(up));
+    for path in ["/garbage", "/lengths", "/silent"] {
+        let r = get(format!("{}{path}", u.url)).await;
+        assert_eq!(r.status, 502, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"], "upstream_unavailable", "{path}");
+    }
+    // The head arrived, the body was cut: the client's response is cut too, never completed.
+    let cut = umbra_testkit::try_get(format!("{}/cut", u.url)).await;
+    assert!(
+        cut.as_ref().map_or(true, |r| r.body.len() < 100),
+        "a cut body must not look whole: {:?}",
+        cut.map(|r| r.body.len())
+    );
+    let before = conns.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get(format!("{}/fine", u.url)).await.text(), "ok");
+    assert_eq!(
+        conns.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1,
+        "no broken connection went back to the pool"
+    );
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_that_died_unnoticed_is_sent_again_but_a_post_is_not() {
+    // The second request on every connection is read and then the connection closes with no
+    // answer: what a server closing an idle connection at that very moment looks like.
+    fn script(_: &str, index: usize) -> Act {
+        if index == 0 {
+            Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
+        } else {
+            Act::Close
+        }
+    }
+    let (up, conns) = scripted_upstream(script).await;
+    let u = start(route_to(up));
+    assert_eq!(get(format!("{}/a", u.url)).await.text(), "ok");
+    let r = get(format!("{}/b", u.url)).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (200, "ok"),
+        "an idempotent request is repeated on a fresh connection"
+    );
+    assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The fresh connection is idle in the pool now; a bodiless POST on it gets no second try.
+    let post = http::Request::post(format!("{}/c", u.url))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(post).await.status, 502);
+    assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

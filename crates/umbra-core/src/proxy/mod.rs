@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use body::{ProxyBody, Tee, UpstreamBody};
 pub use error::ProxyError;
 
+mod h1;
 pub mod pool;
 
 use crate::canary::{self, Side};

@@ -1,5 +1,7 @@
 //! The upstream connection pool of one worker thread: HTTP/1.1 keep-alive connections per
 //! server, each carrying one request at a time and taken back when its response body ends.
+//! A request whose body is already known goes out on the direct client (`h1.rs`); one that
+//! streams a body or asks for an upgrade goes through hyper's client.
 //!
 //! Each worker runs its own current-thread runtime, so the pool is a thread-local with no
 //! lock and no cross-thread wake-ups; requests go out in origin form (no absolute URI built
@@ -22,7 +24,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use super::body::UpstreamBody;
+use super::body::{BoxError, UpstreamBody};
+use super::h1;
 use crate::resolve::Resolver;
 
 /// Idle connections kept per server.
@@ -30,16 +33,18 @@ const MAX_IDLE_PER_SERVER: usize = 256;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Idle {
-    sender: SendRequest<UpstreamBody>,
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
 #[derive(Default)]
 struct Pool {
-    /// Per server authority (the key is shared with the bodies of responses in flight, so
-    /// handing a connection back costs no allocation).
-    idle: foldhash::HashMap<Arc<str>, Vec<Idle>>,
+    /// hyper's connections, per server authority (the key is shared with the bodies of
+    /// responses in flight, so handing a connection back costs no allocation).
+    idle: foldhash::HashMap<Arc<str>, Vec<Idle<SendRequest<UpstreamBody>>>>,
+    /// The direct client's connections, keyed the same way.
+    raw: foldhash::HashMap<Arc<str>, Vec<Idle<h1::Conn>>>,
     resolver: Option<Resolver>,
 }
 
@@ -59,6 +64,9 @@ pub enum SendError {
     /// The exchange failed after the request was (possibly) sent.
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// The same, on the direct client.
+    #[error(transparent)]
+    Direct(#[from] h1::Error),
 }
 
 impl SendError {
@@ -72,12 +80,50 @@ fn take_idle(authority: &str) -> Option<SendRequest<UpstreamBody>> {
         let mut p = p.borrow_mut();
         let list = p.idle.get_mut(authority)?;
         while let Some(idle) = list.pop() {
-            if !idle.sender.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT {
-                return Some(idle.sender);
+            if !idle.conn.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT {
+                return Some(idle.conn);
             }
         }
         None
     })
+}
+
+fn take_raw(authority: &str) -> Option<h1::Conn> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let list = p.raw.get_mut(authority)?;
+        while let Some(idle) = list.pop() {
+            if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_usable() {
+                return Some(idle.conn);
+            }
+        }
+        None
+    })
+}
+
+/// Hands a direct-client connection back after its response ended cleanly.
+pub(super) fn put_raw(authority: &Arc<str>, conn: h1::Conn) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let list = match p.raw.get_mut(&**authority) {
+            Some(l) => l,
+            None => p.raw.entry(authority.clone()).or_default(),
+        };
+        // Nothing watches an idle direct connection, so one the server closed would sit in
+        // CLOSE_WAIT until taken: the oldest goes once it is past the idle timeout.
+        if list
+            .first()
+            .is_some_and(|i| i.since.elapsed() >= IDLE_TIMEOUT)
+        {
+            list.remove(0);
+        }
+        if list.len() < MAX_IDLE_PER_SERVER {
+            list.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    });
 }
 
 /// The pool's key for `authority`, made once per server.
@@ -105,7 +151,7 @@ fn put_idle(authority: &Arc<str>, sender: SendRequest<UpstreamBody>) {
         };
         if list.len() < MAX_IDLE_PER_SERVER {
             list.push(Idle {
-                sender,
+                conn: sender,
                 since: Instant::now(),
             });
         }
@@ -135,35 +181,77 @@ async fn resolve(authority: &str) -> std::io::Result<Vec<SocketAddr>> {
         .collect())
 }
 
-async fn connect(
-    authority: &str,
-    connect_timeout: Duration,
-) -> Result<SendRequest<UpstreamBody>, SendError> {
-    let err = |source| SendError::Connect {
+fn connect_error(authority: &str, source: std::io::Error) -> SendError {
+    SendError::Connect {
         authority: authority.to_string(),
         source,
-    };
-    let addrs = resolve(authority).await.map_err(err)?;
+    }
+}
+
+/// A new TCP connection (no delay) to one of `authority`'s addresses.
+async fn connect_tcp(
+    authority: &str,
+    connect_timeout: Duration,
+) -> Result<tokio::net::TcpStream, SendError> {
+    let addrs = resolve(authority)
+        .await
+        .map_err(|e| connect_error(authority, e))?;
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
     for addr in addrs {
         match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                let (sender, conn) = http1::Builder::new()
-                    .writev(false)
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| err(std::io::Error::other(e)))?;
-                tokio::spawn(async move {
-                    let _ = conn.with_upgrades().await;
-                });
-                return Ok(sender);
+                return Ok(stream);
             }
             Ok(Err(e)) => last = e,
             Err(_) => last = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
         }
     }
-    Err(err(last))
+    Err(connect_error(authority, last))
+}
+
+async fn connect(
+    authority: &str,
+    connect_timeout: Duration,
+) -> Result<SendRequest<UpstreamBody>, SendError> {
+    let stream = connect_tcp(authority, connect_timeout).await?;
+    let (sender, conn) = http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| connect_error(authority, std::io::Error::other(e)))?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// The direct client's part of `send`: the request's body is already in memory.
+async fn send_direct(
+    authority: &str,
+    req: Request<UpstreamBody>,
+    connect_timeout: Duration,
+) -> Result<Response<PooledBody>, SendError> {
+    let (parts, body) = req.into_parts();
+    let body = match body {
+        UpstreamBody::Full(Some(b)) => b,
+        _ => Bytes::new(),
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let wire = h1::encode_request(&parts.method, path, &parts.headers, &body);
+    let fresh = || async {
+        // Boxed: connecting is a large future, needed only for a new connection.
+        let stream = Box::pin(connect_tcp(authority, connect_timeout)).await?;
+        Ok(h1::Conn::new(stream))
+    };
+    let (conn, reused) = match take_raw(authority) {
+        Some(c) => (c, true),
+        None => (fresh().await?, false),
+    };
+    let (head, conn) = h1::send_on(conn, reused, &wire, &parts.method, fresh).await?;
+    let key = key(authority);
+    let resp = h1::into_response(head, conn, |c| put_raw(&key, c), key.clone());
+    Ok(resp.map(PooledBody::Direct))
 }
 
 /// Sends `req` (origin-form URI) to `authority` on a pooled connection.
@@ -172,6 +260,10 @@ pub async fn send(
     req: Request<UpstreamBody>,
     connect_timeout: Duration,
 ) -> Result<Response<PooledBody>, SendError> {
+    let known_body = matches!(req.body(), UpstreamBody::Empty | UpstreamBody::Full(_));
+    if known_body && !req.headers().contains_key(http::header::UPGRADE) {
+        return send_direct(authority, req, connect_timeout).await;
+    }
     let mut req = req;
     // Idle connections first; one the server closed hands the request back unsent.
     while let Some(mut sender) = take_idle(authority) {
@@ -200,19 +292,56 @@ fn wrap(
 ) -> Response<PooledBody> {
     // An upgraded connection (101) never goes back to the pool.
     let reusable = resp.status() != http::StatusCode::SWITCHING_PROTOCOLS;
-    resp.map(|inner| PooledBody {
-        inner,
-        slot: reusable.then(|| (key(authority), sender)),
+    resp.map(|inner| {
+        PooledBody::Hyper(HyperBody {
+            inner,
+            slot: reusable.then(|| (key(authority), sender)),
+        })
     })
 }
 
 /// A response body that returns its connection to the pool when it ends.
-pub struct PooledBody {
+pub enum PooledBody {
+    Hyper(HyperBody),
+    Direct(h1::RawBody),
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            PooledBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+            PooledBody::Direct(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            PooledBody::Hyper(b) => b.is_end_stream(),
+            PooledBody::Direct(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            PooledBody::Hyper(b) => b.size_hint(),
+            PooledBody::Direct(b) => b.size_hint(),
+        }
+    }
+}
+
+/// hyper's response body, giving its connection back to the pool at its end.
+pub struct HyperBody {
     inner: Incoming,
     slot: Option<(Arc<str>, SendRequest<UpstreamBody>)>,
 }
 
-impl PooledBody {
+impl HyperBody {
     fn release(&mut self) {
         if let Some((authority, sender)) = self.slot.take() {
             put_idle(&authority, sender);
@@ -220,7 +349,7 @@ impl PooledBody {
     }
 }
 
-impl Body for PooledBody {
+impl Body for HyperBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -246,7 +375,7 @@ impl Body for PooledBody {
     }
 }
 
-impl Drop for PooledBody {
+impl Drop for HyperBody {
     fn drop(&mut self) {
         // Dropped after its end (e.g. an empty body nobody polled): reuse; midway: close.
         if self.inner.is_end_stream() {
