@@ -182,13 +182,52 @@ pub async fn exchange(conn: &mut Conn, wire: &[u8], head_request: bool) -> Resul
     }
 }
 
+/// What the head says about framing, gathered while its fields are read.
+#[derive(Default)]
+struct Facts {
+    length: Option<u64>,
+    /// Whether the last transfer coding named is chunked (None: no transfer-encoding).
+    chunked: Option<bool>,
+    close: bool,
+}
+
+impl Facts {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), Error> {
+        if *name == CONTENT_LENGTH {
+            let text = std::str::from_utf8(value).map_err(|_| Error::Invalid("content-length"))?;
+            for part in text.split(',') {
+                let part = part.trim();
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::Invalid("content-length"));
+                }
+                let n: u64 = part.parse().map_err(|_| Error::Invalid("content-length"))?;
+                if self.length.is_some_and(|l| l != n) {
+                    return Err(Error::Invalid("conflicting content-length values"));
+                }
+                self.length = Some(n);
+            }
+        } else if *name == TRANSFER_ENCODING {
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if *name == CONNECTION {
+            self.close |= value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+        Ok(())
+    }
+}
+
 /// Parses one complete final response head off the front of `buf` (skipping 1xx interim
 /// responses); None when more bytes are needed.
 fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Error> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut slots);
-        let len = match resp.parse(buf)? {
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)?;
+        let len = match parsed {
             httparse::Status::Complete(n) => n,
             httparse::Status::Partial => return Ok(None),
         };
@@ -203,26 +242,28 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
         } else {
             Version::HTTP_11
         };
-        // Where each name and value sits in the head, so values can share its bytes.
+        // Where each value sits in the head, so values can share its bytes.
         let base = buf.as_ptr() as usize;
+        let mut facts = Facts::default();
         let mut fields = Vec::with_capacity(resp.headers.len());
         for h in resp.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| Error::Invalid("header name"))?;
+            facts.note(&name, h.value)?;
             let at = h.value.as_ptr() as usize - base;
             fields.push((name, at..at + h.value.len()));
         }
+        let (framing, reusable) = framing(code, version, &facts, head_request);
         let raw = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(fields.len());
         for (name, range) in fields {
+            // RFC 9112 §6.3: with a transfer-encoding the length must not travel on.
+            if framing == Framing::Chunked && name == CONTENT_LENGTH {
+                continue;
+            }
             let value = HeaderValue::from_maybe_shared(raw.slice(range))
                 .map_err(|_| Error::Invalid("header value"))?;
             headers.append(name, value);
-        }
-        let (framing, reusable) = framing(code, version, &headers, head_request)?;
-        if framing == Framing::Chunked && headers.contains_key(CONTENT_LENGTH) {
-            // RFC 9112 §6.3: transfer-encoding wins; the length must not travel on.
-            headers.remove(CONTENT_LENGTH);
         }
         return Ok(Some(Head {
             status,
@@ -234,66 +275,23 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
     }
 }
 
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
-}
-
 /// RFC 9112 §6.3 message body length, and whether the connection survives the response.
-fn framing(
-    code: u16,
-    version: Version,
-    headers: &HeaderMap,
-    head_request: bool,
-) -> Result<(Framing, bool), Error> {
-    let mut reusable = version == Version::HTTP_11 && !has_token(headers, &CONNECTION, "close");
+fn framing(code: u16, version: Version, facts: &Facts, head_request: bool) -> (Framing, bool) {
+    let reusable = version == Version::HTTP_11 && !facts.close;
     if code == 101 {
         // Switched protocols without being asked to: the connection is no longer HTTP.
-        return Ok((Framing::Length(0), false));
+        return (Framing::Length(0), false);
     }
     if head_request || code == 204 || code == 304 {
-        return Ok((Framing::Length(0), reusable));
+        return (Framing::Length(0), reusable);
     }
-    if let Some(te) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let last_chunked = te
-            .to_str()
-            .ok()
-            .and_then(|s| s.rsplit(',').next())
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
-        if headers.contains_key(CONTENT_LENGTH) {
-            reusable = false;
-        }
-        return Ok(if last_chunked {
-            (Framing::Chunked, reusable)
-        } else {
-            (Framing::Close, false)
-        });
+    match (facts.chunked, facts.length) {
+        // Both framings given: don't trust the connection afterwards.
+        (Some(true), length) => (Framing::Chunked, reusable && length.is_none()),
+        (Some(false), _) => (Framing::Close, false),
+        (None, Some(n)) => (Framing::Length(n), reusable),
+        (None, None) => (Framing::Close, false),
     }
-    let mut length = None;
-    for v in headers.get_all(CONTENT_LENGTH) {
-        for part in v
-            .to_str()
-            .map_err(|_| Error::Invalid("content-length"))?
-            .split(',')
-        {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::Invalid("content-length"));
-            }
-            let n: u64 = part.parse().map_err(|_| Error::Invalid("content-length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Error::Invalid("conflicting content-length values"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(n) => (Framing::Length(n), reusable),
-        None => (Framing::Close, false),
-    })
 }
 
 /// Turns a parsed head and its connection into a response. When the whole body has already
