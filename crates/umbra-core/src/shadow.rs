@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::proxy::UpstreamBody;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request};
+use http::{HeaderMap, HeaderValue, Method};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use umbra_diff::{Comparison, Difference, Verdict};
@@ -181,38 +180,51 @@ async fn fetch(
             service.name()
         ));
     };
-    let mut req = Request::new(if m.body.is_empty() {
-        UpstreamBody::Empty
-    } else {
-        UpstreamBody::Full(Some(m.body.clone()))
-    });
-    *req.method_mut() = m.method.clone();
-    *req.uri_mut() = match m.path_and_query.parse() {
-        Ok(u) => u,
-        Err(_) => {
-            return Err(format!(
-                "could not build the shadow request for `{}`",
-                m.path_and_query
-            ))
-        }
-    };
-    let mut headers = m.headers.clone();
-    headers.insert(X_UMBRA_SHADOW.clone(), HeaderValue::from_static("1"));
-    headers.insert(X_REQUEST_ID.clone(), m.request_id.clone());
-    if !headers.contains_key(http::header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&server.addr.authority) {
-            headers.insert(http::header::HOST, v);
-        }
+    // The path came from a parsed URI; a control character or space would break the request
+    // line, so refuse rather than send it.
+    if m.path_and_query.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "could not build the shadow request for `{}`",
+            m.path_and_query
+        ));
     }
-    *req.headers_mut() = headers;
+    // The request's own headers are written as they are, with the shadow marks (and a Host
+    // when it had none) in place of any of the same name: no per-fetch copy of the map.
+    let mark = HeaderValue::from_static("1");
+    let host_name = http::header::HOST;
+    let host = match m.headers.contains_key(&host_name) {
+        true => None,
+        false => HeaderValue::from_str(&server.addr.authority).ok(),
+    };
+    let marks = [(&X_UMBRA_SHADOW, &mark), (&X_REQUEST_ID, &m.request_id)];
+    let with_host;
+    let overrides: &[(&http::HeaderName, &HeaderValue)] = match &host {
+        Some(h) => {
+            with_host = [marks[0], marks[1], (&host_name, h)];
+            &with_host
+        }
+        None => &marks,
+    };
+    let wire = crate::proxy::h1::encode_request(
+        &m.method,
+        &m.path_and_query,
+        &m.headers,
+        overrides,
+        &m.body,
+    );
     let _guard = server.begin();
     let start = Instant::now();
     // The worker's own upstream pool (shadow and primary requests to one server share idle
     // connections; each request still has a connection of its own).
     let work = async {
-        let resp = crate::proxy::pool::send(&server.addr.authority, req, SHADOW_CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| format!("{e}"))?;
+        let resp = crate::proxy::pool::send_wire(
+            &server.addr.authority,
+            &wire,
+            &m.method,
+            SHADOW_CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| format!("{e}"))?;
         let (parts, body) = resp.into_parts();
         let (body, truncated) = collect_capped(body, cap)
             .await

@@ -763,3 +763,49 @@ async fn a_get_on_a_connection_that_died_unnoticed_is_sent_again_but_a_post_is_n
     assert_eq!(send(post).await.status, 502);
     assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_mirrored_post_carries_the_clients_body_and_marks() {
+    let echo_len =
+        |r: &umbra_testkit::Recorded| umbra_testkit::Reply::json(200, json!({"got": r.body.len()}));
+    let v1 = Fixture::builder()
+        .name("v1")
+        .respond("/orders", echo_len)
+        .start()
+        .await;
+    let v2 = Fixture::builder()
+        .name("v2")
+        .respond("/orders", echo_len)
+        .start()
+        .await;
+    let mut u = start(config(&format!(
+        "{}{}[[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\nshadow = {{ service = \"v2\", percent = 100, methods = [\"POST\"] }}\ncompare = {{ ignore_headers = [\"x-fixture\"] }}\n",
+        service("v1", &[&v1]),
+        service("v2", &[&v2])
+    )));
+    let body = r#"{"item":"book","qty":2}"#;
+    let r = send(
+        http::Request::post(format!("{}/orders?src=web", u.url))
+            .header("content-type", "application/json")
+            .header("x-request-id", "rid-post")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.json()["got"], body.len());
+    let c = tokio::time::timeout(Duration::from_secs(5), u.comparisons.recv())
+        .await
+        .expect("a comparison within 5 s")
+        .unwrap();
+    assert_eq!(c.verdict, umbra_diff::Verdict::Same, "{:?}", c.differences);
+    let sreq = v2.last_request().expect("the shadow got the request");
+    assert_eq!(sreq.method, "POST");
+    assert_eq!(sreq.path(), "/orders");
+    assert_eq!(sreq.query(), Some("src=web"));
+    assert_eq!(sreq.text(), body, "the body arrives byte for byte");
+    assert_eq!(sreq.header("content-length"), Some("23"));
+    assert_eq!(sreq.header("content-type"), Some("application/json"));
+    assert_eq!(sreq.header("x-umbra-shadow"), Some("1"));
+    assert_eq!(sreq.header_all("x-request-id"), vec!["rid-post"]);
+    assert!(sreq.header("host").is_some());
+}

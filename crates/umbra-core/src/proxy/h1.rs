@@ -99,11 +99,13 @@ pub fn idempotent(m: &Method) -> bool {
     )
 }
 
-/// The request's bytes on the wire: head, then the body (already in memory).
+/// The request's bytes on the wire: head, then the body (already in memory). `overrides`
+/// are written after `headers`, replacing any field of the same name there.
 pub fn encode_request(
     method: &Method,
     path_and_query: &str,
     headers: &HeaderMap,
+    overrides: &[(&HeaderName, &HeaderValue)],
     body: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + body.len());
@@ -112,7 +114,11 @@ pub fn encode_request(
     out.extend_from_slice(path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut has_length = false;
-    for (name, value) in headers {
+    let fields = headers
+        .iter()
+        .filter(|(name, _)| !overrides.iter().any(|(n, _)| n == name))
+        .chain(overrides.iter().copied());
+    for (name, value) in fields {
         // The framing is ours: the body is sent whole with its own length.
         if name == TRANSFER_ENCODING {
             continue;
@@ -593,15 +599,27 @@ mod tests {
         h.insert("host", HeaderValue::from_static("up:80"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("content-length", HeaderValue::from_static("99"));
-        let wire = encode_request(&Method::POST, "/a?b=1", &h, b"hello");
+        let wire = encode_request(&Method::POST, "/a?b=1", &h, &[], b"hello");
         assert_eq!(
             String::from_utf8(wire).unwrap(),
             "POST /a?b=1 HTTP/1.1\r\nhost: up:80\r\ncontent-length: 5\r\n\r\nhello"
         );
-        let wire = encode_request(&Method::GET, "/", &HeaderMap::new(), b"");
+        let wire = encode_request(&Method::GET, "/", &HeaderMap::new(), &[], b"");
         assert_eq!(wire, b"GET / HTTP/1.1\r\n\r\n");
-        let wire = encode_request(&Method::PUT, "/", &HeaderMap::new(), b"");
+        let wire = encode_request(&Method::PUT, "/", &HeaderMap::new(), &[], b"");
         assert_eq!(wire, b"PUT / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+
+        // Overrides replace fields of the same name and come last.
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("client"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let id = HeaderValue::from_static("ours");
+        let name = HeaderName::from_static("x-request-id");
+        let wire = encode_request(&Method::GET, "/x", &h, &[(&name, &id)], b"");
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "GET /x HTTP/1.1\r\naccept: */*\r\nx-request-id: ours\r\n\r\n"
+        );
     }
 
     #[test]
@@ -726,7 +744,7 @@ mod wire_tests {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         });
         let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
-        let wire = encode_request(&Method::GET, "/", &HeaderMap::new(), b"");
+        let wire = encode_request(&Method::GET, "/", &HeaderMap::new(), &[], b"");
         let head = exchange(&mut conn, &wire, false).await.unwrap();
         let resp = into_response(head, conn, |_| {}, Arc::from("k"));
         let body = tokio::time::timeout(

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use body::{ProxyBody, Tee, UpstreamBody};
 pub use error::ProxyError;
 
-mod h1;
+pub(crate) mod h1;
 pub mod pool;
 
 use crate::canary::{self, Side};
@@ -337,7 +337,7 @@ pub async fn handle(
                 (Some(svc), _) => match route.shadow_slots.clone().try_acquire_owned() {
                     Ok(permit) => {
                         shadow_note = "sampled";
-                        shadow_parts = Some((svc, permit, sh.clone()));
+                        shadow_parts = Some((svc, permit, sh));
                     }
                     Err(_) => {
                         shadow_note = DropReason::Overflow.as_str();

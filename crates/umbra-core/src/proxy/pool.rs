@@ -238,7 +238,17 @@ async fn send_direct(
         _ => Bytes::new(),
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let wire = h1::encode_request(&parts.method, path, &parts.headers, &body);
+    let wire = h1::encode_request(&parts.method, path, &parts.headers, &[], &body);
+    send_wire(authority, &wire, &parts.method, connect_timeout).await
+}
+
+/// Sends a request already encoded by `h1::encode_request` on the direct client.
+pub async fn send_wire(
+    authority: &str,
+    wire: &[u8],
+    method: &http::Method,
+    connect_timeout: Duration,
+) -> Result<Response<PooledBody>, SendError> {
     let fresh = || async {
         // Boxed: connecting is a large future, needed only for a new connection.
         let stream = Box::pin(connect_tcp(authority, connect_timeout)).await?;
@@ -248,7 +258,7 @@ async fn send_direct(
         Some(c) => (c, true),
         None => (fresh().await?, false),
     };
-    let (head, conn) = h1::send_on(conn, reused, &wire, &parts.method, fresh).await?;
+    let (head, conn) = h1::send_on(conn, reused, wire, method, fresh).await?;
     let key = key(authority);
     let resp = h1::into_response(head, conn, |c| put_raw(&key, c), key.clone());
     Ok(resp.map(PooledBody::Direct))
