@@ -26,7 +26,6 @@
 //! - The list is capped at `max_differences`; the walk stops as soon as the cap is reached.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use foldhash::{HashMap, HashMapExt};
@@ -160,12 +159,10 @@ fn lowercase(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// The headers that take part in a comparison, by lower-case name, values in order (borrowed:
-/// most responses differ in no header, so nothing is copied unless a difference is reported).
-fn comparable_headers<'a>(
-    resp: &'a Response,
-    cfg: &CompareConfig,
-) -> BTreeMap<Cow<'a, str>, Vec<&'a str>> {
+/// The headers that take part in a comparison as (lower-case name, value), sorted by name with
+/// each name's values in arrival order (borrowed: most responses differ in no header, so
+/// nothing is copied unless a difference is reported; one vector, no map).
+fn comparable_headers<'a>(resp: &'a Response, cfg: &CompareConfig) -> Vec<(Cow<'a, str>, &'a str)> {
     let nominated: Vec<Cow<'a, str>> = resp
         .headers
         .iter()
@@ -174,7 +171,7 @@ fn comparable_headers<'a>(
         .map(|t| lowercase(t.trim()))
         .filter(|t| !t.is_empty())
         .collect();
-    let mut map: BTreeMap<Cow<'a, str>, Vec<&'a str>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(resp.headers.len());
     for (name, value) in &resp.headers {
         let name = lowercase(name);
         if cfg.ignores_header(&name) || nominated.contains(&name) {
@@ -185,13 +182,24 @@ fn comparable_headers<'a>(
         } else {
             value.trim()
         };
-        map.entry(name).or_default().push(value);
+        out.push((name, value));
     }
-    if let Some(names) = map.get_mut("set-cookie") {
-        names.sort();
-        names.dedup();
+    // Stable: a name's values keep their order.
+    out.sort_by(|x, y| x.0.cmp(&y.0));
+    // Cookies compare as the set of names set.
+    if let Some(start) = out.iter().position(|(n, _)| n == "set-cookie") {
+        let end = start + group_len(&out[start..]);
+        out[start..end].sort_by(|x, y| x.1.cmp(y.1));
+        let mut names: Vec<_> = out.drain(start..end).collect();
+        names.dedup_by(|x, y| x.1 == y.1);
+        out.splice(start..start, names);
     }
-    map
+    out
+}
+
+/// How many entries at the front of a sorted header list share the first one's name.
+fn group_len(list: &[(Cow<'_, str>, &str)]) -> usize {
+    list.iter().take_while(|(n, _)| *n == list[0].0).count()
 }
 
 fn cookie_name(set_cookie: &str) -> &str {
@@ -206,30 +214,51 @@ fn compare_headers(
     out: &mut Vec<Difference>,
 ) {
     let a = comparable_headers(primary, cfg);
-    let mut b = comparable_headers(candidate, cfg);
-    let header_diff = |name: &str, p: Option<&[&str]>, c: Option<&[&str]>| Difference {
+    let b = comparable_headers(candidate, cfg);
+    let values = |group: &[(Cow<'_, str>, &str)]| -> String {
+        group.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(", ")
+    };
+    let header_diff = |name: &str, p: Option<String>, c: Option<String>| Difference {
         path: format!("header:{name}"),
         kind: DiffKind::Header,
-        primary: p.map(|v| Value::String(v.join(", "))),
-        candidate: c.map(|v| Value::String(v.join(", "))),
+        primary: p.map(Value::String),
+        candidate: c.map(Value::String),
     };
-    let mut diffs = Vec::new();
-    for (name, values) in a {
-        match b.remove(&name) {
-            Some(cvalues) => {
-                if values != cvalues && values.join(", ") != cvalues.join(", ") {
-                    diffs.push(header_diff(&name, Some(&values), Some(&cvalues)));
-                }
+    // Both lists are sorted by name: walk them together, one name (group) at a time.
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let order = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let g = &a[i..i + group_len(&a[i..])];
+                out.push(header_diff(&g[0].0, Some(values(g)), None));
+                i += g.len();
             }
-            None => diffs.push(header_diff(&name, Some(&values), None)),
+            std::cmp::Ordering::Greater => {
+                let g = &b[j..j + group_len(&b[j..])];
+                out.push(header_diff(&g[0].0, None, Some(values(g))));
+                j += g.len();
+            }
+            std::cmp::Ordering::Equal => {
+                let ga = &a[i..i + group_len(&a[i..])];
+                let gb = &b[j..j + group_len(&b[j..])];
+                let same = ga.iter().map(|(_, v)| v).eq(gb.iter().map(|(_, v)| v));
+                if !same {
+                    // One field "a, b" and two fields "a" and "b" say the same thing.
+                    let (va, vb) = (values(ga), values(gb));
+                    if va != vb {
+                        out.push(header_diff(&ga[0].0, Some(va), Some(vb)));
+                    }
+                }
+                i += ga.len();
+                j += gb.len();
+            }
         }
     }
-    for (name, values) in b {
-        diffs.push(header_diff(&name, None, Some(&values)));
-    }
-    // Keep the output ordered by header name whichever side a header came from.
-    diffs.sort_by(|x, y| x.path.cmp(&y.path));
-    out.extend(diffs);
 }
 
 // ---------------------------------------------------------------------------------------------
