@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use body::{ProxyBody, Tee, UpstreamBody};
 pub use error::ProxyError;
 
+mod balance;
 pub(crate) mod h1;
 pub mod pool;
 
@@ -64,12 +65,19 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
 /// every worker is done, so call it from a dedicated thread or `spawn_blocking`.
 pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Runtime>, shutdown: CancellationToken) {
     let grace = rt.load().config.proxy.grace;
+    let (balance, inboxes) = balance::Balance::new(listeners.len());
     let handles: Vec<_> = listeners
         .into_iter()
+        .zip(inboxes)
         .enumerate()
-        .map(|(i, l)| {
+        .map(|(i, (l, inbox))| {
             let rt = rt.clone();
             let shutdown = shutdown.clone();
+            let lane = Lane {
+                me: i,
+                balance: balance.clone(),
+                inbox,
+            };
             std::thread::Builder::new()
                 .name(format!("umbra-worker-{i}"))
                 .spawn(move || {
@@ -77,7 +85,7 @@ pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Runtime>, shutdown: Cancellati
                         .enable_all()
                         .build()
                         .expect("worker runtime");
-                    runtime.block_on(worker(l, rt, shutdown, grace));
+                    runtime.block_on(worker(l, lane, rt, shutdown, grace));
                 })
                 .expect("spawn worker thread")
         })
@@ -87,7 +95,21 @@ pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Runtime>, shutdown: Cancellati
     }
 }
 
-async fn worker(l: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken, grace: Duration) {
+/// A worker's place among the others: its index, the shared connection counts, and the inbox
+/// of connections other workers hand it.
+struct Lane {
+    me: usize,
+    balance: Arc<balance::Balance>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+}
+
+async fn worker(
+    l: TcpListener,
+    mut lane: Lane,
+    rt: Arc<Runtime>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
     let listener = match tokio::net::TcpListener::from_std(l) {
         Ok(l) => l,
         Err(e) => {
@@ -106,8 +128,21 @@ async fn worker(l: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken, g
         .header_read_timeout(Duration::from_secs(30));
     let builder = Arc::new(builder);
     loop {
-        tokio::select! {
+        let (stream, peer, open) = tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(handed) = lane.inbox.recv() => {
+                let open = lane.balance.adopt(lane.me);
+                match tokio::net::TcpStream::from_std(handed).and_then(|s| {
+                    let peer = s.peer_addr()?;
+                    Ok((s, peer, open))
+                }) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a handed-over connection is gone");
+                        continue;
+                    }
+                }
+            }
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
@@ -117,21 +152,39 @@ async fn worker(l: TcpListener, rt: Arc<Runtime>, shutdown: CancellationToken, g
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let rt = rt.clone();
-                let client = client_value(peer.ip());
-                let svc = hyper::service::service_fn(move |req| {
-                    let rt = rt.clone();
-                    let client = client.clone();
-                    async move { Ok::<_, Infallible>(handle(req, peer, &client, rt).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                let to = lane.balance.target(lane.me);
+                if to == lane.me {
+                    (stream, peer, lane.balance.open(lane.me))
+                } else {
+                    // Another worker holds fewer connections: it serves this one.
+                    match stream.into_std().map(|s| lane.balance.hand_over(to, s)) {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(back)) => match tokio::net::TcpStream::from_std(back) {
+                            Ok(s) => (s, peer, lane.balance.open(lane.me)),
+                            Err(_) => continue,
+                        },
+                        Err(e) => {
+                            tracing::debug!(error = %e, "could not hand a connection over");
+                            continue;
+                        }
+                    }
+                }
             }
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let rt = rt.clone();
+        let client = client_value(peer.ip());
+        let svc = hyper::service::service_fn(move |req| {
+            let rt = rt.clone();
+            let client = client.clone();
+            async move { Ok::<_, Infallible>(handle(req, peer, &client, rt).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(open);
+        });
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
