@@ -494,60 +494,16 @@ async fn h2c_and_graceful_drain() {
     assert_eq!(inflight.await.unwrap().status, 200);
 }
 
-/// An upstream that answers one request per connection with `keep-alive`, then closes the
-/// connection shortly after: the classic race where a pooled connection dies while idle.
-async fn closing_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = conns.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut seen = Vec::new();
-                // Read one whole request (headers + Content-Length body).
-                loop {
-                    let n = s.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if seen.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let body = b"{\"ok\":true}";
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: keep-alive\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(body).await;
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                // Closed while the proxy holds it as idle.
-            });
-        }
-    });
-    (addr, conns)
-}
-
 #[tokio::test]
 async fn a_pooled_connection_closed_while_idle_costs_no_request() {
-    let (up, conns) = closing_upstream().await;
+    // One answer per connection, announced as keep-alive, then the connection is closed while
+    // the proxy holds it idle: the classic race of a pooled connection.
+    fn script(_: &str, _: usize) -> Act {
+        Act::SendClose(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: keep-alive\r\n\r\n{\"ok\":true}",
+        ])
+    }
+    let (up, conns) = scripted_upstream(script).await;
     let u = start(config(&format!(
         "[services.api]\nservers = [\"http://{up}\"]\n[[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n"
     )));
@@ -575,9 +531,9 @@ enum Act {
     Close,
 }
 
-/// An upstream speaking raw HTTP/1.1 bytes chosen per request by `script(request head,
-/// index of the request on its connection)`; returns its address and a count of the
-/// connections it accepted.
+/// An upstream speaking raw HTTP/1.1 bytes chosen per request by `script(request, index of
+/// the request on its connection)`; returns its address and a count of the connections it
+/// accepted.
 async fn scripted_upstream(
     script: fn(&str, usize) -> Act,
 ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
@@ -593,10 +549,21 @@ async fn scripted_upstream(
                 let mut seen = Vec::new();
                 let mut buf = vec![0u8; 8192];
                 for index in 0.. {
-                    // One request head (the requests these tests send have no body).
+                    // One request: its head, then as many body bytes as its content-length says.
+                    let mut need = None;
                     let end = loop {
-                        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break end + 4;
+                        if need.is_none() {
+                            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                                let len = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .map_or(0, |v| v.trim().parse::<usize>().unwrap_or(0));
+                                need = Some(end + 4 + len);
+                            }
+                        }
+                        if let Some(n) = need.filter(|&n| seen.len() >= n) {
+                            break n;
                         }
                         match s.read(&mut buf).await {
                             Ok(0) | Err(_) => return,
