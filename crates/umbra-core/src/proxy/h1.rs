@@ -19,6 +19,8 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
 /// Response headers read at most (hyper's client default).
 const MAX_HEADERS: usize = 100;
 /// A response head larger than this is refused.
@@ -195,6 +197,9 @@ struct Facts {
     /// Whether the last transfer coding named is chunked (None: no transfer-encoding).
     chunked: Option<bool>,
     close: bool,
+    /// `Connection` names no other field (only `keep-alive` / `close`), so it and
+    /// `Keep-Alive` can be left out of the relayed head: the proxy would strip them anyway.
+    connection_plain: bool,
 }
 
 impl Facts {
@@ -216,9 +221,13 @@ impl Facts {
             let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
             self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if *name == CONNECTION {
-            self.close |= value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.connection_plain = false;
+                }
+            }
         }
         Ok(())
     }
@@ -250,7 +259,10 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
         };
         // Where each value sits in the head, so values can share its bytes.
         let base = buf.as_ptr() as usize;
-        let mut facts = Facts::default();
+        let mut facts = Facts {
+            connection_plain: true,
+            ..Facts::default()
+        };
         let mut fields = Vec::with_capacity(resp.headers.len());
         for h in resp.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -265,6 +277,10 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
         for (name, range) in fields {
             // RFC 9112 §6.3: with a transfer-encoding the length must not travel on.
             if framing == Framing::Chunked && name == CONTENT_LENGTH {
+                continue;
+            }
+            // Hop-by-hop fields that name nothing else: dropped here rather than stripped later.
+            if facts.connection_plain && (name == CONNECTION || name == KEEP_ALIVE) {
                 continue;
             }
             let value = HeaderValue::from_maybe_shared(raw.slice(range))
@@ -643,6 +659,27 @@ mod tests {
             "both framings given: don't trust the connection"
         );
         assert!(!h.headers.contains_key(CONTENT_LENGTH));
+
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.reusable);
+        assert_eq!(
+            h.headers.keys().collect::<Vec<_>>(),
+            [CONTENT_LENGTH],
+            "plain hop-by-hop fields are left out"
+        );
+        let h =
+            head("HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            h.headers.len(),
+            3,
+            "a Connection naming a field stays for the proxy to act on"
+        );
 
         let h = head("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((h.framing, h.reusable), (Framing::Close, false));
