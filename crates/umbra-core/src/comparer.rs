@@ -330,6 +330,61 @@ shadow = { service = "v2", percent = 100 }
     }
 
     #[tokio::test]
+    async fn a_shadow_job_meeting_a_full_queue_is_counted_as_compare_backlog() {
+        let (rt, _rx) = runtime();
+        let (comparer, _queue) = Comparer::with_queue(0, 1, compare);
+        let slots = Arc::new(Semaphore::new(2));
+        assert!(comparer.submit(job(&rt, &slots, "{}")), "fills the queue");
+        rt.use_comparer(comparer);
+
+        let snap = rt.snapshot();
+        let route = snap.route("api").expect("route").clone();
+        let (head_tx, primary_head) = tokio::sync::oneshot::channel();
+        let (body_tx, primary_body) = tokio::sync::oneshot::channel();
+        let (captured_tx, captured_rx) = tokio::sync::oneshot::channel();
+        head_tx.send((200, HeaderMap::new())).unwrap();
+        body_tx.send(captured_rx).unwrap();
+        captured_tx
+            .send(crate::proxy::body::Captured {
+                body: b"{}".to_vec(),
+                complete: true,
+                ..Default::default()
+            })
+            .unwrap();
+        let shadow_job = crate::shadow::ShadowJob {
+            shadow: snap.service("v2").expect("service").clone(),
+            secondary: None,
+            method: Method::GET,
+            path_and_query: "/users/1".into(),
+            host: "example.test".into(),
+            headers: HeaderMap::new(),
+            request_id: HeaderValue::from_static("req-2"),
+            started: std::time::Instant::now(),
+            request_body: None,
+            primary_head,
+            primary_body,
+            permit: slots.clone().try_acquire_owned().expect("a free slot"),
+            route: route.clone(),
+        };
+        // The shadow server (port 9) refuses: that is a comparison of a shadow error, which
+        // still has to go through the full queue.
+        crate::shadow::run(shadow_job, rt.clone()).await;
+        assert_eq!(route.stats.shadow_dropped.load(Ordering::Relaxed), 1);
+        assert!(
+            rt.metrics
+                .encode()
+                .contains(r#"umbra_shadow_dropped_total{route="api",reason="compare_backlog"} 1"#),
+            "{}",
+            rt.metrics.encode()
+        );
+        assert_eq!(
+            slots.available_permits(),
+            1,
+            "the dropped job's slot is free; the queued one's is held"
+        );
+    }
+
+    #[tokio::test]
     async fn a_full_queue_refuses_the_job_and_frees_its_slot() {
         let (rt, _rx) = runtime();
         let slots = Arc::new(Semaphore::new(2));

@@ -261,6 +261,16 @@ impl Runtime {
         })
     }
 
+    /// Gives this runtime its compare queue before the first mirrored request (tests: a queue
+    /// with no threads, to fill it).
+    #[cfg(test)]
+    pub(crate) fn use_comparer(&self, comparer: crate::comparer::Comparer) {
+        assert!(
+            self.comparer.set(comparer).is_ok(),
+            "comparer already started"
+        );
+    }
+
     /// The snapshot in force (cheap; for the hot path).
     pub fn load(&self) -> Guard<Arc<Snapshot>> {
         self.snapshot.load()

@@ -162,7 +162,7 @@ const SHADOW_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 struct Mirrored {
     method: Method,
     path_and_query: String,
-    /// The request's headers without the shadow marks (each fetch adds them to its copy).
+    /// The request's headers without the shadow marks (each fetch writes those as overrides).
     headers: HeaderMap,
     request_id: HeaderValue,
     body: Bytes,

@@ -7,10 +7,15 @@
 //! least loaded one, which serves it from then on. Only accepting costs anything; requests
 //! never cross threads.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+/// Where a worker receives the sockets others hand it.
+pub type Inbox = mpsc::UnboundedReceiver<std::net::TcpStream>;
 
 /// The open-connection counts of all workers, and a way to hand a socket to each.
 pub struct Balance {
@@ -20,12 +25,7 @@ pub struct Balance {
 
 impl Balance {
     /// One counter and inbox per worker; returns each worker's receiving end, in order.
-    pub fn new(
-        workers: usize,
-    ) -> (
-        Arc<Balance>,
-        Vec<mpsc::UnboundedReceiver<std::net::TcpStream>>,
-    ) {
+    pub fn new(workers: usize) -> (Arc<Balance>, Vec<Inbox>) {
         let (inboxes, receivers) = (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
         let balance = Balance {
             open: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
@@ -79,6 +79,55 @@ impl Balance {
             balance: self.clone(),
             worker,
         }
+    }
+}
+
+/// One worker's place among the others: its index, the shared counts, and the inbox of
+/// connections other workers hand it.
+pub struct Lane {
+    me: usize,
+    balance: Arc<Balance>,
+    inbox: Inbox,
+}
+
+impl Lane {
+    pub fn new(me: usize, balance: Arc<Balance>, inbox: Inbox) -> Lane {
+        Lane { me, balance, inbox }
+    }
+
+    /// A connection this worker accepted, to serve here (with its guard), or None when it
+    /// went to a worker holding fewer connections (or could not be handed over and is gone).
+    pub fn keep_or_hand_over(&self, stream: TcpStream) -> Option<(TcpStream, OpenGuard)> {
+        let to = self.balance.target(self.me);
+        if to == self.me {
+            return Some((stream, self.balance.open(self.me)));
+        }
+        let std = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not hand a connection over");
+                return None;
+            }
+        };
+        let back = self.balance.hand_over(to, std).err()?;
+        let stream = TcpStream::from_std(back).ok()?;
+        Some((stream, self.balance.open(self.me)))
+    }
+
+    /// The next connection another worker handed here: None once no worker can hand any more;
+    /// Some(None) for one that is already gone.
+    pub async fn handed(&mut self) -> Option<Option<(TcpStream, SocketAddr, OpenGuard)>> {
+        let std = self.inbox.recv().await?;
+        let open = self.balance.adopt(self.me);
+        let served = TcpStream::from_std(std).and_then(|s| {
+            let peer = s.peer_addr()?;
+            Ok((s, peer, open))
+        });
+        Some(
+            served
+                .map_err(|e| tracing::debug!(error = %e, "a handed-over connection is gone"))
+                .ok(),
+        )
     }
 }
 

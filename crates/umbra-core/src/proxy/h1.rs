@@ -94,7 +94,7 @@ impl Conn {
 
 /// Whether a request may be sent again after its connection failed with nothing received
 /// (RFC 9110 §9.2.2 idempotent methods).
-pub fn idempotent(m: &Method) -> bool {
+fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -170,9 +170,9 @@ pub struct Head {
 
 /// Writes `wire` and reads the response head. `head_request`: the request was HEAD (its
 /// response has no body whatever its headers say).
-pub async fn exchange(conn: &mut Conn, wire: &[u8], head_request: bool) -> Result<Head, Error> {
+async fn exchange(conn: &mut Conn, wire: &[u8], head_request: bool) -> Result<Head, Error> {
     conn.io.write_all(wire).await?;
-    let mut received = !conn.buf.is_empty();
+    let mut received = false;
     loop {
         if !conn.buf.is_empty() {
             received = true;
@@ -316,22 +316,23 @@ fn framing(code: u16, version: Version, facts: &Facts, head_request: bool) -> (F
     }
 }
 
+/// Gives a connection whose response has been read to its end back to the pool (`key`), if it
+/// may carry another request: the response allowed it and nothing was read past its end (a
+/// server out of step is not trusted again).
+fn release(conn: Conn, reusable: bool, key: &Arc<str>) {
+    if reusable && conn.buf.is_empty() {
+        super::pool::put_raw(key, conn);
+    }
+}
+
 /// Turns a parsed head and its connection into a response. When the whole body has already
-/// arrived (the usual small answer) the connection goes back to the pool right here, through
-/// `release`; otherwise the body takes it along and gives it back at its end.
-pub fn into_response(
-    head: Head,
-    mut conn: Conn,
-    release: impl FnOnce(Conn),
-    key: Arc<str>,
-) -> Response<RawBody> {
+/// arrived (the usual small answer) the connection goes back to the pool (`key`) right here;
+/// otherwise the body takes it along and gives it back at its end.
+pub fn into_response(head: Head, mut conn: Conn, key: Arc<str>) -> Response<RawBody> {
     let body = match head.framing {
         Framing::Length(n) if n <= conn.buf.len() as u64 => {
             let data = conn.buf.split_to(n as usize).freeze();
-            // Bytes beyond the response: the server is out of step; don't reuse.
-            if head.reusable && conn.buf.is_empty() {
-                release(conn);
-            }
+            release(conn, head.reusable, &key);
             RawBody::Full(Some(data).filter(|d| !d.is_empty()))
         }
         framing => RawBody::Stream(Box::new(Stream {
@@ -472,9 +473,7 @@ impl Stream {
     fn finish(&mut self) {
         self.state = State::Done;
         if let Some(conn) = self.conn.take() {
-            if self.reusable && conn.buf.is_empty() {
-                super::pool::put_raw(&self.key, conn);
-            }
+            release(conn, self.reusable, &self.key);
         }
     }
 
@@ -783,7 +782,7 @@ mod wire_tests {
         let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let wire = encode_request(&Method::GET, "/", &HeaderMap::new(), &[], b"");
         let head = exchange(&mut conn, &wire, false).await.unwrap();
-        let resp = into_response(head, conn, |_| {}, Arc::from("k"));
+        let resp = into_response(head, conn, Arc::from("k"));
         let body = tokio::time::timeout(
             std::time::Duration::from_secs(2),
             resp.into_body().collect(),

@@ -73,11 +73,7 @@ pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Runtime>, shutdown: Cancellati
         .map(|(i, (l, inbox))| {
             let rt = rt.clone();
             let shutdown = shutdown.clone();
-            let lane = Lane {
-                me: i,
-                balance: balance.clone(),
-                inbox,
-            };
+            let lane = balance::Lane::new(i, balance.clone(), inbox);
             std::thread::Builder::new()
                 .name(format!("umbra-worker-{i}"))
                 .spawn(move || {
@@ -95,17 +91,9 @@ pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Runtime>, shutdown: Cancellati
     }
 }
 
-/// A worker's place among the others: its index, the shared connection counts, and the inbox
-/// of connections other workers hand it.
-struct Lane {
-    me: usize,
-    balance: Arc<balance::Balance>,
-    inbox: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
-}
-
 async fn worker(
     l: TcpListener,
-    mut lane: Lane,
+    mut lane: balance::Lane,
     rt: Arc<Runtime>,
     shutdown: CancellationToken,
     grace: Duration,
@@ -130,19 +118,10 @@ async fn worker(
     loop {
         let (stream, peer, open) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(handed) = lane.inbox.recv() => {
-                let open = lane.balance.adopt(lane.me);
-                match tokio::net::TcpStream::from_std(handed).and_then(|s| {
-                    let peer = s.peer_addr()?;
-                    Ok((s, peer, open))
-                }) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "a handed-over connection is gone");
-                        continue;
-                    }
-                }
-            }
+            Some(handed) = lane.handed() => match handed {
+                Some(x) => x,
+                None => continue,
+            },
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
@@ -152,22 +131,9 @@ async fn worker(
                         continue;
                     }
                 };
-                let to = lane.balance.target(lane.me);
-                if to == lane.me {
-                    (stream, peer, lane.balance.open(lane.me))
-                } else {
-                    // Another worker holds fewer connections: it serves this one.
-                    match stream.into_std().map(|s| lane.balance.hand_over(to, s)) {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(back)) => match tokio::net::TcpStream::from_std(back) {
-                            Ok(s) => (s, peer, lane.balance.open(lane.me)),
-                            Err(_) => continue,
-                        },
-                        Err(e) => {
-                            tracing::debug!(error = %e, "could not hand a connection over");
-                            continue;
-                        }
-                    }
+                match lane.keep_or_hand_over(stream) {
+                    Some((stream, open)) => (stream, peer, open),
+                    None => continue,
                 }
             }
         };

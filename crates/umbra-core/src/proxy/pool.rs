@@ -75,55 +75,59 @@ impl SendError {
     }
 }
 
-fn take_idle(authority: &str) -> Option<SendRequest<UpstreamBody>> {
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let list = p.idle.get_mut(authority)?;
-        while let Some(idle) = list.pop() {
-            if !idle.conn.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT {
-                return Some(idle.conn);
-            }
+type IdleLists<C> = foldhash::HashMap<Arc<str>, Vec<Idle<C>>>;
+
+/// The newest idle connection to `authority` that is young enough and still `usable`; older or
+/// dead ones met on the way are dropped.
+fn take<C>(lists: &mut IdleLists<C>, authority: &str, usable: impl Fn(&C) -> bool) -> Option<C> {
+    let list = lists.get_mut(authority)?;
+    while let Some(idle) = list.pop() {
+        if idle.since.elapsed() < IDLE_TIMEOUT && usable(&idle.conn) {
+            return Some(idle.conn);
         }
-        None
-    })
+    }
+    None
+}
+
+/// Keeps `conn` idle for `authority`, up to the per-server limit. The oldest idle connection
+/// goes once it is past the idle timeout: a direct connection has nothing watching it, so one
+/// the server closed would otherwise sit in CLOSE_WAIT until taken.
+fn put<C>(lists: &mut IdleLists<C>, authority: &Arc<str>, conn: C) {
+    let list = match lists.get_mut(&**authority) {
+        Some(l) => l,
+        None => lists.entry(authority.clone()).or_default(),
+    };
+    if list
+        .first()
+        .is_some_and(|i| i.since.elapsed() >= IDLE_TIMEOUT)
+    {
+        list.remove(0);
+    }
+    if list.len() < MAX_IDLE_PER_SERVER {
+        list.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+}
+
+fn take_idle(authority: &str) -> Option<SendRequest<UpstreamBody>> {
+    POOL.with(|p| take(&mut p.borrow_mut().idle, authority, |c| !c.is_closed()))
 }
 
 fn take_raw(authority: &str) -> Option<h1::Conn> {
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let list = p.raw.get_mut(authority)?;
-        while let Some(idle) = list.pop() {
-            if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_usable() {
-                return Some(idle.conn);
-            }
-        }
-        None
-    })
+    POOL.with(|p| take(&mut p.borrow_mut().raw, authority, h1::Conn::is_usable))
 }
 
 /// Hands a direct-client connection back after its response ended cleanly.
 pub(super) fn put_raw(authority: &Arc<str>, conn: h1::Conn) {
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let list = match p.raw.get_mut(&**authority) {
-            Some(l) => l,
-            None => p.raw.entry(authority.clone()).or_default(),
-        };
-        // Nothing watches an idle direct connection, so one the server closed would sit in
-        // CLOSE_WAIT until taken: the oldest goes once it is past the idle timeout.
-        if list
-            .first()
-            .is_some_and(|i| i.since.elapsed() >= IDLE_TIMEOUT)
-        {
-            list.remove(0);
-        }
-        if list.len() < MAX_IDLE_PER_SERVER {
-            list.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
-        }
-    });
+    POOL.with(|p| put(&mut p.borrow_mut().raw, authority, conn));
+}
+
+fn put_idle(authority: &Arc<str>, sender: SendRequest<UpstreamBody>) {
+    if !sender.is_closed() {
+        POOL.with(|p| put(&mut p.borrow_mut().idle, authority, sender));
+    }
 }
 
 /// The pool's key for `authority`, made once per server.
@@ -137,25 +141,6 @@ fn key(authority: &str) -> Arc<str> {
         p.idle.insert(k.clone(), Vec::new());
         k
     })
-}
-
-fn put_idle(authority: &Arc<str>, sender: SendRequest<UpstreamBody>) {
-    if sender.is_closed() {
-        return;
-    }
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let list = match p.idle.get_mut(&**authority) {
-            Some(l) => l,
-            None => p.idle.entry(authority.clone()).or_default(),
-        };
-        if list.len() < MAX_IDLE_PER_SERVER {
-            list.push(Idle {
-                conn: sender,
-                since: Instant::now(),
-            });
-        }
-    });
 }
 
 async fn resolve(authority: &str) -> std::io::Result<Vec<SocketAddr>> {
@@ -259,8 +244,7 @@ pub async fn send_wire(
         None => (fresh().await?, false),
     };
     let (head, conn) = h1::send_on(conn, reused, wire, method, fresh).await?;
-    let key = key(authority);
-    let resp = h1::into_response(head, conn, |c| put_raw(&key, c), key.clone());
+    let resp = h1::into_response(head, conn, key(authority));
     Ok(resp.map(PooledBody::Direct))
 }
 
@@ -391,5 +375,39 @@ impl Drop for HyperBody {
         if self.inner.is_end_stream() {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_lists_take_the_newest_live_one_and_let_the_stale_go() {
+        let key: Arc<str> = Arc::from("up:80");
+        let mut lists: IdleLists<u32> = Default::default();
+        assert_eq!(take(&mut lists, "up:80", |_| true), None);
+        put(&mut lists, &key, 1);
+        put(&mut lists, &key, 2);
+        put(&mut lists, &key, 3);
+        assert_eq!(
+            take(&mut lists, "up:80", |&c| c != 3),
+            Some(2),
+            "a dead one is skipped"
+        );
+        assert_eq!(lists[&key].len(), 1, "and dropped");
+
+        // Past the idle timeout: never taken, and the oldest is let go when another comes back.
+        let old = Instant::now().checked_sub(IDLE_TIMEOUT + Duration::from_secs(1));
+        let Some(old) = old else { return };
+        lists.get_mut(&key).unwrap()[0].since = old;
+        put(&mut lists, &key, 4);
+        assert_eq!(lists[&key].iter().map(|i| i.conn).collect::<Vec<_>>(), [4]);
+        lists.get_mut(&key).unwrap()[0].since = old;
+        assert_eq!(
+            take(&mut lists, "up:80", |_| true),
+            None,
+            "too old to reuse"
+        );
     }
 }
