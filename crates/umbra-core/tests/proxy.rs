@@ -842,3 +842,206 @@ async fn connections_handed_between_workers_are_served_to_the_end() {
         assert_eq!(get(format!("{}/n", u.url)).await.text(), "ok");
     }
 }
+
+/// Reads one response from a raw connection: its head (lower-cased) and its content-length
+/// body. Bytes past it stay in `buf`.
+async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if buf.len() >= end + 4 + len {
+                let body = buf[end + 4..end + 4 + len].to_vec();
+                buf.drain(..end + 4 + len);
+                return (head, body);
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("a response within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed before a whole response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// True when the connection reads as closed within `within`.
+async fn closes_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, s.read(&mut b)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn pipelined_heads_bodies_and_close_all_work_on_one_client_connection() {
+    use tokio::io::AsyncWriteExt;
+    fn script(head: &str, _: usize) -> Act {
+        match head.split(' ').nth(1).unwrap_or("") {
+            "/a" => Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na"]),
+            "/b" => Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb"]),
+            "/post" if head.to_lowercase().contains("content-length: 2") => {
+                Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\np"])
+            }
+            _ => Act::Send(vec![b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"]),
+        }
+    }
+    let (up, _) = scripted_upstream(script).await;
+    let u = start(route_to(up));
+    let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
+    let mut buf = Vec::new();
+
+    // Two heads in one write are answered in order.
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut s, &mut buf).await;
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert_eq!(body, b"a");
+    assert!(head.contains("\r\ndate: "), "a Date is added: {head}");
+    assert!(head.contains("\r\nx-request-id: "), "{head}");
+    let (_, body) = read_response(&mut s, &mut buf).await;
+    assert_eq!(body, b"b");
+
+    // A request with a body on the same connection (hyper's server takes over from here),
+    // then a plain one again.
+    s.write_all(b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut s, &mut buf).await;
+    assert_eq!(body, b"p", "{head}");
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s, &mut buf).await.1, b"a");
+
+    // On a connection still on the fast lane, `Connection: close` is answered and honoured.
+    let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
+    s.write_all(b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut s, &mut buf).await;
+    assert_eq!(body, b"b");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert!(closes_within(&mut s, Duration::from_secs(2)).await);
+
+    // HTTP/1.0 goes to hyper's server, and is answered too.
+    let reply = raw_http(u.addr, b"GET /a HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.") && reply.contains(" 200 "),
+        "{reply}"
+    );
+    assert!(reply.ends_with("\r\n\r\na"), "{reply}");
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_client_connection_at_once() {
+    use tokio::io::AsyncWriteExt;
+    fn script(_: &str, _: usize) -> Act {
+        Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
+    }
+    let (up, _) = scripted_upstream(script).await;
+    let u = start(route_to(up));
+    let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s, &mut buf).await.1, b"ok");
+    u.shutdown.cancel();
+    // Well within the 2 s grace period: closed for being idle, not for running out of time.
+    assert!(closes_within(&mut s, Duration::from_millis(1500)).await);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_reaches_the_client_piece_by_piece() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let v1 = Fixture::builder()
+        .stream(
+            "/s",
+            vec![Bytes::from_static(b"first-"), Bytes::from_static(b"second")],
+            Duration::from_secs(1),
+        )
+        .start()
+        .await;
+    let u = start(config(&format!(
+        "{}[[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\n",
+        service("v1", &[&v1])
+    )));
+    let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
+    s.write_all(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("first-") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen).to_lowercase();
+    assert!(
+        !text.contains("second"),
+        "the first piece came alone, a second before the next: {text}"
+    );
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    while !String::from_utf8_lossy(&seen).ends_with("0\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("second"));
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_its_request_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that reads a request, never answers, and reports when umbra hangs up.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut b = [0u8; 4096];
+        let mut got = 0;
+        loop {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        let _ = tx.send(got);
+    });
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\ntimeout = \"30s\"\n[log]\naccess = false\n\
+         [services.api]\nservers = [\"http://{up}\"]\n\
+         [[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n"
+    );
+    let u = start(Config::parse(&text, "test.toml", &|_| None).unwrap());
+    let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
+    s.write_all(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(s);
+    // Far sooner than the 30 s upstream timeout.
+    let got = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("umbra closed the upstream connection when the client left")
+        .unwrap();
+    assert!(got > 0, "the request had reached the upstream");
+}

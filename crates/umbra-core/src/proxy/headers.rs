@@ -117,29 +117,86 @@ pub fn client_value(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
 }
 
-/// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    client: &HeaderValue,
-    proto: &'static str,
-    host: &HeaderValue,
-) {
-    let xff = match headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
-        Some(prev) if !prev.is_empty() => {
-            let mut joined = Vec::with_capacity(prev.len() + 2 + client.len());
-            joined.extend_from_slice(prev);
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(client.as_bytes());
-            HeaderValue::from_bytes(&joined).ok()
+/// `Host`, as a static for `Added` to point at.
+pub static HOST: HeaderName = http::header::HOST;
+static HTTP: HeaderValue = HeaderValue::from_static("http");
+static NOTHING: HeaderValue = HeaderValue::from_static("");
+
+/// The fields umbra adds to a request it forwards (`X-Forwarded-*`, `X-Request-Id`, `Host`
+/// when the request has none), kept beside the client's headers rather than inserted into
+/// them: the direct client writes them as it encodes the request, each replacing any field of
+/// its name, and only a request bound for hyper's client or a shadow merges them into a map.
+#[derive(Clone, Copy)]
+pub struct Added<'a> {
+    fields: [(&'a HeaderName, &'a HeaderValue); 6],
+    len: usize,
+}
+
+impl<'a> Added<'a> {
+    pub fn new() -> Self {
+        Added {
+            fields: [(&HOST, &NOTHING); 6],
+            len: 0,
         }
-        _ => Some(client.clone()),
-    };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if !headers.contains_key(&X_FORWARDED_HOST) && !host.is_empty() {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+
+    /// Adds a field. There is room for every field umbra adds, each once.
+    pub fn push(&mut self, name: &'a HeaderName, value: &'a HeaderValue) {
+        self.fields[self.len] = (name, value);
+        self.len += 1;
+    }
+
+    pub fn as_slice(&self) -> &[(&'a HeaderName, &'a HeaderValue)] {
+        &self.fields[..self.len]
+    }
+
+    /// Writes the fields into `headers`, replacing any of the same name.
+    pub fn merge_into(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.as_slice() {
+            headers.insert((*name).clone(), (*value).clone());
+        }
+    }
+}
+
+impl Default for Added<'_> {
+    fn default() -> Self {
+        Added::new()
+    }
+}
+
+/// What the `X-Forwarded-*` fields of a forwarded request say, owned for `Added` to point at.
+pub struct Forwarded {
+    /// `X-Forwarded-For`: the client appended to what the request carried.
+    pub for_: HeaderValue,
+    /// `X-Forwarded-Host`, set only when the request carried none.
+    pub host: Option<HeaderValue>,
+}
+
+impl Forwarded {
+    /// `client` is the peer's address; `host` the Host as the client sent it.
+    pub fn new(headers: &HeaderMap, client: &HeaderValue, host: &HeaderValue) -> Forwarded {
+        let for_ = match headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+            Some(prev) if !prev.is_empty() => {
+                let mut joined = Vec::with_capacity(prev.len() + 2 + client.len());
+                joined.extend_from_slice(prev);
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(client.as_bytes());
+                HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client.clone())
+            }
+            _ => client.clone(),
+        };
+        let host =
+            (!host.is_empty() && !headers.contains_key(&X_FORWARDED_HOST)).then(|| host.clone());
+        Forwarded { for_, host }
+    }
+
+    /// Adds `X-Forwarded-For`, `-Proto` (plain HTTP: umbra's listener) and `-Host`.
+    pub fn add_to<'a>(&'a self, added: &mut Added<'a>) {
+        added.push(&X_FORWARDED_FOR, &self.for_);
+        added.push(&X_FORWARDED_PROTO, &HTTP);
+        if let Some(h) = &self.host {
+            added.push(&X_FORWARDED_HOST, h);
+        }
     }
 }
 
@@ -155,25 +212,21 @@ pub fn original_host(headers: &HeaderMap, uri: &http::Uri) -> HeaderValue {
     }
 }
 
-/// The request's host without port: `Host` header, else the URI's authority (HTTP/2).
-pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> &'a str {
-    let raw = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    strip_port(raw)
-}
-
-fn strip_port(host: &str) -> &str {
+/// A host without its port (`[v6]` loses its brackets).
+pub fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port
         return rest.split(']').next().unwrap_or(rest);
     }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
+    // Byte by byte from the end: the port is all digits, so this stops within a few.
+    for (i, b) in host.bytes().enumerate().rev() {
+        match b {
+            b':' => return &host[..i],
+            b'0'..=b'9' => {}
+            _ => break,
+        }
     }
+    host
 }
 
 #[cfg(test)]
@@ -247,25 +300,49 @@ mod tests {
         let uri: http::Uri = "/x".parse().unwrap();
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("API.example.com:8080"));
-        assert_eq!(request_host(&h, &uri), "API.example.com");
+        assert_eq!(original_host(&h, &uri), "API.example.com:8080");
         h.insert("host", HeaderValue::from_static("[::1]:80"));
-        assert_eq!(request_host(&h, &uri), "::1");
+        assert_eq!(strip_port(original_host(&h, &uri).to_str().unwrap()), "::1");
         let uri: http::Uri = "http://h2.example/x".parse().unwrap();
-        assert_eq!(request_host(&HeaderMap::new(), &uri), "h2.example");
+        assert_eq!(original_host(&HeaderMap::new(), &uri), "h2.example");
+        assert_eq!(original_host(&HeaderMap::new(), &"/x".parse().unwrap()), "");
     }
 
     #[test]
-    fn forwarded_for_appends() {
+    fn forwarded_for_appends_and_a_sent_host_stays() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         let client = client_value("127.0.0.1".parse().unwrap());
-        set_forwarded(
-            &mut h,
-            &client,
-            "http",
-            &HeaderValue::from_static("a.example"),
-        );
+        let fwd = Forwarded::new(&h, &client, &HeaderValue::from_static("a.example"));
+        let mut added = Added::new();
+        fwd.add_to(&mut added);
+        added.merge_into(&mut h);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-host").unwrap(), "a.example");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(h.len(), 3);
+
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("front.example"),
+        );
+        let fwd = Forwarded::new(&h, &client, &HeaderValue::from_static("a.example"));
+        let mut added = Added::new();
+        fwd.add_to(&mut added);
+        assert_eq!(added.as_slice().len(), 2, "a host the client sent is kept");
+        let fwd = Forwarded::new(&HeaderMap::new(), &client, &HeaderValue::from_static(""));
+        assert!(fwd.host.is_none());
+        assert_eq!(fwd.for_, "127.0.0.1");
+    }
+
+    #[test]
+    fn ports_come_off_hosts() {
+        assert_eq!(strip_port("a.example:8080"), "a.example");
+        assert_eq!(strip_port("a.example"), "a.example");
+        assert_eq!(strip_port("a.example:"), "a.example");
+        assert_eq!(strip_port("a:b.example"), "a:b.example");
+        assert_eq!(strip_port("[::1]"), "::1");
+        assert_eq!(strip_port(""), "");
     }
 }

@@ -18,14 +18,15 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use body::{ProxyBody, Tee, UpstreamBody};
 pub use error::ProxyError;
 
 mod balance;
+mod front;
 pub(crate) mod h1;
 pub mod pool;
 
@@ -34,6 +35,9 @@ use crate::rules::RequestView;
 use crate::runtime::Runtime;
 use crate::shadow::{DropReason, ShadowJob};
 use headers::*;
+
+/// How long a client may take to send a request head, idle keep-alive time included.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a connection to an upstream server may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,16 +109,19 @@ async fn worker(
             return;
         }
     };
-    let graceful = GracefulShutdown::new();
-    let max_header = rt.load().config.proxy.max_header_size;
+    let limits = Arc::new(front::Limits {
+        header_timeout: HEADER_READ_TIMEOUT,
+        max_head: rt.load().config.proxy.max_header_size,
+    });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .writev(false)
-        .max_buf_size(max_header.max(8192))
+        .max_buf_size(limits.max_head.max(8192))
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let builder = Arc::new(builder);
+    let connections = TaskTracker::new();
     loop {
         let (stream, peer, open) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -138,22 +145,22 @@ async fn worker(
             }
         };
         let _ = stream.set_nodelay(true);
-        let rt = rt.clone();
-        let client = client_value(peer.ip());
-        let svc = hyper::service::service_fn(move |req| {
-            let rt = rt.clone();
-            let client = client.clone();
-            async move { Ok::<_, Infallible>(handle(req, peer, &client, rt).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            let _ = conn.await;
+        let conn = connection(
+            stream,
+            peer,
+            rt.clone(),
+            limits.clone(),
+            builder.clone(),
+            shutdown.clone(),
+        );
+        connections.spawn(async move {
+            conn.await;
             drop(open);
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()
     {
@@ -161,14 +168,51 @@ async fn worker(
     }
 }
 
+/// Serves one client connection: the fast lane while its requests are plain HTTP/1.1 heads,
+/// then (if ever) hyper's server for the rest. On shutdown, in-flight responses finish and
+/// the connection closes.
+async fn connection(
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    rt: Arc<Runtime>,
+    limits: Arc<front::Limits>,
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    shutdown: CancellationToken,
+) {
+    let client = client_value(peer.ip());
+    let outcome = front::serve(&mut stream, &limits, &shutdown, |req| {
+        handle(req, peer, &client, &rt)
+    })
+    .await;
+    let front::Outcome::HandOver(read) = outcome else {
+        return;
+    };
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let rt = rt.clone();
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(handle(req.map(Some), peer, &client, &rt).await) }
+    });
+    let io = TokioIo::new(front::Rewind::new(read, stream));
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
 /// Handles one request end to end. Never fails: problems become JSON error responses.
 ///
 /// `client` is the peer's address as a header value, made once per connection.
+/// `req` has no body (`None`) when the fast lane read it.
 pub async fn handle(
-    mut req: Request<Incoming>,
+    mut req: Request<Option<Incoming>>,
     peer: SocketAddr,
     client: &HeaderValue,
-    rt: Arc<Runtime>,
+    rt: &Arc<Runtime>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     let request_id = match req.headers().get(&X_REQUEST_ID) {
@@ -177,30 +221,33 @@ pub async fn handle(
     };
     let snap = rt.load();
     let proxy_cfg = &snap.config.proxy;
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, incoming) = req.into_parts();
     // The Host as the client sent it (port included) for X-Forwarded-Host; without the port
     // for matching and logs.
-    let host_value = original_host(req.headers(), req.uri());
-    let host = request_host(req.headers(), req.uri()).to_string();
-    let path = req.uri().path().to_string();
+    let host_value = original_host(&parts.headers, &parts.uri);
+    let host = strip_port(host_value.to_str().unwrap_or(""));
+    let path = parts.uri.path();
     let view = RequestView {
-        method: req.method(),
-        host: &host,
-        path: &path,
-        query: req.uri().query(),
-        headers: req.headers(),
+        method: &parts.method,
+        host,
+        path,
+        query: parts.uri.query(),
+        headers: &parts.headers,
         client_ip: Some(peer.ip()),
     };
     let Some(route) = snap.route_for(&view).cloned() else {
         let err = ProxyError::NoRoute {
-            method: req.method().to_string(),
-            host: host.clone(),
-            path: path.clone(),
+            method: parts.method.to_string(),
+            host: host.to_string(),
+            path: path.to_string(),
         };
         let resp = err.to_response(&request_id);
         let log = Log {
-            method: req.method().as_str(),
-            path: &path,
-            host: &host,
+            method: parts.method.as_str(),
+            path,
+            host,
             request_id: &request_id,
             route: "",
             stats: None,
@@ -209,13 +256,13 @@ pub async fn handle(
             start,
             shadow: "no_route",
         };
-        return log.finish(&rt, resp);
+        return log.finish(rt, resp);
     };
     let route_name: &str = &route.spec.name;
     route.stats.requests.fetch_add(1, Ordering::Relaxed);
 
-    if let Some(len) = req
-        .headers()
+    if let Some(len) = parts
+        .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
@@ -226,9 +273,9 @@ pub async fn handle(
             }
             .to_response(&request_id);
             return Log {
-                method: req.method().as_str(),
-                path: &path,
-                host: &host,
+                method: parts.method.as_str(),
+                path,
+                host,
                 request_id: &request_id,
                 route: route_name,
                 stats: Some(&route.stats),
@@ -237,7 +284,7 @@ pub async fn handle(
                 start,
                 shadow: "",
             }
-            .finish(&rt, resp);
+            .finish(rt, resp);
         }
     }
 
@@ -245,7 +292,7 @@ pub async fn handle(
     let mut service_name = route.spec.service.as_str();
     let mut set_cookie = None;
     if let Some(c) = &route.spec.canary {
-        let (side, cookie) = canary::choose(route_name, c, req.headers());
+        let (side, cookie) = canary::choose(route_name, c, &parts.headers);
         if side == Side::Canary
             && snap
                 .service(&c.service)
@@ -267,9 +314,9 @@ pub async fn handle(
         }
         .to_response(&request_id);
         return Log {
-            method: req.method().as_str(),
-            path: &path,
-            host: &host,
+            method: parts.method.as_str(),
+            path,
+            host,
             request_id: &request_id,
             route: route_name,
             stats: Some(&route.stats),
@@ -278,7 +325,7 @@ pub async fn handle(
             start,
             shadow: "",
         }
-        .finish(&rt, resp);
+        .finish(rt, resp);
     };
 
     // Upstream path, in origin form: the client's own path and query unless a prefix is
@@ -289,7 +336,7 @@ pub async fn handle(
         if let Some(rest) = path.strip_prefix(prefix.as_str()) {
             if rest.is_empty() || rest.starts_with('/') {
                 let rest = if rest.is_empty() { "/" } else { rest };
-                let pq = match req.uri().query() {
+                let pq = match parts.uri.query() {
                     Some(q) => format!("{rest}?{q}"),
                     None => rest.to_string(),
                 };
@@ -299,7 +346,7 @@ pub async fn handle(
         }
     }
     let origin_form: http::Uri = origin_form
-        .or_else(|| req.uri().path_and_query().cloned().map(http::Uri::from))
+        .or_else(|| parts.uri.path_and_query().cloned().map(http::Uri::from))
         .unwrap_or_else(|| http::Uri::from_static("/"));
     let path_and_query = || {
         origin_form
@@ -308,29 +355,28 @@ pub async fn handle(
             .to_string()
     };
 
-    // Headers for upstream.
-    let upgrade = is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, incoming) = req.into_parts();
+    // Headers for upstream: the client's without hop-by-hop fields, and umbra's own beside
+    // them (see `Added`).
     strip_hop_by_hop(&mut parts.headers, upgrade);
-    // Room for X-Forwarded-*, X-Request-Id and Host at once rather than growing step by step.
-    parts.headers.reserve(5);
-    set_forwarded(&mut parts.headers, client, "http", &host_value);
-    if let Some(p) = &stripped {
-        if let Ok(v) = HeaderValue::from_str(p) {
-            parts.headers.insert(X_FORWARDED_PREFIX.clone(), v);
-        }
+    let forwarded = Forwarded::new(&parts.headers, client, &host_value);
+    let prefix = stripped.and_then(|p| HeaderValue::from_str(&p).ok());
+    let has_host = parts.headers.contains_key(http::header::HOST);
+    // HTTP/2 carries the host as the URI's authority.
+    let authority = parts
+        .uri
+        .authority()
+        .filter(|_| !has_host)
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    let mut added = Added::new();
+    forwarded.add_to(&mut added);
+    if let Some(v) = &prefix {
+        added.push(&X_FORWARDED_PREFIX, v);
     }
-    parts
-        .headers
-        .insert(X_REQUEST_ID.clone(), request_id.clone());
-    if parts.version == http::Version::HTTP_2 && !parts.headers.contains_key(http::header::HOST) {
-        if let Some(a) = parts.uri.authority() {
-            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                parts.headers.insert(http::header::HOST, v);
-            }
-        }
+    added.push(&X_REQUEST_ID, &request_id);
+    if let Some(v) = &authority {
+        added.push(&HOST, v);
     }
+    let has_host = has_host || authority.is_some();
 
     // Shadow decision: sample, method, body size, a free slot.
     let mut shadow_parts = None;
@@ -342,7 +388,9 @@ pub async fn handle(
         } else if upgrade || !sh.methods.contains(&parts.method) {
             shadow_note = "method";
         } else {
-            let body_len = http_body::Body::size_hint(&incoming).exact();
+            let body_len = incoming
+                .as_ref()
+                .map_or(Some(0), |b| http_body::Body::size_hint(b).exact());
             let shadow_svc = snap.service(&sh.service).cloned();
             match (shadow_svc, body_len) {
                 (_, Some(n)) if n > sh.max_body => {
@@ -368,17 +416,18 @@ pub async fn handle(
         }
     }
 
-    let empty = http_body::Body::is_end_stream(&incoming);
     let mut request_capture = None;
-    let body = if empty {
-        UpstreamBody::Empty
-    } else {
-        let mut tee = Tee::new(incoming).limit(proxy_cfg.max_body);
-        if let Some((_, _, sh)) = &shadow_parts {
-            request_capture = Some(tee.capture(sh.max_body as usize));
+    let body = match incoming.filter(|b| !http_body::Body::is_end_stream(b)) {
+        None => UpstreamBody::Empty,
+        Some(incoming) => {
+            let mut tee = Tee::new(incoming).limit(proxy_cfg.max_body);
+            if let Some((_, _, sh)) = &shadow_parts {
+                request_capture = Some(tee.capture(sh.max_body as usize));
+            }
+            UpstreamBody::Stream(tee)
         }
-        UpstreamBody::Stream(tee)
     };
+    let empty = matches!(body, UpstreamBody::Empty);
 
     let mut primary_head_tx = None;
     let mut primary_body_tx = None;
@@ -397,8 +446,12 @@ pub async fn handle(
                 .and_then(|s| snap.service(s).cloned()),
             method: parts.method.clone(),
             path_and_query: path_and_query(),
-            host: host.clone(),
-            headers: parts.headers.clone(),
+            host: host.to_string(),
+            headers: {
+                let mut h = parts.headers.clone();
+                added.merge_into(&mut h);
+                h
+            },
             request_id: request_id.clone(),
             started: start,
             request_body: request_capture,
@@ -422,8 +475,8 @@ pub async fn handle(
             .to_response(&request_id);
             return Log {
                 method: parts.method.as_str(),
-                path: &path,
-                host: &host,
+                path,
+                host,
                 request_id: &request_id,
                 route: route_name,
                 stats: Some(&route.stats),
@@ -432,7 +485,7 @@ pub async fn handle(
                 start,
                 shadow: shadow_note,
             }
-            .finish(&rt, resp);
+            .finish(rt, resp);
         }
     };
     let mut body = Some(body);
@@ -450,15 +503,23 @@ pub async fn handle(
         } else {
             std::mem::take(&mut parts.headers)
         };
-        if !up.headers().contains_key(http::header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(&server.addr.authority) {
-                up.headers_mut().insert(http::header::HOST, v);
-            }
+        // Without a Host from the client, the server's own authority.
+        let server_host = (!has_host)
+            .then(|| HeaderValue::from_str(&server.addr.authority).ok())
+            .flatten();
+        let mut added = added;
+        if let Some(v) = &server_host {
+            added.push(&HOST, v);
         }
         let guard = server.begin();
         let res = tokio::time::timeout(
             timeout,
-            pool::send(&server.addr.authority, up, CONNECT_TIMEOUT),
+            pool::send(
+                &server.addr.authority,
+                up,
+                added.as_slice(),
+                CONNECT_TIMEOUT,
+            ),
         )
         .await;
         match res {
@@ -504,8 +565,8 @@ pub async fn handle(
             let resp = e.to_response(&request_id);
             return Log {
                 method: parts.method.as_str(),
-                path: &path,
-                host: &host,
+                path,
+                host,
                 request_id: &request_id,
                 route: route_name,
                 stats: Some(&route.stats),
@@ -514,7 +575,7 @@ pub async fn handle(
                 start,
                 shadow: shadow_note,
             }
-            .finish(&rt, resp);
+            .finish(rt, resp);
         }
     };
 
@@ -556,8 +617,8 @@ pub async fn handle(
     let resp = Response::from_parts(rparts, ProxyBody::Stream(tee));
     Log {
         method: parts.method.as_str(),
-        path: &path,
-        host: &host,
+        path,
+        host,
         request_id: &request_id,
         route: route_name,
         stats: Some(&route.stats),
@@ -566,7 +627,7 @@ pub async fn handle(
         start,
         shadow: shadow_note,
     }
-    .finish(&rt, resp)
+    .finish(rt, resp)
 }
 
 /// Finds our own body-limit error inside a client error's source chain.

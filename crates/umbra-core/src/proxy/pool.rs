@@ -215,6 +215,7 @@ async fn connect(
 async fn send_direct(
     authority: &str,
     req: Request<UpstreamBody>,
+    added: &[(&http::HeaderName, &http::HeaderValue)],
     connect_timeout: Duration,
 ) -> Result<Response<PooledBody>, SendError> {
     let (parts, body) = req.into_parts();
@@ -223,7 +224,7 @@ async fn send_direct(
         _ => Bytes::new(),
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let wire = h1::encode_request(&parts.method, path, &parts.headers, &[], &body);
+    let wire = h1::encode_request(&parts.method, path, &parts.headers, added, &body);
     send_wire(authority, &wire, &parts.method, connect_timeout).await
 }
 
@@ -248,17 +249,22 @@ pub async fn send_wire(
     Ok(resp.map(PooledBody::Direct))
 }
 
-/// Sends `req` (origin-form URI) to `authority` on a pooled connection.
+/// Sends `req` (origin-form URI) to `authority` on a pooled connection, with the `added`
+/// fields replacing any of the same name in its headers.
 pub async fn send(
     authority: &str,
     req: Request<UpstreamBody>,
+    added: &[(&http::HeaderName, &http::HeaderValue)],
     connect_timeout: Duration,
 ) -> Result<Response<PooledBody>, SendError> {
     let known_body = matches!(req.body(), UpstreamBody::Empty | UpstreamBody::Full(_));
     if known_body && !req.headers().contains_key(http::header::UPGRADE) {
-        return send_direct(authority, req, connect_timeout).await;
+        return send_direct(authority, req, added, connect_timeout).await;
     }
     let mut req = req;
+    for (name, value) in added {
+        req.headers_mut().insert((*name).clone(), (*value).clone());
+    }
     // Idle connections first; one the server closed hands the request back unsent.
     while let Some(mut sender) = take_idle(authority) {
         if poll_fn(|cx| sender.poll_ready(cx)).await.is_err() {

@@ -1,0 +1,398 @@
+//! The client side of an HTTP/1.1 connection, for the common request: an HTTP/1.1 head with no
+//! body, no upgrade and no `Expect`. Such requests are parsed with httparse, handled, and their
+//! responses written straight to the socket, with no dispatcher, body channel or per-request
+//! timer in between. The first request that is anything else (a body, an upgrade, HTTP/1.0, a
+//! head httparse refuses or one too large, the h2c preface) hands the connection, with the
+//! bytes already read, to hyper's server for the rest of its life, which then answers it as it
+//! always did (400, 431, streaming, WebSocket, HTTP/2).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::ProxyBody;
+
+/// Request headers read at most (hyper's server default); more hands over to hyper (431).
+const MAX_HEADERS: usize = 100;
+/// Read buffer size, and its growth step.
+const READ_CHUNK: usize = 8 * 1024;
+/// The header-read deadline is moved at most this often (it is not exact to the second).
+const DEADLINE_SLACK: Duration = Duration::from_secs(1);
+/// Body bytes gathered at most before they are written.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// How a connection's time on the fast lane ended.
+pub(super) enum Outcome {
+    /// Closed (by the client, an error, a timeout, `Connection: close` or shutdown).
+    Closed,
+    /// A request the fast lane does not take: hyper serves the rest, starting with these bytes.
+    HandOver(Bytes),
+}
+
+/// What a connection needs from its worker.
+pub(super) struct Limits {
+    /// How long a request head may take to arrive, idle keep-alive time included.
+    pub header_timeout: Duration,
+    /// The largest request head accepted (`proxy.max_header_size`); past it hyper answers 431.
+    pub max_head: usize,
+}
+
+/// Serves requests on `io` until it closes or hands over. `handle` answers one request. On
+/// `shutdown` an idle connection closes at once and a busy one after its response.
+pub(super) async fn serve<F, Fut>(
+    io: &mut TcpStream,
+    limits: &Limits,
+    shutdown: &CancellationToken,
+    handle: F,
+) -> Outcome
+where
+    F: Fn(Request<Option<hyper::body::Incoming>>) -> Fut,
+    Fut: std::future::Future<Output = Response<ProxyBody>>,
+{
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Vec::with_capacity(1024);
+    // One timer per connection, moved forward rather than made anew for each request.
+    let deadline = tokio::time::sleep(limits.header_timeout);
+    tokio::pin!(deadline);
+    let cancelled = shutdown.clone().cancelled_owned();
+    tokio::pin!(cancelled);
+    loop {
+        // Read until a whole head is in the buffer.
+        let (req, close) = loop {
+            if !buf.is_empty() {
+                match parse(&mut buf) {
+                    Parsed::Request(req, close) => break (req, close),
+                    Parsed::Partial if buf.len() < limits.max_head => {}
+                    Parsed::Partial | Parsed::Other => return Outcome::HandOver(buf.freeze()),
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now + limits.header_timeout > deadline.deadline() + DEADLINE_SLACK {
+                deadline.as_mut().reset(now + limits.header_timeout);
+            }
+            buf.reserve(READ_CHUNK);
+            let idle = buf.is_empty();
+            let read = tokio::select! {
+                biased;
+                r = io.read_buf(&mut buf) => r,
+                _ = &mut deadline => return Outcome::Closed,
+                _ = cancelled.as_mut(), if idle => return Outcome::Closed,
+            };
+            match read {
+                Ok(0) | Err(_) => return Outcome::Closed,
+                Ok(_) => {}
+            }
+        };
+        let head_request = req.method() == Method::HEAD;
+        let handling = handle(req);
+        tokio::pin!(handling);
+        // A client that leaves while its request is handled cancels it, upstream exchange and
+        // all, as hyper's server does. Bytes that come meanwhile are its next request; the
+        // watch ends there. (After the short read that completed the head, tokio knows the
+        // socket is drained, so watching costs no syscall.)
+        let mut watching = buf.is_empty();
+        let resp = loop {
+            if watching {
+                buf.reserve(1);
+            }
+            tokio::select! {
+                biased;
+                resp = &mut handling => break resp,
+                read = io.read_buf(&mut buf), if watching => match read {
+                    Ok(0) | Err(_) => return Outcome::Closed,
+                    Ok(_) => watching = false,
+                },
+            }
+        };
+        let keep_alive = !close && !shutdown.is_cancelled();
+        match write_response(io, &mut out, resp, head_request, keep_alive).await {
+            Ok(true) if keep_alive => {}
+            _ => return Outcome::Closed,
+        }
+    }
+}
+
+/// A request head, read or not yet.
+// Returned once per request and matched at once: a move is cheaper than a box.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    /// A request for the fast lane, and whether the client asked to close after it.
+    Request(Request<Option<hyper::body::Incoming>>, bool),
+    Partial,
+    /// Anything else: hyper's server takes the connection.
+    Other,
+}
+
+/// Parses the head at the start of `buf`; a fast-lane request's bytes leave the buffer.
+fn parse(buf: &mut BytesMut) -> Parsed {
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+        return Parsed::Other;
+    };
+    if !path.starts_with('/') {
+        return Parsed::Other;
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Other;
+    };
+    if method == Method::CONNECT {
+        return Parsed::Other;
+    }
+    // Where each piece sits in the head, so the request can share its bytes.
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let path_at = at(path.as_bytes());
+    let mut close = false;
+    let mut fields = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            return Parsed::Other;
+        };
+        if name == TRANSFER_ENCODING || name == UPGRADE || name == EXPECT {
+            return Parsed::Other;
+        }
+        if name == CONTENT_LENGTH && h.value != b"0" {
+            return Parsed::Other;
+        }
+        if name == CONNECTION {
+            close |= h
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+        fields.push((name, at(h.value)));
+    }
+    let raw = buf.split_to(len).freeze();
+    let build = || {
+        let uri = Uri::from_maybe_shared(raw.slice(path_at)).ok()?;
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        for (name, range) in fields {
+            headers.append(name, HeaderValue::from_maybe_shared(raw.slice(range)).ok()?);
+        }
+        let mut req = Request::new(None);
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        Some(req)
+    };
+    match build() {
+        Some(req) => Parsed::Request(req, close),
+        None => {
+            // Refused after all: the head goes back in front of what followed it.
+            let mut back = BytesMut::with_capacity(raw.len() + buf.len());
+            back.extend_from_slice(&raw);
+            back.extend_from_slice(buf);
+            *buf = back;
+            Parsed::Other
+        }
+    }
+}
+
+/// Writes one response. Returns whether the connection may carry another request (the body
+/// was written whole and its framing leaves the connection in step).
+async fn write_response(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    resp: Response<ProxyBody>,
+    head_request: bool,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    let bodiless = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        // The framing is ours.
+        if name == TRANSFER_ENCODING || name == CONNECTION {
+            continue;
+        }
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !parts.headers.contains_key(DATE) {
+        date(out);
+    }
+    if !keep_alive {
+        field(out, b"connection", b"close");
+    }
+    let known = parts.headers.contains_key(CONTENT_LENGTH);
+    let chunked = if bodiless || known {
+        false
+    } else if let Some(n) = body.size_hint().exact() {
+        field(out, b"content-length", n.to_string().as_bytes());
+        false
+    } else {
+        field(out, b"transfer-encoding", b"chunked");
+        true
+    };
+    out.extend_from_slice(b"\r\n");
+    if bodiless {
+        io.write_all(out).await?;
+        return Ok(true);
+    }
+    // The usual small answer is whole already: head and body leave in one write.
+    loop {
+        let next = match std::future::poll_fn(|cx| Poll::Ready(poll_data(&mut body, cx))).await {
+            Poll::Ready(next) => next,
+            Poll::Pending => {
+                // Not there yet: what is ready leaves now, the rest as it comes.
+                if !out.is_empty() {
+                    io.write_all(out).await?;
+                    out.clear();
+                }
+                std::future::poll_fn(|cx| poll_data(&mut body, cx)).await
+            }
+        };
+        match next {
+            Some(Ok(data)) => {
+                if chunked {
+                    chunk(out, &data);
+                } else {
+                    out.extend_from_slice(&data);
+                }
+                if out.len() >= FLUSH_AT {
+                    io.write_all(out).await?;
+                    out.clear();
+                }
+            }
+            Some(Err(_)) => {
+                // The upstream failed midway: the connection closes so that the client
+                // cannot take a cut body for a whole one.
+                let _ = io.write_all(out).await;
+                return Ok(false);
+            }
+            None => {
+                if chunked {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                }
+                io.write_all(out).await?;
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// The body's next data frame (trailers and other frames are skipped).
+fn poll_data(
+    body: &mut ProxyBody,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Bytes, super::body::BoxError>>> {
+    loop {
+        match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if data.is_empty() => continue,
+                Ok(data) => return Poll::Ready(Some(Ok(data))),
+                Err(_) => continue,
+            },
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn chunk(out: &mut Vec<u8>, data: &[u8]) {
+    use std::io::Write;
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Adds `Date` (RFC 9110 §6.6.1: a recipient forwarding a response without one adds it),
+/// formatted once per second per thread.
+fn date(out: &mut Vec<u8>) {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        field(out, b"date", text.as_bytes());
+    });
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+pub(super) struct Rewind {
+    pre: Bytes,
+    io: TcpStream,
+}
+
+impl Rewind {
+    pub(super) fn new(pre: Bytes, io: TcpStream) -> Rewind {
+        Rewind { pre, io }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            buf.put_slice(&self.pre[..n]);
+            self.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
