@@ -229,20 +229,22 @@ async fn write_response(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let (mut dated, mut known) = (false, false);
     for (name, value) in &parts.headers {
         // The framing is ours.
         if name == TRANSFER_ENCODING || name == CONNECTION {
             continue;
         }
+        dated |= name == DATE;
+        known |= name == CONTENT_LENGTH;
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !parts.headers.contains_key(DATE) {
+    if !dated {
         date(out);
     }
     if !keep_alive {
         field(out, b"connection", b"close");
     }
-    let known = parts.headers.contains_key(CONTENT_LENGTH);
     let chunked = if bodiless || known {
         false
     } else if let Some(n) = body.size_hint().exact() {

@@ -491,18 +491,10 @@ pub async fn handle(
     let mut body = Some(body);
     let mut attempt = 0;
     // Only a request without a body can be sent again to another server, and only when the
-    // service has another server; otherwise the headers move into the request uncloned.
+    // service has another server.
     let retryable = empty && service.servers.len() > 1;
     let result = loop {
         attempt += 1;
-        let mut up = Request::new(body.take().unwrap_or(UpstreamBody::Empty));
-        *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = origin_form.clone();
-        *up.headers_mut() = if retryable {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
-        };
         // Without a Host from the client, the server's own authority.
         let server_host = (!has_host)
             .then(|| HeaderValue::from_str(&server.addr.authority).ok())
@@ -511,13 +503,20 @@ pub async fn handle(
         if let Some(v) = &server_host {
             added.push(&HOST, v);
         }
+        let out = pool::Outgoing {
+            method: &parts.method,
+            uri: &origin_form,
+            headers: &parts.headers,
+            added: added.as_slice(),
+            upgrade,
+        };
         let guard = server.begin();
         let res = tokio::time::timeout(
             timeout,
             pool::send(
                 &server.addr.authority,
-                up,
-                added.as_slice(),
+                out,
+                body.take().unwrap_or(UpstreamBody::Empty),
                 CONNECT_TIMEOUT,
             ),
         )

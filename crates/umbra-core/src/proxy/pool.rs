@@ -212,22 +212,6 @@ async fn connect(
 }
 
 /// The direct client's part of `send`: the request's body is already in memory.
-async fn send_direct(
-    authority: &str,
-    req: Request<UpstreamBody>,
-    added: &[(&http::HeaderName, &http::HeaderValue)],
-    connect_timeout: Duration,
-) -> Result<Response<PooledBody>, SendError> {
-    let (parts, body) = req.into_parts();
-    let body = match body {
-        UpstreamBody::Full(Some(b)) => b,
-        _ => Bytes::new(),
-    };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let wire = h1::encode_request(&parts.method, path, &parts.headers, added, &body);
-    send_wire(authority, &wire, &parts.method, connect_timeout).await
-}
-
 /// Sends a request already encoded by `h1::encode_request` on the direct client.
 pub async fn send_wire(
     authority: &str,
@@ -249,20 +233,42 @@ pub async fn send_wire(
     Ok(resp.map(PooledBody::Direct))
 }
 
-/// Sends `req` (origin-form URI) to `authority` on a pooled connection, with the `added`
-/// fields replacing any of the same name in its headers.
+/// A request for an upstream server, borrowed from the client's: the `added` fields replace
+/// any of the same name in `headers`; the URI is in origin form.
+pub struct Outgoing<'a> {
+    pub method: &'a http::Method,
+    pub uri: &'a http::Uri,
+    pub headers: &'a http::HeaderMap,
+    pub added: &'a [(&'a http::HeaderName, &'a http::HeaderValue)],
+    /// An HTTP/1.1 upgrade (WebSocket): it needs hyper's client.
+    pub upgrade: bool,
+}
+
+/// Sends a request to `authority` on a pooled connection: one whose body is known (none, or
+/// in memory) on the direct client, straight from the borrowed head; a streaming body or an
+/// upgrade on hyper's client.
 pub async fn send(
     authority: &str,
-    req: Request<UpstreamBody>,
-    added: &[(&http::HeaderName, &http::HeaderValue)],
+    out: Outgoing<'_>,
+    body: UpstreamBody,
     connect_timeout: Duration,
 ) -> Result<Response<PooledBody>, SendError> {
-    let known_body = matches!(req.body(), UpstreamBody::Empty | UpstreamBody::Full(_));
-    if known_body && !req.headers().contains_key(http::header::UPGRADE) {
-        return send_direct(authority, req, added, connect_timeout).await;
+    if !out.upgrade {
+        if let UpstreamBody::Empty | UpstreamBody::Full(_) = body {
+            let body = match body {
+                UpstreamBody::Full(Some(b)) => b,
+                _ => Bytes::new(),
+            };
+            let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
+            let wire = h1::encode_request(out.method, path, out.headers, out.added, &body);
+            return send_wire(authority, &wire, out.method, connect_timeout).await;
+        }
     }
-    let mut req = req;
-    for (name, value) in added {
+    let mut req = Request::new(body);
+    *req.method_mut() = out.method.clone();
+    *req.uri_mut() = out.uri.clone();
+    *req.headers_mut() = out.headers.clone();
+    for (name, value) in out.added {
         req.headers_mut().insert((*name).clone(), (*value).clone());
     }
     // Idle connections first; one the server closed hands the request back unsent.
