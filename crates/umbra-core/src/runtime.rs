@@ -231,7 +231,7 @@ impl Runtime {
                 generation: 0,
                 config: inputs.file.clone(),
                 routes: Vec::new(),
-                services: HashMap::new(),
+                services: foldhash::HashMap::default(),
             }),
             inputs: Mutex::new(inputs.clone()),
             registry: ServerRegistry::default(),
@@ -679,7 +679,7 @@ impl Runtime {
     /// docker routes whose services vanished, or overrides of a changed file) are logged and
     /// fall back to their definition without the override.
     fn build(&self, inputs: &Inputs) -> Snapshot {
-        let mut services: HashMap<String, Arc<Service>> = HashMap::new();
+        let mut services: foldhash::HashMap<String, Arc<Service>> = Default::default();
         let mut add_service = |spec: &ServiceSpec| {
             let servers = spec
                 .servers

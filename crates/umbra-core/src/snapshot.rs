@@ -1,7 +1,6 @@
 //! One immutable view of routes and services, swapped atomically on every change and loaded
 //! once per request. The data plane only ever sees a whole snapshot.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -40,7 +39,8 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// Sorted by priority, highest first; ties by name for a stable order.
     pub routes: Vec<Arc<Route>>,
-    pub services: HashMap<String, Arc<Service>>,
+    /// By name; foldhash, as every request looks its service up here.
+    pub services: foldhash::HashMap<String, Arc<Service>>,
 }
 
 impl Snapshot {

@@ -205,13 +205,12 @@ struct Facts {
 impl Facts {
     fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), Error> {
         if *name == CONTENT_LENGTH {
-            let text = std::str::from_utf8(value).map_err(|_| Error::Invalid("content-length"))?;
-            for part in text.split(',') {
-                let part = part.trim();
-                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                // At most 19 digits: no u64 overflow.
+                if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
                     return Err(Error::Invalid("content-length"));
                 }
-                let n: u64 = part.parse().map_err(|_| Error::Invalid("content-length"))?;
+                let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
                 if self.length.is_some_and(|l| l != n) {
                     return Err(Error::Invalid("conflicting content-length values"));
                 }

@@ -82,17 +82,59 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// True for an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`).
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::UPGRADE)
-        && headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+/// What the proxy reads from a request's headers, gathered in one pass over them rather than
+/// looked up name by name (each lookup hashes its name, and a request carries only a handful
+/// of fields).
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The first `Host`.
+    pub host: Option<HeaderValue>,
+    /// The first `X-Request-Id`.
+    pub request_id: Option<HeaderValue>,
+    /// The first `Content-Length`, when it is a number.
+    pub content_length: Option<u64>,
+    /// The first `X-Forwarded-For`.
+    pub forwarded_for: Option<HeaderValue>,
+    /// An `X-Forwarded-Host` is present.
+    pub forwarded_host: bool,
+    /// An HTTP/1.1 upgrade: an `Upgrade` field, and `Connection` naming `upgrade`.
+    pub upgrade: bool,
+    /// A hop-by-hop field is present, so `strip_hop_by_hop` has work to do.
+    pub hop_by_hop: bool,
+}
+
+impl Scan {
+    pub fn of(headers: &HeaderMap) -> Scan {
+        let mut scan = Scan::default();
+        let (mut upgrade_field, mut connection_upgrade) = (false, false);
+        for (name, value) in headers {
+            if name == http::header::HOST {
+                scan.host.get_or_insert_with(|| value.clone());
+            } else if name == http::header::CONTENT_LENGTH {
+                if scan.content_length.is_none() {
+                    scan.content_length = std::str::from_utf8(value.as_bytes())
+                        .ok()
+                        .and_then(|v| v.parse().ok());
+                }
+            } else if is_hop_by_hop(name) {
+                scan.hop_by_hop = true;
+                upgrade_field |= name == http::header::UPGRADE;
+                connection_upgrade |= name == CONNECTION
+                    && value
+                        .as_bytes()
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+            } else if name == X_REQUEST_ID {
+                scan.request_id.get_or_insert_with(|| value.clone());
+            } else if name == X_FORWARDED_FOR {
+                scan.forwarded_for.get_or_insert_with(|| value.clone());
+            } else if name == X_FORWARDED_HOST {
+                scan.forwarded_host = true;
+            }
+        }
+        scan.upgrade = upgrade_field && connection_upgrade;
+        scan
+    }
 }
 
 /// An incoming request id is kept when it is 1..=128 printable ASCII characters.
@@ -173,9 +215,10 @@ pub struct Forwarded {
 }
 
 impl Forwarded {
-    /// `client` is the peer's address; `host` the Host as the client sent it.
-    pub fn new(headers: &HeaderMap, client: &HeaderValue, host: &HeaderValue) -> Forwarded {
-        let for_ = match headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+    /// From what `scan` found in the request; `client` is the peer's address, `host` the Host
+    /// as the client sent it.
+    pub fn new(scan: &Scan, client: &HeaderValue, host: &HeaderValue) -> Forwarded {
+        let for_ = match scan.forwarded_for.as_ref().map(|v| v.as_bytes()) {
             Some(prev) if !prev.is_empty() => {
                 let mut joined = Vec::with_capacity(prev.len() + 2 + client.len());
                 joined.extend_from_slice(prev);
@@ -185,8 +228,7 @@ impl Forwarded {
             }
             _ => client.clone(),
         };
-        let host =
-            (!host.is_empty() && !headers.contains_key(&X_FORWARDED_HOST)).then(|| host.clone());
+        let host = (!host.is_empty() && !scan.forwarded_host).then(|| host.clone());
         Forwarded { for_, host }
     }
 
@@ -200,10 +242,10 @@ impl Forwarded {
     }
 }
 
-/// The Host as the client sent it (port included): the `Host` header, else the URI's
+/// The Host as the client sent it (port included): the `Host` field, else the URI's
 /// authority (HTTP/2); empty when neither is there.
-pub fn original_host(headers: &HeaderMap, uri: &http::Uri) -> HeaderValue {
-    match headers.get(http::header::HOST) {
+pub fn original_host(host: Option<&HeaderValue>, uri: &http::Uri) -> HeaderValue {
+    match host {
         Some(v) => v.clone(),
         None => uri
             .authority()
@@ -277,7 +319,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("Upgrade"));
         h.insert("upgrade", HeaderValue::from_static("websocket"));
-        assert!(is_upgrade(&h));
+        assert!(Scan::of(&h).upgrade);
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
         assert_eq!(h.get("connection").unwrap(), "upgrade");
@@ -300,12 +342,15 @@ mod tests {
         let uri: http::Uri = "/x".parse().unwrap();
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("API.example.com:8080"));
-        assert_eq!(original_host(&h, &uri), "API.example.com:8080");
+        assert_eq!(original_host(h.get("host"), &uri), "API.example.com:8080");
         h.insert("host", HeaderValue::from_static("[::1]:80"));
-        assert_eq!(strip_port(original_host(&h, &uri).to_str().unwrap()), "::1");
+        assert_eq!(
+            strip_port(original_host(h.get("host"), &uri).to_str().unwrap()),
+            "::1"
+        );
         let uri: http::Uri = "http://h2.example/x".parse().unwrap();
-        assert_eq!(original_host(&HeaderMap::new(), &uri), "h2.example");
-        assert_eq!(original_host(&HeaderMap::new(), &"/x".parse().unwrap()), "");
+        assert_eq!(original_host(None, &uri), "h2.example");
+        assert_eq!(original_host(None, &"/x".parse().unwrap()), "");
     }
 
     #[test]
@@ -314,7 +359,11 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         let client = client_value("127.0.0.1".parse().unwrap());
-        let fwd = Forwarded::new(&h, &client, &HeaderValue::from_static("a.example"));
+        let fwd = Forwarded::new(
+            &Scan::of(&h),
+            &client,
+            &HeaderValue::from_static("a.example"),
+        );
         let mut added = Added::new();
         fwd.add_to(&mut added);
         added.merge_into(&mut h);
@@ -327,13 +376,55 @@ mod tests {
             "x-forwarded-host",
             HeaderValue::from_static("front.example"),
         );
-        let fwd = Forwarded::new(&h, &client, &HeaderValue::from_static("a.example"));
+        let fwd = Forwarded::new(
+            &Scan::of(&h),
+            &client,
+            &HeaderValue::from_static("a.example"),
+        );
         let mut added = Added::new();
         fwd.add_to(&mut added);
         assert_eq!(added.as_slice().len(), 2, "a host the client sent is kept");
-        let fwd = Forwarded::new(&HeaderMap::new(), &client, &HeaderValue::from_static(""));
+        let fwd = Forwarded::new(&Scan::default(), &client, &HeaderValue::from_static(""));
         assert!(fwd.host.is_none());
         assert_eq!(fwd.for_, "127.0.0.1");
+    }
+
+    #[test]
+    fn one_scan_finds_what_the_proxy_reads() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("a.example"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        h.insert("x-request-id", HeaderValue::from_static("abc"));
+        h.insert("content-length", HeaderValue::from_static("12"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let s = Scan::of(&h);
+        assert_eq!(s.host.as_ref().unwrap(), "a.example");
+        assert_eq!(
+            s.forwarded_for.as_ref().unwrap(),
+            "10.0.0.1",
+            "the first line"
+        );
+        assert_eq!(s.request_id.as_ref().unwrap(), "abc");
+        assert_eq!(s.content_length, Some(12));
+        assert!(!s.forwarded_host && !s.upgrade && !s.hop_by_hop);
+
+        h.insert("x-forwarded-host", HeaderValue::from_static("f.example"));
+        h.insert("content-length", HeaderValue::from_static("twelve"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        let s = Scan::of(&h);
+        assert!(s.forwarded_host && s.hop_by_hop);
+        assert_eq!(s.content_length, None);
+        assert!(
+            !s.upgrade,
+            "Upgrade without Connection naming it is no upgrade"
+        );
+        h.append("connection", HeaderValue::from_static("keep-alive"));
+        h.append("connection", HeaderValue::from_static("x-a, Upgrade "));
+        assert!(Scan::of(&h).upgrade);
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("upgrade"));
+        assert!(!Scan::of(&h).upgrade, "Connection alone is no upgrade");
     }
 
     #[test]

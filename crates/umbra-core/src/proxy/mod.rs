@@ -215,18 +215,19 @@ pub async fn handle(
     rt: &Arc<Runtime>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
-    let request_id = match req.headers().get(&X_REQUEST_ID) {
-        Some(v) if valid_request_id(v) => v.clone(),
+    let mut scan = Scan::of(req.headers());
+    let request_id = match scan.request_id.take() {
+        Some(v) if valid_request_id(&v) => v,
         _ => new_request_id(),
     };
     let snap = rt.load();
     let proxy_cfg = &snap.config.proxy;
-    let upgrade = is_upgrade(req.headers());
+    let upgrade = scan.upgrade;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     // The Host as the client sent it (port included) for X-Forwarded-Host; without the port
     // for matching and logs.
-    let host_value = original_host(&parts.headers, &parts.uri);
+    let host_value = original_host(scan.host.as_ref(), &parts.uri);
     let host = strip_port(host_value.to_str().unwrap_or(""));
     let path = parts.uri.path();
     let view = RequestView {
@@ -261,12 +262,7 @@ pub async fn handle(
     let route_name: &str = &route.spec.name;
     route.stats.requests.fetch_add(1, Ordering::Relaxed);
 
-    if let Some(len) = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(len) = scan.content_length {
         if len > proxy_cfg.max_body {
             let resp = ProxyError::BodyTooLarge {
                 limit: proxy_cfg.max_body,
@@ -357,10 +353,14 @@ pub async fn handle(
 
     // Headers for upstream: the client's without hop-by-hop fields, and umbra's own beside
     // them (see `Added`).
-    strip_hop_by_hop(&mut parts.headers, upgrade);
-    let forwarded = Forwarded::new(&parts.headers, client, &host_value);
+    if scan.hop_by_hop {
+        strip_hop_by_hop(&mut parts.headers, upgrade);
+        // `Connection` may have named any field.
+        scan = Scan::of(&parts.headers);
+    }
+    let forwarded = Forwarded::new(&scan, client, &host_value);
     let prefix = stripped.and_then(|p| HeaderValue::from_str(&p).ok());
-    let has_host = parts.headers.contains_key(http::header::HOST);
+    let has_host = scan.host.is_some();
     // HTTP/2 carries the host as the URI's authority.
     let authority = parts
         .uri
