@@ -158,13 +158,39 @@ for kind in ("slow", "fast"):
     print(f"| {kind}-shadow run: comparisons in SQLite endpoint_stats, same/different/shadow_error (incl. 2 s warm-up) vs requests in the measured wrk run | {s.get('stats_total', 'n/a')} ({s.get('stats_same', '?')}/{s.get('stats_different', '?')}/{s.get('stats_shadow_error', '?')}) vs {g(f'umbra_shadow_{kind}', 'first_reqs') or 'n/a'} (first round) |")
     print(f"| {kind}-shadow run: rows in `comparisons` / of which stored in full (keep_same = 0.05 samples identical ones) | {s.get('comparisons', 'n/a')} / {s.get('full_rows', 'n/a')} |")
 
+def steal(name):
+    """Per round, the share (%) of CPU time the hypervisor took from this VM during the run."""
+    out = []
+    for p in rounds("steal", name):
+        try:
+            out.append(float(open(p).read().strip()))
+        except (OSError, ValueError):
+            out.append(None)
+    return out
+
+
+# Rounds in which neither the direct, the nginx nor the umbra run lost more than STEAL_MAX % of
+# the CPUs to the hypervisor: the same figures over those rounds only.
+STEAL_MAX = 2.0
+S = {k: steal(k) for k in ("direct", "nginx", "umbra")}
+n_rounds = min(len(W[k]["rps_all"]) if W.get(k) else 0 for k in S)
+if all(len(S[k]) >= n_rounds for k in S) and n_rounds:
+    clean = [i for i in range(n_rounds) if all(S[k][i] is not None and S[k][i] <= STEAL_MAX for k in S)]
+    def clean_med(k, field):
+        return med([W[k][field + "_all"][i] for i in clean]) if clean else None
+    print(f"| rounds where no run lost > {STEAL_MAX:g} % of the CPUs to host steal | {len(clean)} of {n_rounds} |")
+    print(f"| those rounds: umbra / nginx req/s (no shadow) | {ratio(clean_med('umbra', 'rps'), clean_med('nginx', 'rps'))} |")
+    cd, cu, cn = clean_med("direct", "p99"), clean_med("umbra", "p99"), clean_med("nginx", "p99")
+    print(f"| those rounds: p99 added over direct, umbra vs nginx (ms) | {f(None if cu is None or cd is None else cu - cd, 3)} vs {f(None if cn is None or cd is None else cn - cd, 3)} |")
+
 print()
-print("| scenario | req/s per round | p99 ms per round |")
-print("|---|---|---|")
+print("| scenario | req/s per round | p99 ms per round | host steal % per round |")
+print("|---|---|---|---|")
 for k, label in ROWS:
     w = W[k]
     if w is not None:
-        print(f"| {label} | {' / '.join(f(x, 0) for x in w['rps_all'])} | {' / '.join(f(x, 3) for x in w['p99_all'])} |")
+        st = " / ".join("n/a" if x is None else f"{x:.1f}" for x in steal(k)) or "n/a"
+        print(f"| {label} | {' / '.join(f(x, 0) for x in w['rps_all'])} | {' / '.join(f(x, 3) for x in w['p99_all'])} | {st} |")
 
 m = kv("mem.txt")
 print()

@@ -160,6 +160,13 @@ cpu_ticks() {
   echo "$t"
 }
 
+# host_steal -> "steal total" jiffies of all CPUs: the share of time the hypervisor gave this VM's
+# CPUs to someone else. On a shared VM it comes in bursts; a run that lost much to it measures
+# the neighbours, not the proxy (bench/RESULTS.md, session 6).
+host_steal() {
+  awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+}
+
 # bench NAME PORT [PID...]: wrk run; with PIDs also the proxy's CPU time per request (user+sys),
 # which is steadier than req/s on a shared 2-core box.
 bench() {
@@ -168,8 +175,12 @@ bench() {
   log "wrk $name (:$port)"
   timeout 20 wrk -t2 -c32 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
   before=$(cpu_ticks "$@")
+  local stolen_before
+  stolen_before=$(host_steal)
   timeout 60 wrk "${WRK_ARGS[@]}" "http://127.0.0.1:$port/" >"$OUT/wrk_$name.txt" 2>&1 || log "wrk $name exited non-zero"
   after=$(cpu_ticks "$@")
+  # shellcheck disable=SC2086
+  awk -v a="$stolen_before" -v b="$(host_steal)" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f\n", d > 0 ? 100 * (y[1] - x[1]) / d : 0}' >"$OUT/steal_$name.txt"
   n=$(awk '/requests in/ {print $1}' "$OUT/wrk_$name.txt")
   if [[ $# -gt 0 && -n "$n" && "$n" -gt 0 ]]; then
     awk -v t=$((after - before)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f\n", t * 1e6 / hz / n}' >"$OUT/cpu_$name.txt"

@@ -216,15 +216,20 @@ async fn fetch(
     let start = Instant::now();
     // The worker's own upstream pool (shadow and primary requests to one server share idle
     // connections; each request still has a connection of its own).
+    let timed_out = || format!("timed out after {} ms", timeout.as_millis());
     let work = async {
         let resp = crate::proxy::pool::send_wire(
             &server.addr.authority,
             &wire,
             &m.method,
             SHADOW_CONNECT_TIMEOUT,
+            tokio::time::Instant::now() + timeout,
         )
         .await
-        .map_err(|e| format!("{e}"))?;
+        .map_err(|e| match e.is_timeout() {
+            true => timed_out(),
+            false => format!("{e}"),
+        })?;
         let (parts, body) = resp.into_parts();
         let (body, truncated) = collect_capped(body, cap)
             .await
@@ -232,7 +237,7 @@ async fn fetch(
         Ok::<_, String>((parts, body, truncated))
     };
     match tokio::time::timeout(timeout, work).await {
-        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+        Err(_) => Err(timed_out()),
         Ok(Err(e)) => Err(e),
         Ok(Ok((parts, body, truncated))) => Ok(Fetched {
             status: parts.status.as_u16(),

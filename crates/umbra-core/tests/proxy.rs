@@ -1045,3 +1045,36 @@ async fn a_client_that_leaves_cancels_its_request_upstream() {
         .unwrap();
     assert!(got > 0, "the request had reached the upstream");
 }
+
+#[tokio::test]
+async fn each_request_gets_the_whole_timeout_on_a_reused_upstream_connection() {
+    let fx = Fixture::builder()
+        .text("/fast", "ok")
+        .delay("/slow", Duration::from_millis(1500))
+        .start()
+        .await;
+    let u = start(config(&format!(
+        "{}[[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n",
+        service("api", &[&fx])
+    )));
+    let mut c = KeepAlive::connect(u.addr).await;
+    assert_eq!(c.get("/fast").await.status, 200);
+    // The pooled connection's last deadline (1 s) passes while it is idle; the next request
+    // on it gets a deadline of its own.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..2 {
+        assert_eq!(c.get("/fast").await.text(), "ok");
+    }
+    assert_eq!(fx.connections(), 1);
+    let t = std::time::Instant::now();
+    let r = c.get("/slow").await;
+    let waited = t.elapsed();
+    assert_eq!(r.status, 504);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(1450),
+        "the 1 s timeout, counted from this request: {waited:?}"
+    );
+    // The connection that timed out is not used again.
+    assert_eq!(c.get("/fast").await.text(), "ok");
+    assert_eq!(fx.connections(), 2);
+}

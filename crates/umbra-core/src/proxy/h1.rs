@@ -48,6 +48,8 @@ pub enum Error {
     Invalid(&'static str),
     #[error("upstream closed the connection in the middle of the body")]
     BodyCut,
+    #[error("no response head before the deadline")]
+    TimedOut,
 }
 
 impl Error {
@@ -70,6 +72,9 @@ impl Error {
 pub struct Conn {
     io: TcpStream,
     buf: BytesMut,
+    /// The response deadline, one timer for the connection's life: each exchange moves it
+    /// (later deadlines cost tokio no timer-wheel work) instead of making and dropping a timer.
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Conn {
@@ -77,6 +82,7 @@ impl Conn {
         Conn {
             io,
             buf: BytesMut::new(),
+            deadline: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
         }
     }
 
@@ -168,25 +174,39 @@ pub struct Head {
     reusable: bool,
 }
 
-/// Writes `wire` and reads the response head. `head_request`: the request was HEAD (its
-/// response has no body whatever its headers say).
-async fn exchange(conn: &mut Conn, wire: &[u8], head_request: bool) -> Result<Head, Error> {
-    conn.io.write_all(wire).await?;
-    let mut received = false;
-    loop {
-        if !conn.buf.is_empty() {
-            received = true;
-            if let Some(head) = parse_head(&mut conn.buf, head_request)? {
-                return Ok(head);
+/// Writes `wire` and reads the response head, by `deadline`. `head_request`: the request was
+/// HEAD (its response has no body whatever its headers say).
+async fn exchange(
+    conn: &mut Conn,
+    wire: &[u8],
+    head_request: bool,
+    deadline: tokio::time::Instant,
+) -> Result<Head, Error> {
+    conn.deadline.as_mut().reset(deadline);
+    let Conn { io, buf, deadline } = conn;
+    let work = async {
+        io.write_all(wire).await?;
+        let mut received = false;
+        loop {
+            if !buf.is_empty() {
+                received = true;
+                if let Some(head) = parse_head(buf, head_request)? {
+                    return Ok(head);
+                }
+                if buf.len() >= MAX_HEAD {
+                    return Err(Error::HeadTooLarge);
+                }
             }
-            if conn.buf.len() >= MAX_HEAD {
-                return Err(Error::HeadTooLarge);
+            buf.reserve(READ_CHUNK);
+            if io.read_buf(buf).await? == 0 {
+                return Err(Error::Closed { received });
             }
         }
-        conn.buf.reserve(READ_CHUNK);
-        if conn.io.read_buf(&mut conn.buf).await? == 0 {
-            return Err(Error::Closed { received });
-        }
+    };
+    tokio::select! {
+        biased;
+        head = work => head,
+        _ = deadline.as_mut() => Err(Error::TimedOut),
     }
 }
 
@@ -573,25 +593,27 @@ impl http_body::Body for RawBody {
     }
 }
 
-/// Sends `wire` on `conn`; when a reused connection turns out dead with nothing received and
-/// the request may be repeated, once more on a fresh one from `fresh`.
+/// Sends `wire` on `conn` and reads the response head by `deadline`; when a reused connection
+/// turns out dead with nothing received and the request may be repeated, once more on a fresh
+/// one from `fresh`.
 pub async fn send_on<F, Fut>(
     mut conn: Conn,
     reused: bool,
     wire: &[u8],
     method: &Method,
     fresh: F,
+    deadline: tokio::time::Instant,
 ) -> Result<(Head, Conn), super::pool::SendError>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Conn, super::pool::SendError>>,
 {
     let head_request = *method == Method::HEAD;
-    match exchange(&mut conn, wire, head_request).await {
+    match exchange(&mut conn, wire, head_request, deadline).await {
         Ok(head) => Ok((head, conn)),
         Err(e) if reused && e.nothing_received() && idempotent(method) => {
             let mut conn = fresh().await?;
-            let head = exchange(&mut conn, wire, head_request).await?;
+            let head = exchange(&mut conn, wire, head_request, deadline).await?;
             Ok((head, conn))
         }
         Err(e) => Err(e.into()),
@@ -780,7 +802,8 @@ mod wire_tests {
         });
         let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let wire = encode_request(&Method::GET, "/", &HeaderMap::new(), &[], b"");
-        let head = exchange(&mut conn, &wire, false).await.unwrap();
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let head = exchange(&mut conn, &wire, false, far).await.unwrap();
         let resp = into_response(head, conn, Arc::from("k"));
         let body = tokio::time::timeout(
             std::time::Duration::from_secs(2),

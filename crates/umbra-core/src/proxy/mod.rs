@@ -511,22 +511,26 @@ pub async fn handle(
             upgrade,
         };
         let guard = server.begin();
-        let res = tokio::time::timeout(
-            timeout,
-            pool::send(
-                &server.addr.authority,
-                out,
-                body.take().unwrap_or(UpstreamBody::Empty),
-                CONNECT_TIMEOUT,
-            ),
+        let res = pool::send(
+            &server.addr.authority,
+            out,
+            body.take().unwrap_or(UpstreamBody::Empty),
+            CONNECT_TIMEOUT,
+            tokio::time::Instant::now() + timeout,
         )
         .await;
         match res {
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 server.record_success();
                 break Ok((resp, guard));
             }
-            Ok(Err(e)) if e.is_connect() => {
+            Err(e) if e.is_timeout() => {
+                break Err(ProxyError::Timeout {
+                    server: server.addr.url(),
+                    timeout_ms: timeout.as_millis(),
+                })
+            }
+            Err(e) if e.is_connect() => {
                 server.record_connect_failure();
                 if retryable && attempt < 3 {
                     if let Some(next) = service.pick(Some(&server)) {
@@ -539,7 +543,7 @@ pub async fn handle(
                     source: Box::new(e),
                 });
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 if let Some(tl) = find_too_large(&e) {
                     break Err(ProxyError::BodyTooLarge { limit: tl });
                 }
@@ -547,12 +551,6 @@ pub async fn handle(
                     server: server.addr.url(),
                     source: Box::new(e),
                 });
-            }
-            Err(_) => {
-                break Err(ProxyError::Timeout {
-                    server: server.addr.url(),
-                    timeout_ms: timeout.as_millis(),
-                })
             }
         }
     };

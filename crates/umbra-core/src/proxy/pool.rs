@@ -67,11 +67,21 @@ pub enum SendError {
     /// The same, on the direct client.
     #[error(transparent)]
     Direct(#[from] h1::Error),
+    /// No response head by the deadline.
+    #[error("no response head before the deadline")]
+    Timeout,
 }
 
 impl SendError {
     pub fn is_connect(&self) -> bool {
         matches!(self, SendError::Connect { .. })
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            SendError::Timeout | SendError::Direct(h1::Error::TimedOut)
+        )
     }
 }
 
@@ -213,22 +223,27 @@ async fn connect(
 
 /// The direct client's part of `send`: the request's body is already in memory.
 /// Sends a request already encoded by `h1::encode_request` on the direct client.
+/// The response head must have arrived by `deadline`.
 pub async fn send_wire(
     authority: &str,
     wire: &[u8],
     method: &http::Method,
     connect_timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Response<PooledBody>, SendError> {
     let fresh = || async {
         // Boxed: connecting is a large future, needed only for a new connection.
-        let stream = Box::pin(connect_tcp(authority, connect_timeout)).await?;
+        let connecting = tokio::time::timeout_at(deadline, connect_tcp(authority, connect_timeout));
+        let stream = Box::pin(connecting)
+            .await
+            .map_err(|_| SendError::Timeout)??;
         Ok(h1::Conn::new(stream))
     };
     let (conn, reused) = match take_raw(authority) {
         Some(c) => (c, true),
         None => (fresh().await?, false),
     };
-    let (head, conn) = h1::send_on(conn, reused, wire, method, fresh).await?;
+    let (head, conn) = h1::send_on(conn, reused, wire, method, fresh, deadline).await?;
     let resp = h1::into_response(head, conn, key(authority));
     Ok(resp.map(PooledBody::Direct))
 }
@@ -246,12 +261,13 @@ pub struct Outgoing<'a> {
 
 /// Sends a request to `authority` on a pooled connection: one whose body is known (none, or
 /// in memory) on the direct client, straight from the borrowed head; a streaming body or an
-/// upgrade on hyper's client.
+/// upgrade on hyper's client. The response head must have arrived by `deadline`.
 pub async fn send(
     authority: &str,
     out: Outgoing<'_>,
     body: UpstreamBody,
     connect_timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Response<PooledBody>, SendError> {
     if !out.upgrade {
         if let UpstreamBody::Empty | UpstreamBody::Full(_) = body {
@@ -261,9 +277,22 @@ pub async fn send(
             };
             let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
             let wire = h1::encode_request(out.method, path, out.headers, out.added, &body);
-            return send_wire(authority, &wire, out.method, connect_timeout).await;
+            return send_wire(authority, &wire, out.method, connect_timeout, deadline).await;
         }
     }
+    let sending = send_hyper(authority, out, body, connect_timeout);
+    tokio::time::timeout_at(deadline, sending)
+        .await
+        .map_err(|_| SendError::Timeout)?
+}
+
+/// `send` for a streaming body or an upgrade, on hyper's client.
+async fn send_hyper(
+    authority: &str,
+    out: Outgoing<'_>,
+    body: UpstreamBody,
+    connect_timeout: Duration,
+) -> Result<Response<PooledBody>, SendError> {
     let mut req = Request::new(body);
     *req.method_mut() = out.method.clone();
     *req.uri_mut() = out.uri.clone();
