@@ -180,7 +180,7 @@ bench() {
   timeout 60 wrk "${WRK_ARGS[@]}" "http://127.0.0.1:$port/" >"$OUT/wrk_$name.txt" 2>&1 || log "wrk $name exited non-zero"
   after=$(cpu_ticks "$@")
   # shellcheck disable=SC2086
-  awk -v a="$stolen_before" -v b="$(host_steal)" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f\n", d > 0 ? 100 * (y[1] - x[1]) / d : 0}' >"$OUT/steal_$name.txt"
+  awk -v a="$stolen_before" -v b="$(host_steal)" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f\n", (d > 0 ? 100 * (y[1] - x[1]) / d : 0)}' >"$OUT/steal_$name.txt"
   n=$(awk '/requests in/ {print $1}' "$OUT/wrk_$name.txt")
   if [[ $# -gt 0 && -n "$n" && "$n" -gt 0 ]]; then
     awk -v t=$((after - before)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f\n", t * 1e6 / hz / n}' >"$OUT/cpu_$name.txt"
