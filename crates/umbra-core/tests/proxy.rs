@@ -870,6 +870,17 @@ async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (Str
     }
 }
 
+/// Writes `request` on a raw connection and reads one response (see `read_response`).
+async fn ask(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    request: &[u8],
+) -> (String, Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
+    s.write_all(request).await.unwrap();
+    read_response(s, buf).await
+}
+
 /// True when the connection reads as closed within `within`.
 async fn closes_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
     use tokio::io::AsyncReadExt;
@@ -912,22 +923,16 @@ async fn pipelined_heads_bodies_and_close_all_work_on_one_client_connection() {
 
     // A request with a body on the same connection (hyper's server takes over from here),
     // then a plain one again.
-    s.write_all(b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
-        .await
-        .unwrap();
-    let (head, body) = read_response(&mut s, &mut buf).await;
+    let post = b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+    let (head, body) = ask(&mut s, &mut buf, post).await;
     assert_eq!(body, b"p", "{head}");
-    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut s, &mut buf).await.1, b"a");
+    let (_, body) = ask(&mut s, &mut buf, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(body, b"a");
 
     // On a connection still on the fast lane, `Connection: close` is answered and honoured.
     let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
-    s.write_all(b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_response(&mut s, &mut buf).await;
+    let close = b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (head, body) = ask(&mut s, &mut buf, close).await;
     assert_eq!(body, b"b");
     assert!(head.contains("\r\nconnection: close"), "{head}");
     assert!(closes_within(&mut s, Duration::from_secs(2)).await);
@@ -944,18 +949,19 @@ async fn pipelined_heads_bodies_and_close_all_work_on_one_client_connection() {
 
 #[tokio::test]
 async fn shutdown_closes_an_idle_client_connection_at_once() {
-    use tokio::io::AsyncWriteExt;
     fn script(_: &str, _: usize) -> Act {
         Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
     }
     let (up, _) = scripted_upstream(script).await;
     let u = start(route_to(up));
     let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
-    let mut buf = Vec::new();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut s, &mut buf).await.1, b"ok");
+    let (_, body) = ask(
+        &mut s,
+        &mut Vec::new(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(body, b"ok");
     u.shutdown.cancel();
     // Well within the 2 s grace period: closed for being idle, not for running out of time.
     assert!(closes_within(&mut s, Duration::from_millis(1500)).await);
@@ -972,38 +978,32 @@ async fn a_streamed_answer_reaches_the_client_piece_by_piece() {
         )
         .start()
         .await;
-    let u = start(config(&format!(
-        "{}[[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\n",
-        service("v1", &[&v1])
-    )));
+    let u = start(route_to(v1.addr()));
     let mut s = tokio::net::TcpStream::connect(u.addr).await.unwrap();
     s.write_all(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut seen = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("first-") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0);
-        seen.extend_from_slice(&chunk[..n]);
+    // Reads until `seen` holds `text` (5 s at most per read).
+    async fn read_until(s: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, text: &str) {
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(seen).contains(text) {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed before {text:?}");
+            seen.extend_from_slice(&chunk[..n]);
+        }
     }
+    let mut seen = Vec::new();
+    read_until(&mut s, &mut seen, "first-").await;
     let text = String::from_utf8_lossy(&seen).to_lowercase();
     assert!(
         !text.contains("second"),
         "the first piece came alone, a second before the next: {text}"
     );
     assert!(text.contains("transfer-encoding: chunked"), "{text}");
-    while !String::from_utf8_lossy(&seen).ends_with("0\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0);
-        seen.extend_from_slice(&chunk[..n]);
-    }
+    read_until(&mut s, &mut seen, "0\r\n\r\n").await;
     assert!(String::from_utf8_lossy(&seen).contains("second"));
 }
 
@@ -1053,10 +1053,7 @@ async fn each_request_gets_the_whole_timeout_on_a_reused_upstream_connection() {
         .delay("/slow", Duration::from_millis(1500))
         .start()
         .await;
-    let u = start(config(&format!(
-        "{}[[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n",
-        service("api", &[&fx])
-    )));
+    let u = start(route_to(fx.addr()));
     let mut c = KeepAlive::connect(u.addr).await;
     assert_eq!(c.get("/fast").await.status, 200);
     // The pooled connection's last deadline (1 s) passes while it is idle; the next request
