@@ -20,7 +20,7 @@ use umbra_diff::{Comparison, Difference, Verdict};
 
 use crate::comparer::{CompareJob, Fetched};
 use crate::proxy::body::{collect_capped, Captured};
-use crate::proxy::headers::{X_REQUEST_ID, X_UMBRA_SHADOW};
+use crate::proxy::headers::{Added, HOST, X_REQUEST_ID, X_UMBRA_SHADOW};
 use crate::runtime::Runtime;
 use crate::snapshot::Route;
 use crate::upstream::Service;
@@ -191,25 +191,21 @@ async fn fetch(
     // The request's own headers are written as they are, with the shadow marks (and a Host
     // when it had none) in place of any of the same name: no per-fetch copy of the map.
     let mark = HeaderValue::from_static("1");
-    let host_name = http::header::HOST;
-    let host = match m.headers.contains_key(&host_name) {
+    let host = match m.headers.contains_key(http::header::HOST) {
         true => None,
         false => HeaderValue::from_str(&server.addr.authority).ok(),
     };
-    let marks = [(&X_UMBRA_SHADOW, &mark), (&X_REQUEST_ID, &m.request_id)];
-    let with_host;
-    let overrides: &[(&http::HeaderName, &HeaderValue)] = match &host {
-        Some(h) => {
-            with_host = [marks[0], marks[1], (&host_name, h)];
-            &with_host
-        }
-        None => &marks,
-    };
+    let mut added = Added::new();
+    added.push(&X_UMBRA_SHADOW, &mark);
+    added.push(&X_REQUEST_ID, &m.request_id);
+    if let Some(h) = &host {
+        added.push(&HOST, h);
+    }
     let wire = crate::proxy::h1::encode_request(
         &m.method,
         &m.path_and_query,
         &m.headers,
-        overrides,
+        added.as_slice(),
         &m.body,
     );
     let _guard = server.begin();

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
@@ -182,8 +183,6 @@ where
 /// The body of a request sent upstream: empty (retryable) or the client's stream.
 pub enum UpstreamBody {
     Empty,
-    /// A body already in memory (a shadow request's copy of the client's body).
-    Full(Option<Bytes>),
     Stream(Tee<Incoming>),
 }
 
@@ -197,7 +196,6 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
-            UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             UpstreamBody::Stream(t) => Pin::new(t).poll_frame(cx),
         }
     }
@@ -205,7 +203,6 @@ impl Body for UpstreamBody {
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamBody::Empty => true,
-            UpstreamBody::Full(b) => b.is_none(),
             UpstreamBody::Stream(t) => t.is_end_stream(),
         }
     }
@@ -213,7 +210,6 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Empty => SizeHint::with_exact(0),
-            UpstreamBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             UpstreamBody::Stream(t) => t.size_hint(),
         }
     }
@@ -221,17 +217,17 @@ impl Body for UpstreamBody {
 
 /// The body umbra answers with: its own small payload, or the upstream's stream.
 pub enum ProxyBody {
-    Full(Option<Bytes>),
+    Full(Full<Bytes>),
     Stream(Tee<super::pool::PooledBody>),
 }
 
 impl ProxyBody {
     pub fn full(b: impl Into<Bytes>) -> Self {
-        ProxyBody::Full(Some(b.into()))
+        ProxyBody::Full(Full::new(b.into()))
     }
 
     pub fn empty() -> Self {
-        ProxyBody::Full(None)
+        ProxyBody::full(Bytes::new())
     }
 }
 
@@ -244,22 +240,21 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             ProxyBody::Stream(t) => Pin::new(t).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Full(b) => b.is_end_stream(),
             ProxyBody::Stream(t) => t.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Full(b) => b.size_hint(),
             ProxyBody::Stream(t) => t.size_hint(),
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderName, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -39,6 +39,7 @@ pub(super) enum Outcome {
 }
 
 /// What a connection needs from its worker.
+#[derive(Clone, Copy)]
 pub(super) struct Limits {
     /// How long a request head may take to arrive, idle keep-alive time included.
     pub header_timeout: Duration,
@@ -50,7 +51,7 @@ pub(super) struct Limits {
 /// `shutdown` an idle connection closes at once and a busy one after its response.
 pub(super) async fn serve<F, Fut>(
     io: &mut TcpStream,
-    limits: &Limits,
+    limits: Limits,
     shutdown: &CancellationToken,
     handle: F,
 ) -> Outcome
@@ -155,13 +156,7 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     if method == Method::CONNECT {
         return Parsed::Other;
     }
-    // Where each piece sits in the head, so the request can share its bytes.
-    let base = buf.as_ptr() as usize;
-    let at = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
-    let path_at = at(path.as_bytes());
+    let path_at = super::h1::range_in(buf, path.as_bytes());
     let mut close = false;
     let mut fields = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
@@ -180,15 +175,12 @@ fn parse(buf: &mut BytesMut) -> Parsed {
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
-        fields.push((name, at(h.value)));
+        fields.push((name, super::h1::range_in(buf, h.value)));
     }
     let raw = buf.split_to(len).freeze();
     let build = || {
         let uri = Uri::from_maybe_shared(raw.slice(path_at)).ok()?;
-        let mut headers = HeaderMap::with_capacity(fields.len());
-        for (name, range) in fields {
-            headers.append(name, HeaderValue::from_maybe_shared(raw.slice(range)).ok()?);
-        }
+        let headers = super::h1::shared_map(&raw, fields)?;
         let mut req = Request::new(None);
         *req.method_mut() = method;
         *req.uri_mut() = uri;

@@ -16,6 +16,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
+use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -276,8 +277,6 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
         } else {
             Version::HTTP_11
         };
-        // Where each value sits in the head, so values can share its bytes.
-        let base = buf.as_ptr() as usize;
         let mut facts = Facts {
             connection_plain: true,
             ..Facts::default()
@@ -287,25 +286,18 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| Error::Invalid("header name"))?;
             facts.note(&name, h.value)?;
-            let at = h.value.as_ptr() as usize - base;
-            fields.push((name, at..at + h.value.len()));
+            fields.push((name, range_in(buf, h.value)));
         }
         let (framing, reusable) = framing(code, version, &facts, head_request);
-        let raw = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(fields.len());
-        for (name, range) in fields {
+        fields.retain(|(name, _)| {
             // RFC 9112 §6.3: with a transfer-encoding the length must not travel on.
-            if framing == Framing::Chunked && name == CONTENT_LENGTH {
-                continue;
-            }
+            let cut_length = framing == Framing::Chunked && name == CONTENT_LENGTH;
             // Hop-by-hop fields that name nothing else: dropped here rather than stripped later.
-            if facts.connection_plain && (name == CONNECTION || name == KEEP_ALIVE) {
-                continue;
-            }
-            let value = HeaderValue::from_maybe_shared(raw.slice(range))
-                .map_err(|_| Error::Invalid("header value"))?;
-            headers.append(name, value);
-        }
+            let plain_hop = facts.connection_plain && (name == CONNECTION || name == KEEP_ALIVE);
+            !cut_length && !plain_hop
+        });
+        let raw = buf.split_to(len).freeze();
+        let headers = shared_map(&raw, fields).ok_or(Error::Invalid("header value"))?;
         return Ok(Some(Head {
             status,
             version,
@@ -314,6 +306,25 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
             reusable,
         }));
     }
+}
+
+/// Where `part`, a slice of `whole`, sits in it.
+pub(super) fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// A header map whose values share the bytes of `raw`, the head they were parsed from
+/// (`fields`: each name, and where its value sits in `raw`). None if a value is not one.
+pub(super) fn shared_map(
+    raw: &Bytes,
+    fields: Vec<(HeaderName, std::ops::Range<usize>)>,
+) -> Option<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, range) in fields {
+        headers.append(name, HeaderValue::from_maybe_shared(raw.slice(range)).ok()?);
+    }
+    Some(headers)
 }
 
 /// RFC 9112 §6.3 message body length, and whether the connection survives the response.
@@ -352,7 +363,7 @@ pub fn into_response(head: Head, mut conn: Conn, key: Arc<str>) -> Response<RawB
         Framing::Length(n) if n <= conn.buf.len() as u64 => {
             let data = conn.buf.split_to(n as usize).freeze();
             release(conn, head.reusable, &key);
-            RawBody::Full(Some(data).filter(|d| !d.is_empty()))
+            RawBody::Full(Full::new(data))
         }
         framing => RawBody::Stream(Box::new(Stream {
             conn: Some(conn),
@@ -375,7 +386,7 @@ pub fn into_response(head: Head, mut conn: Conn, key: Arc<str>) -> Response<RawB
 /// A response body read by the direct client.
 pub enum RawBody {
     /// All of it arrived with the head.
-    Full(Option<Bytes>),
+    Full(Full<Bytes>),
     Stream(Box<Stream>),
 }
 
@@ -569,21 +580,21 @@ impl http_body::Body for RawBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         match self.get_mut() {
-            RawBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RawBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             RawBody::Stream(s) => s.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RawBody::Full(b) => b.is_none(),
+            RawBody::Full(b) => b.is_end_stream(),
             RawBody::Stream(s) => matches!(s.state, State::Done | State::Length(0)),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RawBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RawBody::Full(b) => b.size_hint(),
             RawBody::Stream(s) => match s.state {
                 State::Length(n) => SizeHint::with_exact(n),
                 State::Done => SizeHint::with_exact(0),
@@ -740,6 +751,21 @@ mod tests {
             head("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
             Err(Error::Invalid(_))
         ));
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 7, 7 ,7\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(7), "repeats of one length agree");
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 9999999999999999999\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(9_999_999_999_999_999_999));
+        assert!(
+            matches!(
+                head("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+                Err(Error::Invalid(_))
+            ),
+            "20 digits could overflow: refused"
+        );
         assert!(matches!(head("garbage\r\n\r\n"), Err(Error::Parse(_))));
     }
 

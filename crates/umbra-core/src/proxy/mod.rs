@@ -109,10 +109,10 @@ async fn worker(
             return;
         }
     };
-    let limits = Arc::new(front::Limits {
+    let limits = front::Limits {
         header_timeout: HEADER_READ_TIMEOUT,
         max_head: rt.load().config.proxy.max_header_size,
-    });
+    };
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -149,7 +149,7 @@ async fn worker(
             stream,
             peer,
             rt.clone(),
-            limits.clone(),
+            limits,
             builder.clone(),
             shutdown.clone(),
         );
@@ -175,12 +175,12 @@ async fn connection(
     mut stream: tokio::net::TcpStream,
     peer: SocketAddr,
     rt: Arc<Runtime>,
-    limits: Arc<front::Limits>,
+    limits: front::Limits,
     builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
     shutdown: CancellationToken,
 ) {
     let client = client_value(peer.ip());
-    let outcome = front::serve(&mut stream, &limits, &shutdown, |req| {
+    let outcome = front::serve(&mut stream, limits, &shutdown, |req| {
         handle(req, peer, &client, &rt)
     })
     .await;
@@ -507,7 +507,7 @@ pub async fn handle(
             method: &parts.method,
             uri: &origin_form,
             headers: &parts.headers,
-            added: added.as_slice(),
+            added: &added,
             upgrade,
         };
         let guard = server.begin();

@@ -254,7 +254,7 @@ pub struct Outgoing<'a> {
     pub method: &'a http::Method,
     pub uri: &'a http::Uri,
     pub headers: &'a http::HeaderMap,
-    pub added: &'a [(&'a http::HeaderName, &'a http::HeaderValue)],
+    pub added: &'a super::headers::Added<'a>,
     /// An HTTP/1.1 upgrade (WebSocket): it needs hyper's client.
     pub upgrade: bool,
 }
@@ -269,16 +269,10 @@ pub async fn send(
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
 ) -> Result<Response<PooledBody>, SendError> {
-    if !out.upgrade {
-        if let UpstreamBody::Empty | UpstreamBody::Full(_) = body {
-            let body = match body {
-                UpstreamBody::Full(Some(b)) => b,
-                _ => Bytes::new(),
-            };
-            let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
-            let wire = h1::encode_request(out.method, path, out.headers, out.added, &body);
-            return send_wire(authority, &wire, out.method, connect_timeout, deadline).await;
-        }
+    if !out.upgrade && matches!(body, UpstreamBody::Empty) {
+        let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
+        let wire = h1::encode_request(out.method, path, out.headers, out.added.as_slice(), b"");
+        return send_wire(authority, &wire, out.method, connect_timeout, deadline).await;
     }
     let sending = send_hyper(authority, out, body, connect_timeout);
     tokio::time::timeout_at(deadline, sending)
@@ -297,9 +291,7 @@ async fn send_hyper(
     *req.method_mut() = out.method.clone();
     *req.uri_mut() = out.uri.clone();
     *req.headers_mut() = out.headers.clone();
-    for (name, value) in out.added {
-        req.headers_mut().insert((*name).clone(), (*value).clone());
-    }
+    out.added.merge_into(req.headers_mut());
     // Idle connections first; one the server closed hands the request back unsent.
     while let Some(mut sender) = take_idle(authority) {
         if poll_fn(|cx| sender.poll_ready(cx)).await.is_err() {
