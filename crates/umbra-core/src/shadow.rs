@@ -226,7 +226,9 @@ async fn fetch(
             true => timed_out(),
             false => format!("{e}"),
         })?;
-        let (parts, body) = resp.into_parts();
+        let (resp, fields) = resp;
+        let (mut parts, body) = resp.into_parts();
+        fields.merge_into(&mut parts.headers, false);
         let (body, truncated) = collect_capped(body, cap)
             .await
             .map_err(|e| format!("{e}"))?;

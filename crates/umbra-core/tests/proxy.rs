@@ -1075,3 +1075,75 @@ async fn each_request_gets_the_whole_timeout_on_a_reused_upstream_connection() {
     assert_eq!(c.get("/fast").await.text(), "ok");
     assert_eq!(fx.connections(), 2);
 }
+
+#[tokio::test]
+async fn an_upstreams_fields_reach_the_client_less_those_the_proxy_replaces() {
+    fn script(head: &str, _: usize) -> Act {
+        match head.split(' ').nth(1).unwrap_or("") {
+            "/plain" => Act::Send(vec![
+                b"HTTP/1.1 200 OK\r\nServer:up\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\
+                  X-Request-Id: upstream-id\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\n\
+                  Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
+            ]),
+            _ => Act::SendClose(vec![
+                b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: secret\r\nX-Keep: 1\r\n\
+                  Transfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            ]),
+        }
+    }
+    /// A reply's head fields, names lower-cased, in order.
+    fn fields(reply: &[u8]) -> Vec<(String, String)> {
+        let text = String::from_utf8_lossy(reply);
+        let head = text.split("\r\n\r\n").next().unwrap_or("");
+        head.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.to_lowercase(), v.trim().to_string()))
+            .collect()
+    }
+    fn all<'a>(f: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+        f.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    let (up, _) = scripted_upstream(script).await;
+    let u = start(route_to(up));
+    // The fast lane (HTTP/1.1) and hyper's server (HTTP/1.0) must agree.
+    for version in ["1.1", "1.0"] {
+        let ask = format!(
+            "GET /plain HTTP/{version}\r\nHost: x\r\nX-Request-Id: rid-7\r\nConnection: close\r\n\r\n"
+        );
+        let reply = raw_http(u.addr, ask.as_bytes()).await;
+        let f = fields(&reply);
+        assert!(reply.ends_with(b"\r\n\r\nok"), "HTTP/{version}: {f:?}");
+        assert_eq!(all(&f, "server"), ["up"], "HTTP/{version}");
+        assert_eq!(all(&f, "date"), ["Mon, 01 Jan 2024 00:00:00 GMT"]);
+        assert_eq!(
+            all(&f, "x-request-id"),
+            ["rid-7"],
+            "umbra's id replaces the upstream's"
+        );
+        assert_eq!(all(&f, "set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(all(&f, "content-length"), ["2"]);
+        assert!(all(&f, "keep-alive").is_empty(), "HTTP/{version}: {f:?}");
+        assert!(!all(&f, "connection").contains(&"keep-alive"));
+
+        let ask = format!("GET /named HTTP/{version}\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let reply = raw_http(u.addr, ask.as_bytes()).await;
+        let f = fields(&reply);
+        let body = String::from_utf8_lossy(&reply);
+        assert!(
+            body.ends_with("ok\r\n0\r\n\r\n") || body.ends_with("\r\n\r\nok"),
+            "{body}"
+        );
+        assert!(all(&f, "x-hop").is_empty(), "named in Connection: {f:?}");
+        assert!(!all(&f, "connection").contains(&"x-hop"));
+        assert_eq!(all(&f, "x-keep"), ["1"]);
+        assert!(
+            all(&f, "content-length").is_empty(),
+            "a coded body's length is not passed on: {f:?}"
+        );
+        assert_eq!(all(&f, "x-request-id").len(), 1);
+    }
+}

@@ -13,13 +13,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderName, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::ProxyBody;
+use super::{Answer, ProxyBody};
 
 /// Request headers read at most (hyper's server default); more hands over to hyper (431).
 const MAX_HEADERS: usize = 100;
@@ -57,7 +57,7 @@ pub(super) async fn serve<F, Fut>(
 ) -> Outcome
 where
     F: Fn(Request<Option<hyper::body::Incoming>>) -> Fut,
-    Fut: std::future::Future<Output = Response<ProxyBody>>,
+    Fut: std::future::Future<Output = Answer>,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(1024);
@@ -156,7 +156,7 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     if method == Method::CONNECT {
         return Parsed::Other;
     }
-    let path_at = super::h1::range_in(buf, path.as_bytes());
+    let path_at = range_in(buf, path.as_bytes());
     let mut close = false;
     let mut fields = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
@@ -175,12 +175,12 @@ fn parse(buf: &mut BytesMut) -> Parsed {
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
-        fields.push((name, super::h1::range_in(buf, h.value)));
+        fields.push((name, range_in(buf, h.value)));
     }
     let raw = buf.split_to(len).freeze();
     let build = || {
         let uri = Uri::from_maybe_shared(raw.slice(path_at)).ok()?;
-        let headers = super::h1::shared_map(&raw, fields)?;
+        let headers = shared_map(&raw, fields)?;
         let mut req = Request::new(None);
         *req.method_mut() = method;
         *req.uri_mut() = uri;
@@ -205,11 +205,12 @@ fn parse(buf: &mut BytesMut) -> Parsed {
 async fn write_response(
     io: &mut TcpStream,
     out: &mut Vec<u8>,
-    resp: Response<ProxyBody>,
+    answer: Answer,
     head_request: bool,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let (parts, mut body) = resp.into_parts();
+    let (parts, mut body) = answer.resp.into_parts();
+    let relayed = answer.relayed;
     let status = parts.status;
     let bodiless = head_request
         || status.is_informational()
@@ -231,6 +232,9 @@ async fn write_response(
         known |= name == CONTENT_LENGTH;
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
+    out.extend_from_slice(relayed.lines());
+    dated |= relayed.has_date();
+    known |= relayed.has_length();
     if !dated {
         date(out);
     }
@@ -310,6 +314,22 @@ fn poll_data(
             Poll::Pending => return Poll::Pending,
         }
     }
+}
+
+/// Where `part`, a slice of `whole`, sits in it.
+fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// A header map whose values share the bytes of `raw`, the head they were parsed from
+/// (`fields`: each name, and where its value sits in `raw`). None if a value is not one.
+fn shared_map(raw: &Bytes, fields: Vec<(HeaderName, std::ops::Range<usize>)>) -> Option<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, range) in fields {
+        headers.append(name, HeaderValue::from_maybe_shared(raw.slice(range)).ok()?);
+    }
+    Some(headers)
 }
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+use super::relay::{Framed, Kind, Relayed};
 
 /// Response headers read at most (hyper's client default).
 const MAX_HEADERS: usize = 100;
@@ -166,11 +166,12 @@ enum Framing {
 }
 
 /// A parsed response head, its body framing, and whether the connection may carry another
-/// request once the body has been read.
+/// request once the body has been read. The fields stay lines (`Relayed`) until something
+/// needs them as a map.
 pub struct Head {
     pub status: StatusCode,
     pub version: Version,
-    pub headers: HeaderMap,
+    pub fields: Relayed,
     framing: Framing,
     reusable: bool,
 }
@@ -224,8 +225,8 @@ struct Facts {
 }
 
 impl Facts {
-    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), Error> {
-        if *name == CONTENT_LENGTH {
+    fn note(&mut self, kind: Kind, value: &[u8]) -> Result<(), Error> {
+        if kind == Kind::ContentLength {
             for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 // At most 19 digits: no u64 overflow.
                 if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -237,10 +238,10 @@ impl Facts {
                 }
                 self.length = Some(n);
             }
-        } else if *name == TRANSFER_ENCODING {
+        } else if kind == Kind::TransferEncoding {
             let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
             self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if *name == CONNECTION {
+        } else if kind == Kind::Connection {
             for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
                     self.close = true;
@@ -281,50 +282,30 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
             connection_plain: true,
             ..Facts::default()
         };
-        let mut fields = Vec::with_capacity(resp.headers.len());
-        for h in resp.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| Error::Invalid("header name"))?;
-            facts.note(&name, h.value)?;
-            fields.push((name, range_in(buf, h.value)));
+        // Each name is told apart once: the facts first, then the lines, which depend on them.
+        let mut kinds = [Kind::Other; MAX_HEADERS];
+        for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
+            *kind = Kind::of(h.name.as_bytes());
+            facts.note(*kind, h.value)?;
         }
         let (framing, reusable) = framing(code, version, &facts, head_request);
-        fields.retain(|(name, _)| {
-            // RFC 9112 §6.3: with a transfer-encoding the length must not travel on.
-            let cut_length = framing == Framing::Chunked && name == CONTENT_LENGTH;
-            // Hop-by-hop fields that name nothing else: dropped here rather than stripped later.
-            let plain_hop = facts.connection_plain && (name == CONNECTION || name == KEEP_ALIVE);
-            !cut_length && !plain_hop
-        });
-        let raw = buf.split_to(len).freeze();
-        let headers = shared_map(&raw, fields).ok_or(Error::Invalid("header value"))?;
+        let fields = Relayed::from_fields(
+            resp.headers,
+            &kinds,
+            Framed {
+                coded: facts.chunked.is_some(),
+                connection_plain: facts.connection_plain,
+            },
+        );
+        buf.advance(len);
         return Ok(Some(Head {
             status,
             version,
-            headers,
+            fields,
             framing,
             reusable,
         }));
     }
-}
-
-/// Where `part`, a slice of `whole`, sits in it.
-pub(super) fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
-    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-    start..start + part.len()
-}
-
-/// A header map whose values share the bytes of `raw`, the head they were parsed from
-/// (`fields`: each name, and where its value sits in `raw`). None if a value is not one.
-pub(super) fn shared_map(
-    raw: &Bytes,
-    fields: Vec<(HeaderName, std::ops::Range<usize>)>,
-) -> Option<HeaderMap> {
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for (name, range) in fields {
-        headers.append(name, HeaderValue::from_maybe_shared(raw.slice(range)).ok()?);
-    }
-    Some(headers)
 }
 
 /// RFC 9112 §6.3 message body length, and whether the connection survives the response.
@@ -357,8 +338,9 @@ fn release(conn: Conn, reusable: bool, key: &Arc<str>) {
 
 /// Turns a parsed head and its connection into a response. When the whole body has already
 /// arrived (the usual small answer) the connection goes back to the pool (`key`) right here;
-/// otherwise the body takes it along and gives it back at its end.
-pub fn into_response(head: Head, mut conn: Conn, key: Arc<str>) -> Response<RawBody> {
+/// otherwise the body takes it along and gives it back at its end. The response's own map is
+/// empty: the fields come beside it.
+pub fn into_response(head: Head, mut conn: Conn, key: Arc<str>) -> (Response<RawBody>, Relayed) {
     let body = match head.framing {
         Framing::Length(n) if n <= conn.buf.len() as u64 => {
             let data = conn.buf.split_to(n as usize).freeze();
@@ -379,8 +361,7 @@ pub fn into_response(head: Head, mut conn: Conn, key: Arc<str>) -> Response<RawB
     let mut resp = Response::new(body);
     *resp.status_mut() = head.status;
     *resp.version_mut() = head.version;
-    *resp.headers_mut() = head.headers;
-    resp
+    (resp, head.fields)
 }
 
 /// A response body read by the direct client.
@@ -677,7 +658,7 @@ mod tests {
         assert_eq!(h.status, 200);
         assert_eq!(h.framing, Framing::Length(3));
         assert!(h.reusable);
-        assert_eq!(h.headers["x-a"], "b");
+        assert_eq!(h.fields.lines(), b"Content-Length: 3\r\nX-A: b\r\n");
 
         let h = head(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
@@ -689,7 +670,7 @@ mod tests {
             !h.reusable,
             "both framings given: don't trust the connection"
         );
-        assert!(!h.headers.contains_key(CONTENT_LENGTH));
+        assert!(h.fields.lines().is_empty(), "the framing is not relayed");
 
         let h = head(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
@@ -698,18 +679,21 @@ mod tests {
         .unwrap();
         assert!(h.reusable);
         assert_eq!(
-            h.headers.keys().collect::<Vec<_>>(),
-            [CONTENT_LENGTH],
+            h.fields.lines(),
+            b"Content-Length: 0\r\n",
             "plain hop-by-hop fields are left out"
         );
         let h =
             head("HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n")
                 .unwrap()
                 .unwrap();
-        assert_eq!(
-            h.headers.len(),
-            3,
+        assert!(
+            h.fields.needs_map(),
             "a Connection naming a field stays for the proxy to act on"
+        );
+        assert_eq!(
+            h.fields.lines(),
+            b"Connection: x-hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n"
         );
 
         let h = head("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
@@ -830,7 +814,7 @@ mod wire_tests {
         let wire = encode_request(&Method::GET, "/", &HeaderMap::new(), &[], b"");
         let far = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         let head = exchange(&mut conn, &wire, false, far).await.unwrap();
-        let resp = into_response(head, conn, Arc::from("k"));
+        let (resp, _) = into_response(head, conn, Arc::from("k"));
         let body = tokio::time::timeout(
             std::time::Duration::from_secs(2),
             resp.into_body().collect(),

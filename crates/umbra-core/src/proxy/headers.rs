@@ -15,7 +15,7 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy `Proxy-Connection`).
-static HOP_BY_HOP: [&HeaderName; 8] = [
+pub(super) static HOP_BY_HOP: [&HeaderName; 8] = [
     &CONNECTION,
     &http::header::TRANSFER_ENCODING,
     &http::header::UPGRADE,

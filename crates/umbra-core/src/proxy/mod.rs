@@ -29,6 +29,8 @@ mod balance;
 mod front;
 pub(crate) mod h1;
 pub mod pool;
+mod relay;
+pub use relay::{Answer, Relayed};
 
 use crate::canary::{self, Side};
 use crate::rules::RequestView;
@@ -190,7 +192,10 @@ async fn connection(
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let rt = rt.clone();
         let client = client.clone();
-        async move { Ok::<_, Infallible>(handle(req.map(Some), peer, &client, &rt).await) }
+        async move {
+            let answer = handle(req.map(Some), peer, &client, &rt).await;
+            Ok::<_, Infallible>(answer.into_response())
+        }
     });
     let io = TokioIo::new(front::Rewind::new(read, stream));
     let conn = builder.serve_connection_with_upgrades(io, svc);
@@ -213,7 +218,7 @@ pub async fn handle(
     peer: SocketAddr,
     client: &HeaderValue,
     rt: &Arc<Runtime>,
-) -> Response<ProxyBody> {
+) -> Answer {
     let start = Instant::now();
     let mut scan = Scan::of(req.headers());
     let request_id = match scan.request_id.take() {
@@ -257,7 +262,7 @@ pub async fn handle(
             start,
             shadow: "no_route",
         };
-        return log.finish(rt, resp);
+        return log.finish(rt, resp.into());
     };
     let route_name: &str = &route.spec.name;
     route.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -280,7 +285,7 @@ pub async fn handle(
                 start,
                 shadow: "",
             }
-            .finish(rt, resp);
+            .finish(rt, resp.into());
         }
     }
 
@@ -321,7 +326,7 @@ pub async fn handle(
             start,
             shadow: "",
         }
-        .finish(rt, resp);
+        .finish(rt, resp.into());
     };
 
     // Upstream path, in origin form: the client's own path and query unless a prefix is
@@ -485,7 +490,7 @@ pub async fn handle(
                 start,
                 shadow: shadow_note,
             }
-            .finish(rt, resp);
+            .finish(rt, resp.into());
         }
     };
     let mut body = Some(body);
@@ -555,7 +560,7 @@ pub async fn handle(
         }
     };
     let upstream = server.addr.authority.clone();
-    let (resp, guard) = match result {
+    let ((resp, mut relayed), guard) = match result {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(route = %route_name, request_id = request_id.to_str().unwrap_or(""), error = %e, "upstream request failed");
@@ -572,7 +577,7 @@ pub async fn handle(
                 start,
                 shadow: shadow_note,
             }
-            .finish(rt, resp);
+            .finish(rt, resp.into());
         }
     };
 
@@ -594,7 +599,14 @@ pub async fn handle(
         }
     }
     let (mut rparts, rbody) = resp.into_parts();
-    strip_hop_by_hop(&mut rparts.headers, upgrade && is_101);
+    // The upstream's fields stay lines unless they must be read or changed: a shadow compares
+    // them, a `Connection` names fields to strip, a protocol switches.
+    if primary_head_tx.is_some() || is_101 || relayed.needs_map() {
+        std::mem::take(&mut relayed).merge_into(&mut rparts.headers, false);
+    }
+    if !rparts.headers.is_empty() {
+        strip_hop_by_hop(&mut rparts.headers, upgrade && is_101);
+    }
     rparts
         .headers
         .insert(X_REQUEST_ID.clone(), request_id.clone());
@@ -624,7 +636,7 @@ pub async fn handle(
         start,
         shadow: shadow_note,
     }
-    .finish(rt, resp)
+    .finish(rt, Answer { resp, relayed })
 }
 
 /// Finds our own body-limit error inside a client error's source chain.
@@ -654,8 +666,8 @@ struct Log<'a> {
 }
 
 impl Log<'_> {
-    fn finish(self, rt: &Runtime, resp: Response<ProxyBody>) -> Response<ProxyBody> {
-        let status = resp.status().as_u16();
+    fn finish(self, rt: &Runtime, answer: Answer) -> Answer {
+        let status = answer.resp.status().as_u16();
         let elapsed = self.start.elapsed();
         if !self.route.is_empty() {
             rt.metrics
@@ -668,7 +680,7 @@ impl Log<'_> {
             }
         }
         if rt.access_log.enabled {
-            let bytes = http_body::Body::size_hint(resp.body()).exact();
+            let bytes = http_body::Body::size_hint(answer.resp.body()).exact();
             let line = serde_json::json!({
                 "time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
                 "request_id": self.request_id.to_str().unwrap_or(""),
@@ -687,6 +699,6 @@ impl Log<'_> {
             text.push('\n');
             rt.access_log.write_line(text.as_bytes());
         }
-        resp
+        answer
     }
 }

@@ -26,6 +26,7 @@ use hyper_util::rt::TokioIo;
 
 use super::body::{BoxError, UpstreamBody};
 use super::h1;
+use super::relay::Relayed;
 use crate::resolve::Resolver;
 
 /// Idle connections kept per server.
@@ -230,7 +231,7 @@ pub async fn send_wire(
     method: &http::Method,
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
-) -> Result<Response<PooledBody>, SendError> {
+) -> Result<(Response<PooledBody>, Relayed), SendError> {
     let fresh = || async {
         // Boxed: connecting is a large future, needed only for a new connection.
         let connecting = tokio::time::timeout_at(deadline, connect_tcp(authority, connect_timeout));
@@ -244,8 +245,8 @@ pub async fn send_wire(
         None => (fresh().await?, false),
     };
     let (head, conn) = h1::send_on(conn, reused, wire, method, fresh, deadline).await?;
-    let resp = h1::into_response(head, conn, key(authority));
-    Ok(resp.map(PooledBody::Direct))
+    let (resp, fields) = h1::into_response(head, conn, key(authority));
+    Ok((resp.map(PooledBody::Direct), fields))
 }
 
 /// A request for an upstream server, borrowed from the client's: the `added` fields replace
@@ -261,23 +262,25 @@ pub struct Outgoing<'a> {
 
 /// Sends a request to `authority` on a pooled connection: one whose body is known (none, or
 /// in memory) on the direct client, straight from the borrowed head; a streaming body or an
-/// upgrade on hyper's client. The response head must have arrived by `deadline`.
+/// upgrade on hyper's client. The response head must have arrived by `deadline`. Its fields
+/// are in the map (hyper's client) or beside it, as lines (the direct client).
 pub async fn send(
     authority: &str,
     out: Outgoing<'_>,
     body: UpstreamBody,
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
-) -> Result<Response<PooledBody>, SendError> {
+) -> Result<(Response<PooledBody>, Relayed), SendError> {
     if !out.upgrade && matches!(body, UpstreamBody::Empty) {
         let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
         let wire = h1::encode_request(out.method, path, out.headers, out.added.as_slice(), b"");
         return send_wire(authority, &wire, out.method, connect_timeout, deadline).await;
     }
     let sending = send_hyper(authority, out, body, connect_timeout);
-    tokio::time::timeout_at(deadline, sending)
+    let resp = tokio::time::timeout_at(deadline, sending)
         .await
-        .map_err(|_| SendError::Timeout)?
+        .map_err(|_| SendError::Timeout)??;
+    Ok((resp, Relayed::default()))
 }
 
 /// `send` for a streaming body or an upgrade, on hyper's client.

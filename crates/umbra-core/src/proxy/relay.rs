@@ -1,0 +1,307 @@
+//! An upstream response's header fields kept as the lines they arrived in, for the fast lane to
+//! write to the client in one copy, instead of parsed into a `HeaderMap` only to be written out
+//! again. The fields the proxy must not pass on (framing, plain hop-by-hop fields) are left
+//! out as the lines are made; the rest become a map only where something reads them (a shadow
+//! comparison, hyper's server, a `Connection` that names other fields).
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
+
+use super::ProxyBody;
+
+/// What a response field means to the proxy, told from its name without parsing it into a
+/// `HeaderName`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    /// Hop-by-hop, other than the four above (RFC 9110 §7.6.1, and `Proxy-Connection`).
+    OtherHop,
+    RequestId,
+    Date,
+    Other,
+}
+
+impl Kind {
+    pub(super) fn of(name: &[u8]) -> Kind {
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        match name.len() {
+            2 if is("te") => Kind::OtherHop,
+            4 if is("date") => Kind::Date,
+            7 if is("upgrade") || is("trailer") => Kind::OtherHop,
+            10 if is("connection") => Kind::Connection,
+            10 if is("keep-alive") => Kind::KeepAlive,
+            12 if is("x-request-id") => Kind::RequestId,
+            14 if is("content-length") => Kind::ContentLength,
+            16 if is("proxy-connection") => Kind::OtherHop,
+            17 if is("transfer-encoding") => Kind::TransferEncoding,
+            18 if is("proxy-authenticate") => Kind::OtherHop,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// A response's header fields as lines `name: value\r\n`, the upstream's spelling kept.
+///
+/// Left out: `Transfer-Encoding` (the body is decoded; whoever writes it frames it again), a
+/// `Content-Length` beside a transfer coding (RFC 9112 §6.3), and `Connection`/`Keep-Alive`
+/// when `Connection` names no other field. The upstream's `X-Request-Id` lines come last, past
+/// the part relayed to the client, which gets umbra's id instead.
+#[derive(Debug, Default, Clone)]
+pub struct Relayed {
+    lines: Bytes,
+    /// Where the relayed part ends (the `X-Request-Id` lines follow).
+    end: usize,
+    date: bool,
+    length: bool,
+    hop_by_hop: bool,
+}
+
+/// What `Relayed::from_fields` needs to know about the head as a whole.
+pub(super) struct Framed {
+    /// A `Transfer-Encoding` was present: any `Content-Length` is left out.
+    pub coded: bool,
+    /// `Connection` names no field but `keep-alive` / `close`: it and `Keep-Alive` are left
+    /// out. Otherwise both stay, and `needs_map` says the proxy has to strip them.
+    pub connection_plain: bool,
+}
+
+impl Relayed {
+    /// The lines of `fields` (as httparse read them, values trimmed); `kinds[i]` is
+    /// `Kind::of` the name of `fields[i]`.
+    pub(super) fn from_fields(
+        fields: &[httparse::Header<'_>],
+        kinds: &[Kind],
+        framed: Framed,
+    ) -> Relayed {
+        let size: usize = fields
+            .iter()
+            .map(|f| f.name.len() + f.value.len() + 4)
+            .sum();
+        let mut lines = BytesMut::with_capacity(size);
+        let mut ids = Vec::new();
+        let mut out = Relayed::default();
+        for (f, kind) in fields.iter().zip(kinds) {
+            match kind {
+                Kind::TransferEncoding => continue,
+                Kind::ContentLength if framed.coded => continue,
+                Kind::Connection | Kind::KeepAlive if framed.connection_plain => continue,
+                Kind::Connection | Kind::KeepAlive | Kind::OtherHop => out.hop_by_hop = true,
+                Kind::RequestId => {
+                    ids.push(f);
+                    continue;
+                }
+                Kind::ContentLength => out.length = true,
+                Kind::Date => out.date = true,
+                Kind::Other => {}
+            }
+            line(&mut lines, f);
+        }
+        out.end = lines.len();
+        for f in ids {
+            line(&mut lines, f);
+        }
+        out.lines = lines.freeze();
+        out
+    }
+
+    /// The lines for the client, `X-Request-Id` left out.
+    pub fn lines(&self) -> &[u8] {
+        &self.lines[..self.end]
+    }
+
+    /// A `Date` is among the lines.
+    pub fn has_date(&self) -> bool {
+        self.date
+    }
+
+    /// A `Content-Length` is among the lines.
+    pub fn has_length(&self) -> bool {
+        self.length
+    }
+
+    /// A hop-by-hop field the proxy must act on is among the lines (a `Connection` naming
+    /// other fields, `Upgrade`, `TE`, `Trailer`...): only the map path strips them.
+    pub fn needs_map(&self) -> bool {
+        self.hop_by_hop
+    }
+
+    /// Appends the fields to `headers`: all of them, or (`relayed_only`) the client's part.
+    pub fn merge_into(&self, headers: &mut HeaderMap, relayed_only: bool) {
+        let upto = if relayed_only {
+            self.end
+        } else {
+            self.lines.len()
+        };
+        let mut at = 0;
+        while at < upto {
+            // Lines are exactly `name: value\r\n`: they were written by `line`.
+            let rest = &self.lines[at..upto];
+            let eol = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            let colon = rest.iter().position(|&b| b == b':').unwrap_or(0);
+            let value = at + colon + 2..at + eol.saturating_sub(1);
+            // httparse admits exactly the names and values `http` does: these cannot fail.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&rest[..colon]),
+                HeaderValue::from_maybe_shared(self.lines.slice(value)),
+            ) {
+                headers.append(name, value);
+            }
+            at += eol + 1;
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, f: &httparse::Header<'_>) {
+    out.extend_from_slice(f.name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(f.value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What the proxy answers a request with: a response whose head holds umbra's own fields (and
+/// all fields, for answers that did not come from the direct client), and the upstream's
+/// fields still as lines.
+pub struct Answer {
+    pub resp: Response<ProxyBody>,
+    pub relayed: Relayed,
+}
+
+impl Answer {
+    /// The answer as one `Response`, for hyper's server.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let mut resp = self.resp;
+        self.relayed.merge_into(resp.headers_mut(), true);
+        resp
+    }
+}
+
+impl From<Response<ProxyBody>> for Answer {
+    fn from(resp: Response<ProxyBody>) -> Answer {
+        Answer {
+            resp,
+            relayed: Relayed::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relayed(head: &str, framed: Framed) -> Relayed {
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut slots);
+        resp.parse(head.as_bytes()).unwrap();
+        let kinds: Vec<Kind> = resp
+            .headers
+            .iter()
+            .map(|h| Kind::of(h.name.as_bytes()))
+            .collect();
+        Relayed::from_fields(resp.headers, &kinds, framed)
+    }
+
+    const PLAIN: Framed = Framed {
+        coded: false,
+        connection_plain: true,
+    };
+
+    #[test]
+    fn every_hop_by_hop_name_is_told_apart() {
+        for name in super::super::headers::HOP_BY_HOP {
+            let kind = Kind::of(name.as_str().to_ascii_uppercase().as_bytes());
+            assert!(
+                matches!(
+                    kind,
+                    Kind::Connection | Kind::KeepAlive | Kind::TransferEncoding | Kind::OtherHop
+                ),
+                "{name} is {kind:?}"
+            );
+        }
+        assert_eq!(Kind::of(b"Content-length"), Kind::ContentLength);
+        assert_eq!(Kind::of(b"X-Request-ID"), Kind::RequestId);
+        assert_eq!(Kind::of(b"DATE"), Kind::Date);
+        assert_eq!(Kind::of(b"content-type"), Kind::Other);
+        assert_eq!(Kind::of(b"x-request-ie"), Kind::Other);
+    }
+
+    #[test]
+    fn lines_keep_the_upstreams_spelling_and_leave_out_what_the_proxy_replaces() {
+        let r = relayed(
+            "HTTP/1.1 200 OK\r\nServer:nginx\r\nDate: Tue, 24 Nov 2026 06:00:00 GMT\r\n\
+             Content-Type: application/json  \r\nContent-Length: 2\r\n\
+             Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Request-Id: up-1\r\n\
+             Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Empty:\r\n\r\n",
+            PLAIN,
+        );
+        assert_eq!(
+            std::str::from_utf8(r.lines()).unwrap(),
+            "Server: nginx\r\nDate: Tue, 24 Nov 2026 06:00:00 GMT\r\n\
+             Content-Type: application/json\r\nContent-Length: 2\r\n\
+             Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Empty: \r\n"
+        );
+        assert!(r.has_date() && r.has_length() && !r.needs_map());
+
+        let mut client = HeaderMap::new();
+        r.merge_into(&mut client, true);
+        assert_eq!(client.len(), 7);
+        assert_eq!(client["content-type"], "application/json");
+        assert_eq!(client.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(client["x-empty"], "");
+        assert!(!client.contains_key("x-request-id"));
+        let mut all = HeaderMap::new();
+        r.merge_into(&mut all, false);
+        assert_eq!(all["x-request-id"], "up-1", "held apart, not lost");
+        assert_eq!(all.len(), 8);
+    }
+
+    #[test]
+    fn framing_and_named_hop_fields() {
+        let r = relayed(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\nX-A: 1\r\n\r\n",
+            Framed {
+                coded: true,
+                connection_plain: true,
+            },
+        );
+        assert_eq!(r.lines(), b"X-A: 1\r\n");
+        assert!(!r.has_length() && !r.has_date());
+
+        let r = relayed(
+            "HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n",
+            Framed {
+                coded: false,
+                connection_plain: false,
+            },
+        );
+        assert!(
+            r.needs_map(),
+            "a Connection naming a field is for the proxy to act on"
+        );
+        assert_eq!(r.lines(), b"Connection: x-hop\r\nX-Hop: 1\r\n");
+        assert!(relayed("HTTP/1.1 200 OK\r\nTrailer: x\r\n\r\n", PLAIN).needs_map());
+        assert!(relayed("HTTP/1.1 200 OK\r\n\r\n", PLAIN).lines().is_empty());
+    }
+
+    #[test]
+    fn an_answer_becomes_one_response() {
+        let r = relayed(
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-Request-Id: up\r\n\r\n",
+            PLAIN,
+        );
+        let mut resp = Response::new(ProxyBody::empty());
+        resp.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("ours"));
+        let resp = Answer { resp, relayed: r }.into_response();
+        assert_eq!(resp.headers()["x-a"], "1");
+        assert_eq!(
+            resp.headers()
+                .get_all("x-request-id")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["ours"]
+        );
+    }
+}
