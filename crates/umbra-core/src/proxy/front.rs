@@ -210,7 +210,7 @@ async fn write_response(
     keep_alive: bool,
 ) -> io::Result<bool> {
     let (parts, mut body) = answer.resp.into_parts();
-    let relayed = answer.relayed;
+    let relayed = &answer.relayed;
     let status = parts.status;
     let bodiless = head_request
         || status.is_informational()
@@ -231,6 +231,9 @@ async fn write_response(
         dated |= name == DATE;
         known |= name == CONTENT_LENGTH;
         field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(id) = &answer.request_id {
+        field(out, b"x-request-id", id.as_bytes());
     }
     out.extend_from_slice(relayed.lines());
     dated |= relayed.has_date();

@@ -607,9 +607,15 @@ pub async fn handle(
     if !rparts.headers.is_empty() {
         strip_hop_by_hop(&mut rparts.headers, upgrade && is_101);
     }
-    rparts
-        .headers
-        .insert(X_REQUEST_ID.clone(), request_id.clone());
+    // umbra's id replaces the upstream's; beside the map when it would be the map's only field.
+    let mut own_id = None;
+    if rparts.headers.is_empty() && primary_head_tx.is_none() {
+        own_id = Some(request_id.clone());
+    } else {
+        rparts
+            .headers
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
+    }
     if let Some(c) = set_cookie {
         if let Ok(v) = HeaderValue::from_str(&c) {
             rparts.headers.append(http::header::SET_COOKIE, v);
@@ -636,7 +642,14 @@ pub async fn handle(
         start,
         shadow: shadow_note,
     }
-    .finish(rt, Answer { resp, relayed })
+    .finish(
+        rt,
+        Answer {
+            resp,
+            relayed,
+            request_id: own_id,
+        },
+    )
 }
 
 /// Finds our own body-limit error inside a client error's source chain.

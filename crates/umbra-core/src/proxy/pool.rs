@@ -276,7 +276,8 @@ pub async fn send(
         let wire = h1::encode_request(out.method, path, out.headers, out.added.as_slice(), b"");
         return send_wire(authority, &wire, out.method, connect_timeout, deadline).await;
     }
-    let sending = send_hyper(authority, out, body, connect_timeout);
+    // Boxed: the rare path's future is the largest, and every caller's future would carry it.
+    let sending = Box::pin(send_hyper(authority, out, body, connect_timeout));
     let resp = tokio::time::timeout_at(deadline, sending)
         .await
         .map_err(|_| SendError::Timeout)??;

@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
+use super::headers::X_REQUEST_ID;
 use super::ProxyBody;
 
 /// What a response field means to the proxy, told from its name without parsing it into a
@@ -161,12 +162,13 @@ fn line(out: &mut BytesMut, f: &httparse::Header<'_>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// What the proxy answers a request with: a response whose head holds umbra's own fields (and
-/// all fields, for answers that did not come from the direct client), and the upstream's
-/// fields still as lines.
+/// What the proxy answers a request with: a response, the upstream's fields still as lines
+/// beside its map, and umbra's `X-Request-Id` beside it too when the map would hold nothing
+/// else (the usual relayed answer, which then needs no map at all).
 pub struct Answer {
     pub resp: Response<ProxyBody>,
     pub relayed: Relayed,
+    pub request_id: Option<HeaderValue>,
 }
 
 impl Answer {
@@ -174,6 +176,9 @@ impl Answer {
     pub fn into_response(self) -> Response<ProxyBody> {
         let mut resp = self.resp;
         self.relayed.merge_into(resp.headers_mut(), true);
+        if let Some(id) = self.request_id {
+            resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        }
         resp
     }
 }
@@ -183,6 +188,7 @@ impl From<Response<ProxyBody>> for Answer {
         Answer {
             resp,
             relayed: Relayed::default(),
+            request_id: None,
         }
     }
 }
@@ -291,10 +297,12 @@ mod tests {
             "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-Request-Id: up\r\n\r\n",
             PLAIN,
         );
-        let mut resp = Response::new(ProxyBody::empty());
-        resp.headers_mut()
-            .insert("x-request-id", HeaderValue::from_static("ours"));
-        let resp = Answer { resp, relayed: r }.into_response();
+        let resp = Answer {
+            resp: Response::new(ProxyBody::empty()),
+            relayed: r,
+            request_id: Some(HeaderValue::from_static("ours")),
+        }
+        .into_response();
         assert_eq!(resp.headers()["x-a"], "1");
         assert_eq!(
             resp.headers()
