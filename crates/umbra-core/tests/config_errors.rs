@@ -57,6 +57,15 @@ fn bad_units_and_urls() {
     assert!(e.contains("proxy.timeout"), "{e}");
     assert!(e.contains("proxy.max_body"), "{e}");
     assert!(e.contains("services.api.servers[0]"), "{e}");
+    let e = errors(&format!("[proxy]\nheader_timeout = \"10ms\"\n{SERVICES}"));
+    assert!(
+        e.contains("proxy.header_timeout") && e.contains("at least 100ms"),
+        "{e}"
+    );
+    let e = errors(&format!("[proxy]\nheader_timeout = \"soon\"\n{SERVICES}"));
+    assert!(e.contains("proxy.header_timeout"), "{e}");
+    let ok = errors(&format!("[proxy]\nheader_timeout = \"5s\"\n{SERVICES}"));
+    assert_eq!(ok, "valid");
 }
 
 #[test]

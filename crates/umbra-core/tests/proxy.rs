@@ -1147,3 +1147,64 @@ async fn an_upstreams_fields_reach_the_client_less_those_the_proxy_replaces() {
         assert_eq!(all(&f, "x-request-id").len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_silent_or_trickling_client_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    fn script(_: &str, _: usize) -> Act {
+        Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
+    }
+    let (up, _) = scripted_upstream(script).await;
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"400ms\"\n[log]\naccess = false\n\
+         [services.api]\nservers = [\"http://{up}\"]\n\
+         [[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n"
+    );
+    let u = start(Config::parse(&text, "test.toml", &|_| None).unwrap());
+    let connect = || tokio::net::TcpStream::connect(u.addr);
+
+    let mut s = connect().await.unwrap();
+    assert!(
+        !closes_within(&mut s, Duration::from_millis(100)).await,
+        "not before its time"
+    );
+    assert!(
+        closes_within(&mut s, Duration::from_secs(2)).await,
+        "a client that sends nothing is closed"
+    );
+
+    // A head trickling in, a field every 100 ms: the bytes do not buy more time.
+    let mut s = connect().await.unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut closed = false;
+    while !closed && started.elapsed() < Duration::from_secs(3) {
+        closed = s.write_all(b"X-Slow: 1\r\n").await.is_err()
+            || closes_within(&mut s, Duration::from_millis(100)).await;
+    }
+    assert!(closed, "a trickling head is cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Each head of a keep-alive connection gets the whole time: a client asking every 150 ms
+    // is served for well past one timeout.
+    let mut s = connect().await.unwrap();
+    let mut buf = Vec::new();
+    for _ in 0..8 {
+        let (head, body) = ask(&mut s, &mut buf, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(body, b"ok", "{head}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // A connection handed to hyper's server (a request with a body) has the same limit.
+    let post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+    let (_, body) = ask(&mut s, &mut buf, post).await;
+    assert_eq!(body, b"ok");
+    assert!(
+        closes_within(&mut s, Duration::from_secs(2)).await,
+        "hyper's server closes an idle connection too"
+    );
+}

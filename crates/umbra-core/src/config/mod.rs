@@ -63,6 +63,8 @@ pub struct ProxyConfig {
     pub max_body: u64,
     pub timeout: Duration,
     pub max_header_size: usize,
+    /// How long a client may take to send a request head, idle keep-alive time included.
+    pub header_timeout: Duration,
     pub grace: Duration,
     /// Worker threads, each with its own runtime and listener (default: number of cores).
     pub workers: usize,

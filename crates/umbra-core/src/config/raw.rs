@@ -32,6 +32,7 @@ pub struct RawProxy {
     pub max_body: Option<String>,
     pub timeout: Option<String>,
     pub max_header_size: Option<String>,
+    pub header_timeout: Option<String>,
     pub grace: Option<String>,
     pub workers: Option<u32>,
 }

@@ -59,6 +59,12 @@ pub(super) fn validate(
             raw.proxy.max_header_size.as_deref(),
             "64KiB",
         ) as usize,
+        header_timeout: duration(
+            &mut errs,
+            "proxy.header_timeout",
+            raw.proxy.header_timeout.as_deref(),
+            "30s",
+        ),
         grace: duration(&mut errs, "proxy.grace", raw.proxy.grace.as_deref(), "10s"),
         workers: match raw.proxy.workers {
             Some(0) => {
@@ -71,6 +77,9 @@ pub(super) fn validate(
     };
     if proxy.max_header_size < 1024 {
         errs.push("proxy.max_header_size", "must be at least 1KiB");
+    }
+    if proxy.header_timeout < Duration::from_millis(100) {
+        errs.push("proxy.header_timeout", "must be at least 100ms");
     }
 
     let token = raw.admin.token.filter(|t| !t.is_empty());

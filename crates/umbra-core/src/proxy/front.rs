@@ -25,8 +25,9 @@ use super::{Answer, ProxyBody};
 const MAX_HEADERS: usize = 100;
 /// Read buffer size, and its growth step.
 const READ_CHUNK: usize = 8 * 1024;
-/// The header-read deadline is moved at most this often (it is not exact to the second).
-const DEADLINE_SLACK: Duration = Duration::from_secs(1);
+/// The header-read deadline is moved only when it is off by more than this share of the
+/// timeout (a timer reset costs more than the rest of a small request's wait).
+const DEADLINE_SLACK: u32 = 32;
 /// Body bytes gathered at most before they are written.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -39,7 +40,7 @@ pub(super) enum Outcome {
 }
 
 /// What a connection needs from its worker.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) struct Limits {
     /// How long a request head may take to arrive, idle keep-alive time included.
     pub header_timeout: Duration,
@@ -66,7 +67,14 @@ where
     tokio::pin!(deadline);
     let cancelled = shutdown.clone().cancelled_owned();
     tokio::pin!(cancelled);
+    let slack = limits.header_timeout / DEADLINE_SLACK;
     loop {
+        // Each head has the whole timeout from when umbra starts waiting for it (give or take
+        // the slack); bytes trickling in do not extend it.
+        let want = tokio::time::Instant::now() + limits.header_timeout;
+        if want > deadline.deadline() + slack {
+            deadline.as_mut().reset(want);
+        }
         // Read until a whole head is in the buffer.
         let (req, close) = loop {
             if !buf.is_empty() {
@@ -75,10 +83,6 @@ where
                     Parsed::Partial if buf.len() < limits.max_head => {}
                     Parsed::Partial | Parsed::Other => return Outcome::HandOver(buf.freeze()),
                 }
-            }
-            let now = tokio::time::Instant::now();
-            if now + limits.header_timeout > deadline.deadline() + DEADLINE_SLACK {
-                deadline.as_mut().reset(now + limits.header_timeout);
             }
             buf.reserve(READ_CHUNK);
             let idle = buf.is_empty();

@@ -38,9 +38,6 @@ use crate::runtime::Runtime;
 use crate::shadow::{DropReason, ShadowJob};
 use headers::*;
 
-/// How long a client may take to send a request head, idle keep-alive time included.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long a connection to an upstream server may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -111,18 +108,8 @@ async fn worker(
             return;
         }
     };
-    let limits = front::Limits {
-        header_timeout: HEADER_READ_TIMEOUT,
-        max_head: rt.load().config.proxy.max_header_size,
-    };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .writev(false)
-        .max_buf_size(limits.max_head.max(8192))
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let builder = Arc::new(builder);
+    let mut limits = limits_of(&rt);
+    let mut builder = hyper_server(limits);
     let connections = TaskTracker::new();
     loop {
         let (stream, peer, open) = tokio::select! {
@@ -147,6 +134,12 @@ async fn worker(
             }
         };
         let _ = stream.set_nodelay(true);
+        // A reload's limits apply to the connections accepted after it.
+        let now = limits_of(&rt);
+        if now != limits {
+            limits = now;
+            builder = hyper_server(limits);
+        }
         let conn = connection(
             stream,
             peer,
@@ -168,6 +161,29 @@ async fn worker(
     {
         tracing::warn!("grace period over; closing connections still open");
     }
+}
+
+/// The per-connection limits of the config in force.
+fn limits_of(rt: &Runtime) -> front::Limits {
+    let proxy = &rt.load().config.proxy;
+    front::Limits {
+        header_timeout: proxy.header_timeout,
+        max_head: proxy.max_header_size,
+    }
+}
+
+/// hyper's server (HTTP/1.1 and h2c) for the connections the fast lane hands over.
+fn hyper_server(
+    limits: front::Limits,
+) -> Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .writev(false)
+        .max_buf_size(limits.max_head.max(8192))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    Arc::new(builder)
 }
 
 /// Serves one client connection: the fast lane while its requests are plain HTTP/1.1 heads,
