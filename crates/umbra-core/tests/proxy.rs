@@ -1208,3 +1208,38 @@ async fn a_silent_or_trickling_client_is_closed_after_the_header_timeout() {
         "hyper's server closes an idle connection too"
     );
 }
+
+#[tokio::test]
+async fn chunked_answers_from_both_builds_compare_the_same() {
+    // Both builds answer alike, but chunked at different places and with their own Date and
+    // Server: the primary's head (relayed, then made a map for the comparison) and the
+    // shadow's compare as the same response.
+    fn v1(_: &str, _: usize) -> Act {
+        Act::Send(vec![
+            b"HTTP/1.1 200 OK\r\nServer: v1\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\
+              Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+              7\r\n{\"a\":1}\r\n0\r\n\r\n",
+        ])
+    }
+    fn v2(_: &str, _: usize) -> Act {
+        Act::Send(vec![
+            b"HTTP/1.1 200 OK\r\nServer: v2\r\nDate: Mon, 01 Jan 2024 00:00:09 GMT\r\n\
+              Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+              3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n",
+        ])
+    }
+    let (p, _) = scripted_upstream(v1).await;
+    let (s, _) = scripted_upstream(v2).await;
+    let mut u = start(config(&format!(
+        "[services.v1]\nservers = [\"http://{p}\"]\n[services.v2]\nservers = [\"http://{s}\"]\n\
+         [[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\n\
+         shadow = {{ service = \"v2\", percent = 100, timeout = \"5s\" }}\n"
+    )));
+    let r = get(&format!("{}/a", u.url)).await;
+    assert_eq!(r.json()["a"], 1);
+    let c = tokio::time::timeout(Duration::from_secs(5), u.comparisons.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.verdict, umbra_diff::Verdict::Same, "{:?}", c.differences);
+}
