@@ -55,6 +55,8 @@ pub struct Relayed {
     lines: Bytes,
     /// Where the relayed part ends (the `X-Request-Id` lines follow).
     end: usize,
+    /// How many lines there are, all told.
+    count: usize,
     date: bool,
     length: bool,
     hop_by_hop: bool,
@@ -99,10 +101,12 @@ impl Relayed {
                 Kind::Other => {}
             }
             line(&mut lines, f);
+            out.count += 1;
         }
         out.end = lines.len();
         for f in ids {
             line(&mut lines, f);
+            out.count += 1;
         }
         out.lines = lines.freeze();
         out
@@ -136,21 +140,22 @@ impl Relayed {
         } else {
             self.lines.len()
         };
+        headers.reserve(self.count);
         let mut at = 0;
         while at < upto {
-            // Lines are exactly `name: value\r\n`: they were written by `line`.
+            // Lines are exactly `name: value\r\n`, written by `line`: a name holds no `:`, a
+            // value no `\r`.
             let rest = &self.lines[at..upto];
-            let eol = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            let colon = rest.iter().position(|&b| b == b':').unwrap_or(0);
-            let value = at + colon + 2..at + eol.saturating_sub(1);
+            let colon = memchr::memchr(b':', rest).unwrap_or(0);
+            let cr = colon + memchr::memchr(b'\r', &rest[colon..]).unwrap_or(rest.len() - colon);
             // httparse admits exactly the names and values `http` does: these cannot fail.
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(&rest[..colon]),
-                HeaderValue::from_maybe_shared(self.lines.slice(value)),
+                HeaderValue::from_maybe_shared(self.lines.slice(at + colon + 2..at + cr)),
             ) {
                 headers.append(name, value);
             }
-            at += eol + 1;
+            at += cr + 2;
         }
     }
 }
