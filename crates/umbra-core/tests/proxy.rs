@@ -1129,6 +1129,16 @@ async fn an_upstreams_fields_reach_the_client_less_those_the_proxy_replaces() {
         assert!(all(&f, "keep-alive").is_empty(), "HTTP/{version}: {f:?}");
         assert!(!all(&f, "connection").contains(&"keep-alive"));
 
+        let ask = format!("HEAD /plain HTTP/{version}\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let reply = raw_http(u.addr, ask.as_bytes()).await;
+        let f = fields(&reply);
+        assert_eq!(
+            all(&f, "content-length"),
+            ["2"],
+            "HEAD keeps the GET's length: {f:?}"
+        );
+        assert!(reply.ends_with(b"\r\n\r\n"), "and has no body: {f:?}");
+
         let ask = format!("GET /named HTTP/{version}\r\nHost: x\r\nConnection: close\r\n\r\n");
         let reply = raw_http(u.addr, ask.as_bytes()).await;
         let f = fields(&reply);
@@ -1212,18 +1222,26 @@ async fn a_silent_or_trickling_client_is_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn chunked_answers_from_both_builds_compare_the_same() {
     // Both builds answer alike, but chunked at different places and with their own Date and
-    // Server: the primary's head (relayed, then made a map for the comparison) and the
-    // shadow's compare as the same response.
-    fn v1(_: &str, _: usize) -> Act {
-        Act::Send(vec![
+    // Server (and on /hop the primary with a field named in Connection): the primary's head
+    // (relayed, then made a map for the comparison) and the shadow's compare as the same
+    // response, compared fields (Content-Type, Cache-Control) and all.
+    fn v1(head: &str, _: usize) -> Act {
+        Act::Send(vec![if head.starts_with("GET /hop ") {
             b"HTTP/1.1 200 OK\r\nServer: v1\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\
+              Cache-Control: no-store\r\nConnection: x-hop\r\nX-Hop: 1\r\n\
               Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
-              7\r\n{\"a\":1}\r\n0\r\n\r\n",
-        ])
+              7\r\n{\"a\":1}\r\n0\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\nServer: v1\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\
+              Cache-Control: no-store\r\n\
+              Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+              7\r\n{\"a\":1}\r\n0\r\n\r\n"
+        }])
     }
     fn v2(_: &str, _: usize) -> Act {
         Act::Send(vec![
             b"HTTP/1.1 200 OK\r\nServer: v2\r\nDate: Mon, 01 Jan 2024 00:00:09 GMT\r\n\
+              Cache-Control: no-store\r\n\
               Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
               3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n",
         ])
@@ -1235,11 +1253,59 @@ async fn chunked_answers_from_both_builds_compare_the_same() {
          [[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\n\
          shadow = {{ service = \"v2\", percent = 100, timeout = \"5s\" }}\n"
     )));
-    let r = get(&format!("{}/a", u.url)).await;
-    assert_eq!(r.json()["a"], 1);
-    let c = tokio::time::timeout(Duration::from_secs(5), u.comparisons.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(c.verdict, umbra_diff::Verdict::Same, "{:?}", c.differences);
+    // With nothing to strip, the head becomes a map for the comparison alone; with the
+    // named field, for stripping too.
+    for path in ["/a", "/hop"] {
+        let r = get(&format!("{}{path}", u.url)).await;
+        assert_eq!(r.json()["a"], 1);
+        let c = tokio::time::timeout(Duration::from_secs(5), u.comparisons.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.verdict,
+            umbra_diff::Verdict::Same,
+            "{path}: {:?}",
+            c.differences
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_canary_cookie_comes_after_the_upstreams_own() {
+    // An upstream that sets cookies of its own, one of them with the canary cookie's name: the
+    // browser keeps the last of a name, so umbra's must come last, on every server path.
+    fn script(_: &str, _: usize) -> Act {
+        Act::Send(vec![
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: session=1\r\nSet-Cookie: umbra_canary_api=forged\r\n\
+              Content-Length: 2\r\n\r\nok",
+        ])
+    }
+    let (v1, _) = scripted_upstream(script).await;
+    let (v2, _) = scripted_upstream(script).await;
+    let u = start(config(&format!(
+        "[services.v1]\nservers = [\"http://{v1}\"]\n[services.v2]\nservers = [\"http://{v2}\"]\n\
+         [[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\n\
+         canary = {{ service = \"v2\", weight = 50 }}\n"
+    )));
+    for version in ["1.1", "1.0"] {
+        let ask = format!("GET / HTTP/{version}\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let reply = raw_http(u.addr, ask.as_bytes()).await;
+        let text = String::from_utf8_lossy(&reply).to_lowercase();
+        let cookies: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("set-cookie: "))
+            .collect();
+        assert_eq!(cookies.len(), 3, "HTTP/{version}: {text}");
+        assert!(cookies.contains(&"session=1"), "{cookies:?}");
+        let last = cookies
+            .iter()
+            .rfind(|c| c.starts_with("umbra_canary_api="))
+            .unwrap();
+        assert!(
+            last.starts_with("umbra_canary_api=primary")
+                || last.starts_with("umbra_canary_api=canary"),
+            "HTTP/{version}: umbra's cookie is the last of its name: {cookies:?}"
+        );
+    }
 }

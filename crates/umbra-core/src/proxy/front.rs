@@ -25,8 +25,8 @@ use super::{Answer, ProxyBody};
 const MAX_HEADERS: usize = 100;
 /// Read buffer size, and its growth step.
 const READ_CHUNK: usize = 8 * 1024;
-/// The header-read deadline is moved only when it is off by more than this share of the
-/// timeout (a timer reset costs more than the rest of a small request's wait).
+/// The header-read deadline is moved only when it is off by more than the timeout divided by
+/// this (a timer reset costs more than the rest of a small request's wait).
 const DEADLINE_SLACK: u32 = 32;
 /// Body bytes gathered at most before they are written.
 const FLUSH_AT: usize = 64 * 1024;

@@ -616,14 +616,16 @@ pub async fn handle(
     }
     let (mut rparts, rbody) = resp.into_parts();
     // The upstream's fields stay lines unless they must be read or changed: a shadow compares
-    // them, a `Connection` names fields to strip, a protocol switches.
-    if primary_head_tx.is_some() || is_101 || relayed.needs_map() {
+    // them, a hop-by-hop field needs stripping, a protocol switches, or the canary cookie must
+    // come after any the upstream set (the last of one name wins in a browser).
+    if primary_head_tx.is_some() || is_101 || relayed.needs_map() || set_cookie.is_some() {
         std::mem::take(&mut relayed).merge_into(&mut rparts.headers, false);
     }
     if !rparts.headers.is_empty() {
         strip_hop_by_hop(&mut rparts.headers, upgrade && is_101);
     }
-    // umbra's id replaces the upstream's; beside the map when it would be the map's only field.
+    // umbra's id replaces the upstream's; beside the map when the map holds nothing (the
+    // relayed answer), so that it needs no map at all.
     let mut own_id = None;
     if rparts.headers.is_empty() && primary_head_tx.is_none() {
         own_id = Some(request_id.clone());

@@ -1,8 +1,9 @@
 //! An upstream response's header fields kept as the lines they arrived in, for the fast lane to
 //! write to the client in one copy, instead of parsed into a `HeaderMap` only to be written out
 //! again. The fields the proxy must not pass on (framing, plain hop-by-hop fields) are left
-//! out as the lines are made; the rest become a map only where something reads them (a shadow
-//! comparison, hyper's server, a `Connection` that names other fields).
+//! out as the lines are made; the rest become a map only where something reads or changes
+//! them: a shadow comparison, hyper's server, a hop-by-hop field to strip (`Upgrade`, `TE`,
+//! `Trailer`, `Proxy-*`, a `Connection` naming others), a 101, a canary cookie to set.
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
@@ -149,10 +150,10 @@ impl Relayed {
             let colon = memchr::memchr(b':', rest).unwrap_or(0);
             let cr = colon + memchr::memchr(b'\r', &rest[colon..]).unwrap_or(rest.len() - colon);
             // httparse admits exactly the names and values `http` does: these cannot fail.
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(&rest[..colon]),
-                HeaderValue::from_maybe_shared(self.lines.slice(at + colon + 2..at + cr)),
-            ) {
+            let name = HeaderName::from_bytes(&rest[..colon]);
+            let value = HeaderValue::from_maybe_shared(self.lines.slice(at + colon + 2..at + cr));
+            debug_assert!(name.is_ok() && value.is_ok(), "{:?}", &rest[..cr]);
+            if let (Ok(name), Ok(value)) = (name, value) {
                 headers.append(name, value);
             }
             at += cr + 2;
@@ -168,8 +169,8 @@ fn line(out: &mut BytesMut, f: &httparse::Header<'_>) {
 }
 
 /// What the proxy answers a request with: a response, the upstream's fields still as lines
-/// beside its map, and umbra's `X-Request-Id` beside it too when the map would hold nothing
-/// else (the usual relayed answer, which then needs no map at all).
+/// beside its map, and umbra's `X-Request-Id` beside it too when the map is empty (the usual
+/// relayed answer, which then needs no map at all).
 pub struct Answer {
     pub resp: Response<ProxyBody>,
     pub relayed: Relayed,
