@@ -318,4 +318,73 @@ mod tests {
             ["ours"]
         );
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever head httparse accepts, the lines give back exactly the fields they should
+        /// keep, as `http` would have parsed them, and the flags say what is among them.
+        #[test]
+        fn lines_round_trip_to_the_fields_they_keep(
+            fields in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        proptest::sample::select(vec![
+                            "Content-Length", "transfer-encoding", "CONNECTION", "Keep-Alive",
+                            "x-request-id", "Date", "TE", "Upgrade", "trailer",
+                            "Proxy-Connection", "Set-Cookie", "x-a",
+                        ]).prop_map(String::from),
+                        "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}",
+                    ],
+                    "[ -~\u{a0}-\u{ff}]{0,24}",
+                ),
+                0..12,
+            ),
+            coded: bool,
+            connection_plain: bool,
+        ) {
+            let mut head = String::from("HTTP/1.1 200 OK\r\n");
+            for (name, value) in &fields {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let mut slots = [httparse::EMPTY_HEADER; 16];
+            let mut resp = httparse::Response::new(&mut slots);
+            prop_assume!(resp.parse(head.as_bytes()).is_ok());
+            let kinds: Vec<Kind> = resp.headers.iter().map(|h| Kind::of(h.name.as_bytes())).collect();
+            let r = Relayed::from_fields(resp.headers, &kinds, Framed { coded, connection_plain });
+
+            let (mut all, mut client) = (HeaderMap::new(), HeaderMap::new());
+            let (mut hop, mut date, mut length) = (false, false, false);
+            for (h, kind) in resp.headers.iter().zip(&kinds) {
+                let kept = match kind {
+                    Kind::TransferEncoding => false,
+                    Kind::ContentLength => !coded,
+                    Kind::Connection | Kind::KeepAlive => !connection_plain,
+                    _ => true,
+                };
+                if !kept {
+                    continue;
+                }
+                hop |= matches!(kind, Kind::Connection | Kind::KeepAlive | Kind::OtherHop);
+                date |= *kind == Kind::Date;
+                length |= *kind == Kind::ContentLength;
+                let name = HeaderName::from_bytes(h.name.as_bytes()).unwrap();
+                let value = HeaderValue::from_bytes(h.value).unwrap();
+                if *kind != Kind::RequestId {
+                    client.append(name.clone(), value.clone());
+                }
+                all.append(name, value);
+            }
+            let mut got = HeaderMap::new();
+            r.merge_into(&mut got, false);
+            prop_assert_eq!(&got, &all);
+            let mut got = HeaderMap::new();
+            r.merge_into(&mut got, true);
+            prop_assert_eq!(&got, &client);
+            prop_assert_eq!((r.needs_map(), r.has_date(), r.has_length()), (hop, date, length));
+        }
+    }
 }
