@@ -1165,13 +1165,23 @@ async fn a_silent_or_trickling_client_is_closed_after_the_header_timeout() {
         Act::Send(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
     }
     let (up, _) = scripted_upstream(script).await;
-    let text = format!(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"400ms\"\n[log]\naccess = false\n\
-         [services.api]\nservers = [\"http://{up}\"]\n\
-         [[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n"
-    );
-    let u = start(Config::parse(&text, "test.toml", &|_| None).unwrap());
+    let config = |timeout: &str| {
+        let text = format!(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"{timeout}\"\n\
+             [log]\naccess = false\n[services.api]\nservers = [\"http://{up}\"]\n\
+             [[routes]]\nname = \"r\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n"
+        );
+        Config::parse(&text, "test.toml", &|_| None)
+    };
+    let u = start(config("30s").unwrap());
     let connect = || tokio::net::TcpStream::connect(u.addr);
+    // Served (so accepted) under the first config; then a reload shortens the timeout for the
+    // connections accepted after it.
+    let mut before = connect().await.unwrap();
+    let mut buf = Vec::new();
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(ask(&mut before, &mut buf, get).await.1, b"ok");
+    u.rt.reload(config("400ms")).unwrap();
 
     let mut s = connect().await.unwrap();
     assert!(
@@ -1181,6 +1191,10 @@ async fn a_silent_or_trickling_client_is_closed_after_the_header_timeout() {
     assert!(
         closes_within(&mut s, Duration::from_secs(2)).await,
         "a client that sends nothing is closed"
+    );
+    assert!(
+        !closes_within(&mut before, Duration::from_millis(10)).await,
+        "a connection accepted before the reload keeps its own limit"
     );
 
     // A head trickling in, a field every 100 ms: the bytes do not buy more time.
@@ -1202,9 +1216,9 @@ async fn a_silent_or_trickling_client_is_closed_after_the_header_timeout() {
     // Each head of a keep-alive connection gets the whole time: a client asking every 150 ms
     // is served for well past one timeout.
     let mut s = connect().await.unwrap();
-    let mut buf = Vec::new();
+    buf.clear();
     for _ in 0..8 {
-        let (head, body) = ask(&mut s, &mut buf, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (head, body) = ask(&mut s, &mut buf, get).await;
         assert_eq!(body, b"ok", "{head}");
         tokio::time::sleep(Duration::from_millis(150)).await;
     }

@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::headers::{lists, put_field};
 use super::{Answer, ProxyBody};
 
 /// Request headers read at most (hyper's server default); more hands over to hyper (431).
@@ -174,10 +175,7 @@ fn parse(buf: &mut BytesMut) -> Parsed {
             return Parsed::Other;
         }
         if name == CONNECTION {
-            close |= h
-                .value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            close |= lists(h.value, b"close");
         }
         fields.push((name, range_in(buf, h.value)));
     }
@@ -226,7 +224,10 @@ async fn write_response(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let (mut dated, mut known) = (false, false);
+    // The upstream's lines first, then the map: umbra's own fields follow the upstream's
+    // (see `Answer`).
+    out.extend_from_slice(relayed.lines());
+    let (mut dated, mut known) = (relayed.has_date(), relayed.has_length());
     for (name, value) in &parts.headers {
         // The framing is ours.
         if name == TRANSFER_ENCODING || name == CONNECTION {
@@ -234,27 +235,24 @@ async fn write_response(
         }
         dated |= name == DATE;
         known |= name == CONTENT_LENGTH;
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        put_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(id) = &answer.request_id {
-        field(out, b"x-request-id", id.as_bytes());
+        put_field(out, b"x-request-id", id.as_bytes());
     }
-    out.extend_from_slice(relayed.lines());
-    dated |= relayed.has_date();
-    known |= relayed.has_length();
     if !dated {
         date(out);
     }
     if !keep_alive {
-        field(out, b"connection", b"close");
+        put_field(out, b"connection", b"close");
     }
     let chunked = if bodiless || known {
         false
     } else if let Some(n) = body.size_hint().exact() {
-        field(out, b"content-length", n.to_string().as_bytes());
+        put_field(out, b"content-length", n.to_string().as_bytes());
         false
     } else {
-        field(out, b"transfer-encoding", b"chunked");
+        put_field(out, b"transfer-encoding", b"chunked");
         true
     };
     out.extend_from_slice(b"\r\n");
@@ -339,13 +337,6 @@ fn shared_map(raw: &Bytes, fields: Vec<(HeaderName, std::ops::Range<usize>)>) ->
     Some(headers)
 }
 
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 fn chunk(out: &mut Vec<u8>, data: &[u8]) {
     use std::io::Write;
     let _ = write!(out, "{:x}\r\n", data.len());
@@ -368,7 +359,7 @@ fn date(out: &mut Vec<u8>) {
             *at = secs;
             *text = httpdate::fmt_http_date(now);
         }
-        field(out, b"date", text.as_bytes());
+        put_field(out, b"date", text.as_bytes());
     });
 }
 

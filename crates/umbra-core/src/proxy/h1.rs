@@ -20,6 +20,7 @@ use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::headers::{list, put_field};
 use super::relay::{Framed, Kind, Relayed};
 
 /// Response headers read at most (hyper's client default).
@@ -138,18 +139,17 @@ pub fn encode_request(
             }
             has_length = true;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
     // Methods that usually carry a body say it is empty (some servers answer 411 otherwise).
     let wants_length = !body.is_empty()
         || (!has_length && matches!(*method, Method::POST | Method::PUT | Method::PATCH));
     if wants_length {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put_field(
+            &mut out,
+            b"content-length",
+            body.len().to_string().as_bytes(),
+        );
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
@@ -227,7 +227,7 @@ struct Facts {
 impl Facts {
     fn note(&mut self, kind: Kind, value: &[u8]) -> Result<(), Error> {
         if kind == Kind::ContentLength {
-            for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for part in list(value) {
                 // At most 19 digits: no u64 overflow.
                 if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
                     return Err(Error::Invalid("content-length"));
@@ -239,10 +239,10 @@ impl Facts {
                 self.length = Some(n);
             }
         } else if kind == Kind::TransferEncoding {
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            let last = list(value).next_back().unwrap_or_default();
+            self.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
         } else if kind == Kind::Connection {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for token in list(value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     self.close = true;
                 } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {

@@ -30,6 +30,24 @@ fn is_hop_by_hop(n: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&n)
 }
 
+/// The elements of a comma-separated field value (RFC 9110 §5.6.1), trimmed; empty ones too.
+pub(super) fn list(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Whether a comma-separated field value lists `token` (in any case).
+pub(super) fn lists(value: &[u8], token: &[u8]) -> bool {
+    list(value).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// Appends one field as a line of an HTTP/1.1 head: `name: value\r\n`.
+pub(super) fn put_field(out: &mut impl bytes::BufMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
 /// Removes hop-by-hop headers, including those named in `Connection`. With `keep_upgrade`,
 /// `Connection: upgrade` and `Upgrade` survive (WebSocket pass-through).
 ///
@@ -46,15 +64,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         for token in headers
             .get_all(CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .flat_map(|v| list(v.as_bytes()))
         {
-            let usual = ["keep-alive", "close", "upgrade"]
+            let usual = [&b"keep-alive"[..], b"close", b"upgrade"]
                 .iter()
                 .any(|u| token.eq_ignore_ascii_case(u));
             if !usual && !token.is_empty() {
-                if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                if let Ok(n) = HeaderName::from_bytes(token) {
                     named.push(n);
                 }
             }
@@ -119,11 +135,7 @@ impl Scan {
             } else if is_hop_by_hop(name) {
                 scan.hop_by_hop = true;
                 upgrade_field |= name == http::header::UPGRADE;
-                connection_upgrade |= name == CONNECTION
-                    && value
-                        .as_bytes()
-                        .split(|&b| b == b',')
-                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+                connection_upgrade |= name == CONNECTION && lists(value.as_bytes(), b"upgrade");
             } else if name == X_REQUEST_ID {
                 scan.request_id.get_or_insert_with(|| value.clone());
             } else if name == X_FORWARDED_FOR {

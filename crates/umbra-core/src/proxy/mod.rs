@@ -616,9 +616,8 @@ pub async fn handle(
     }
     let (mut rparts, rbody) = resp.into_parts();
     // The upstream's fields stay lines unless they must be read or changed: a shadow compares
-    // them, a hop-by-hop field needs stripping, a protocol switches, or the canary cookie must
-    // come after any the upstream set (the last of one name wins in a browser).
-    if primary_head_tx.is_some() || is_101 || relayed.needs_map() || set_cookie.is_some() {
+    // them, a hop-by-hop field needs stripping, a protocol switches.
+    if primary_head_tx.is_some() || is_101 || relayed.needs_map() {
         std::mem::take(&mut relayed).merge_into(&mut rparts.headers, false);
     }
     if !rparts.headers.is_empty() {

@@ -3,12 +3,12 @@
 //! again. The fields the proxy must not pass on (framing, plain hop-by-hop fields) are left
 //! out as the lines are made; the rest become a map only where something reads or changes
 //! them: a shadow comparison, hyper's server, a hop-by-hop field to strip (`Upgrade`, `TE`,
-//! `Trailer`, `Proxy-*`, a `Connection` naming others), a 101, a canary cookie to set.
+//! `Trailer`, `Proxy-*`, a `Connection` naming others), a 101.
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
-use super::headers::X_REQUEST_ID;
+use super::headers::{put_field, X_REQUEST_ID};
 use super::ProxyBody;
 
 /// What a response field means to the proxy, told from its name without parsing it into a
@@ -162,15 +162,16 @@ impl Relayed {
 }
 
 fn line(out: &mut BytesMut, f: &httparse::Header<'_>) {
-    out.extend_from_slice(f.name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(f.value);
-    out.extend_from_slice(b"\r\n");
+    put_field(out, f.name.as_bytes(), f.value);
 }
 
 /// What the proxy answers a request with: a response, the upstream's fields still as lines
 /// beside its map, and umbra's `X-Request-Id` beside it too when the map is empty (the usual
 /// relayed answer, which then needs no map at all).
+///
+/// While there are lines, the map holds only umbra's own fields (a canary `Set-Cookie`), and
+/// they come after the lines on every server path: a browser keeps the last cookie of a name,
+/// and umbra's must win.
 pub struct Answer {
     pub resp: Response<ProxyBody>,
     pub relayed: Relayed,
@@ -181,7 +182,14 @@ impl Answer {
     /// The answer as one `Response`, for hyper's server.
     pub fn into_response(self) -> Response<ProxyBody> {
         let mut resp = self.resp;
-        self.relayed.merge_into(resp.headers_mut(), true);
+        if !self.relayed.lines().is_empty() {
+            let own = std::mem::take(resp.headers_mut());
+            let headers = resp.headers_mut();
+            self.relayed.merge_into(headers, true);
+            for (name, value) in &own {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         if let Some(id) = self.request_id {
             resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
         }
@@ -300,11 +308,14 @@ mod tests {
     #[test]
     fn an_answer_becomes_one_response() {
         let r = relayed(
-            "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-Request-Id: up\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nSet-Cookie: c=up\r\nX-Request-Id: up\r\n\r\n",
             PLAIN,
         );
+        let mut own = Response::new(ProxyBody::empty());
+        own.headers_mut()
+            .append("set-cookie", HeaderValue::from_static("c=umbra"));
         let resp = Answer {
-            resp: Response::new(ProxyBody::empty()),
+            resp: own,
             relayed: r,
             request_id: Some(HeaderValue::from_static("ours")),
         }
@@ -316,6 +327,14 @@ mod tests {
                 .iter()
                 .collect::<Vec<_>>(),
             ["ours"]
+        );
+        assert_eq!(
+            resp.headers()
+                .get_all("set-cookie")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["c=up", "c=umbra"],
+            "umbra's own fields come after the upstream's"
         );
     }
 
