@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -213,7 +214,10 @@ async fn connection(
             Ok::<_, Infallible>(answer.into_response())
         }
     });
-    let io = TokioIo::new(front::Rewind::new(read, stream));
+    // The bytes the fast lane already read are read again first.
+    let (read_half, write_half) = stream.into_split();
+    let rewound = std::io::Cursor::new(read).chain(read_half);
+    let io = TokioIo::new(tokio::io::join(rewound, write_half));
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     tokio::select! {
