@@ -124,14 +124,18 @@ print()
 print("| ratio | value |")
 print("|---|---:|")
 print(f"| umbra / nginx req/s (no shadow) | {ratio(g('umbra', 'rps'), g('nginx', 'rps'))} |")
-def cpu(name):
-    values = []
-    for p in rounds("cpu", name):
+def per_round(kind, name):
+    """The number in each round's `kind` file for this run (None where there is none)."""
+    out = []
+    for p in rounds(kind, name):
         try:
-            values.append(float(open(p).read().strip()))
+            out.append(float(open(p).read().strip()))
         except (OSError, ValueError):
-            pass
-    return med(values)
+            out.append(None)
+    return out
+
+def cpu(name):
+    return med(per_round("cpu", name))
 for name, label in [("nginx", "nginx proxy"), ("umbra", "umbra (no shadow)"),
                     ("umbra_shadow_fast", "umbra, 100 % shadow → fast (incl. compare + store)"),
                     ("nginx_mirror_fast", "nginx mirror → fast")]:
@@ -160,13 +164,7 @@ for kind in ("slow", "fast"):
 
 def steal(name):
     """Per round, the share (%) of CPU time the hypervisor took from this VM during the run."""
-    out = []
-    for p in rounds("steal", name):
-        try:
-            out.append(float(open(p).read().strip()))
-        except (OSError, ValueError):
-            out.append(None)
-    return out
+    return per_round("steal", name)
 
 
 # Rounds in which neither the direct, the nginx nor the umbra run lost more than STEAL_MAX % of
