@@ -14,24 +14,9 @@ use umbra_diff::{Comparison, DiffKind, Difference, Request, Response, Verdict};
 use crate::types::{ComparisonSummary, Totals};
 use crate::StoreError;
 
-/// The normalized field path counted in `field_stats`: every all-digit JSON Pointer segment
-/// (an array index) becomes `*`, so `/items/0/price` and `/items/7/price` count as one field.
-/// Paths that are not JSON Pointers (`status`, `header:etag`, `body`) are returned unchanged.
-pub fn field_key(path: &str) -> String {
-    if !path.starts_with('/') {
-        return path.to_owned();
-    }
-    let mut out = String::with_capacity(path.len());
-    for seg in path.split('/').skip(1) {
-        out.push('/');
-        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
-            out.push('*');
-        } else {
-            out.push_str(seg);
-        }
-    }
-    out
-}
+/// The normalized field path counted in `field_stats`: the noise models' own key, so the
+/// store's field table and the in-memory judge count the same fields.
+pub use umbra_diff::field_key;
 
 /// The part of a comparison stored only for `full` rows. Status and latency are repeated
 /// inside the responses so the blob alone is a complete record.
