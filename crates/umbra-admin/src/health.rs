@@ -114,7 +114,7 @@ static DROPPED_SYNC: Mutex<()> = Mutex::new(());
 pub async fn metrics(State(state): State<AdminState>) -> Response {
     let m = &state.runtime.metrics;
     m.store_queue_depth
-        .set(i64::try_from(state.runtime.sink.depth()).unwrap_or(i64::MAX));
+        .set(i64::try_from(state.sink.depth()).unwrap_or(i64::MAX));
     {
         let _guard = DROPPED_SYNC.lock().unwrap_or_else(|e| e.into_inner());
         let seen = state.store_dropped.load(Ordering::Relaxed);

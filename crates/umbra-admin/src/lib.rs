@@ -64,6 +64,8 @@ pub struct AdminState {
     pub token: Option<String>,
     pub version: &'static str,
     pub config_source: String,
+    /// The data plane's queue to the store (its depth is shown and exported).
+    pub sink: Arc<umbra_proxy::ComparisonSink>,
     /// Comparisons the store writer dropped (mirrored into `umbra_store_dropped_total`).
     pub store_dropped: Arc<AtomicU64>,
 }

@@ -138,7 +138,7 @@ pub async fn status(State(state): State<AdminState>) -> Json<Value> {
         "store": {
             "kind": state.store.as_ref().map(|s| s.kind()),
             "state": store_state.as_str(),
-            "queue_depth": state.runtime.sink.depth(),
+            "queue_depth": state.sink.depth(),
             "dropped": state.store_dropped.load(Ordering::Relaxed),
         },
         "generation": snap.generation,

@@ -14,7 +14,6 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use umbra_admin::{router, AdminState};
-use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
 use umbra_diff::{Comparison, DiffKind, Difference, Request as DiffRequest, Response, Verdict};
@@ -621,12 +620,7 @@ async fn index_page_has_security_headers() {
 async fn without_a_store() {
     let config = Config::parse(CONFIG, "test.toml", &|_| None).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
-    let runtime = Runtime::new(
-        config,
-        Arc::new(Metrics::new()),
-        ComparisonSink::disabled(),
-        tx,
-    );
+    let runtime = Runtime::new(config, Arc::new(Metrics::new()), tx);
     let app = router(AdminState {
         runtime,
         store: None,
@@ -634,6 +628,7 @@ async fn without_a_store() {
         version: "t",
         config_source: "test.toml".into(),
         store_dropped: Arc::default(),
+        sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
     });
     let call = |path: &'static str| {
         let app = app.clone();

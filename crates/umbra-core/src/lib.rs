@@ -1,19 +1,17 @@
-//! umbra's data plane and runtime state.
+//! umbra's control plane: what the data plane (`umbra-proxy`) reads, and nothing of how it
+//! moves bytes.
 //!
-//! Config (file → validated), routing rules, the runtime snapshot swapped on reload, request
-//! forwarding, health checks, canary split, mirroring to shadows, and telemetry. Nothing here
-//! talks to the store or the admin UI directly: comparisons leave through a bounded channel.
+//! Config (file → validated), routing rules, the runtime snapshot swapped on reload, runtime
+//! route changes, health checks, the canary split, discovery's inputs, and telemetry (metrics
+//! and the access log). Nothing here talks to the store or the admin UI directly.
 
 pub mod canary;
-pub mod comparer;
 pub mod config;
 pub mod discovery;
 pub mod health;
-pub mod proxy;
 pub mod resolve;
 pub mod rules;
 pub mod runtime;
-pub mod shadow;
 pub mod snapshot;
 pub mod telemetry;
 pub mod upstream;

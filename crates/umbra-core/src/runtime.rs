@@ -15,7 +15,6 @@ use crate::config::{
     validate_route, Config, ConfigError, ConfigErrors, RawCanary, RawRoute, RawShadow,
     RouteContext, ServiceSpec, Source,
 };
-use crate::shadow::ComparisonSink;
 use crate::snapshot::{Route, Snapshot};
 use crate::telemetry::{Metrics, RouteStats};
 use crate::upstream::{ServerRegistry, Service};
@@ -205,9 +204,6 @@ pub struct Runtime {
     discovery: ArcSwap<crate::discovery::DiscoveryStatus>,
     events: mpsc::Sender<RuntimeEvent>,
     pub metrics: Arc<Metrics>,
-    pub sink: ComparisonSink,
-    pub noise: crate::shadow::NoiseModels,
-    comparer: std::sync::OnceLock<crate::comparer::Comparer>,
     pub access_log: crate::telemetry::AccessLog,
     pub started: Instant,
 }
@@ -217,7 +213,6 @@ impl Runtime {
     pub fn new(
         config: Config,
         metrics: Arc<Metrics>,
-        sink: ComparisonSink,
         events: mpsc::Sender<RuntimeEvent>,
     ) -> Arc<Runtime> {
         let inputs = Inputs {
@@ -241,34 +236,12 @@ impl Runtime {
             discovery: ArcSwap::from_pointee(crate::discovery::DiscoveryStatus::default()),
             events,
             metrics,
-            sink,
-            noise: Default::default(),
-            comparer: std::sync::OnceLock::new(),
             access_log: crate::telemetry::AccessLog::stdout(inputs.file.log.access),
             started: Instant::now(),
         };
         let snap = rt.build(&inputs);
         rt.snapshot.store(Arc::new(snap));
         Arc::new(rt)
-    }
-
-    /// The compare threads' queue, started with the first mirrored request: one thread per two
-    /// proxy workers.
-    pub fn comparer(&self) -> &crate::comparer::Comparer {
-        self.comparer.get_or_init(|| {
-            let workers = self.snapshot.load().config.proxy.workers;
-            crate::comparer::Comparer::spawn(workers.div_ceil(2))
-        })
-    }
-
-    /// Gives this runtime its compare queue before the first mirrored request (tests: a queue
-    /// with no threads, to fill it).
-    #[cfg(test)]
-    pub(crate) fn use_comparer(&self, comparer: crate::comparer::Comparer) {
-        assert!(
-            self.comparer.set(comparer).is_ok(),
-            "comparer already started"
-        );
     }
 
     /// The snapshot in force (cheap; for the hot path).

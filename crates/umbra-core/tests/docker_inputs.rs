@@ -9,7 +9,6 @@ use tokio::sync::mpsc;
 use umbra_core::config::raw::{RawCanary, RawShadow};
 use umbra_core::config::{Balance, ServerAddr, ServiceSpec, Source};
 use umbra_core::runtime::{Attach, DockerInputs};
-use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
 
@@ -42,12 +41,7 @@ fn docker_service(name: &str) -> ServiceSpec {
 async fn labels_attach_to_file_routes_and_overrides_win() {
     let config = Config::parse(FILE, "umbra.toml", &|_| None).unwrap();
     let (tx, mut events) = mpsc::channel(16);
-    let rt = Runtime::new(
-        config,
-        Arc::new(Metrics::new()),
-        ComparisonSink::disabled(),
-        tx,
-    );
+    let rt = Runtime::new(config, Arc::new(Metrics::new()), tx);
     assert!(rt.snapshot().route("api").unwrap().spec.shadow.is_none());
 
     let attach = Attach {

@@ -1,9 +1,19 @@
-//! Errors the proxy answers with itself, mapped to HTTP in this one place:
-//! `{"error": "<code>", "message": "...", "request_id": "..."}`.
+//! Errors the proxy answers with itself, each tagged with where it came from and mapped to
+//! HTTP in this one place: `{"error": "<code>", "message": "...", "request_id": "..."}`.
 
 use http::{HeaderValue, Response, StatusCode};
 
-use super::body::ProxyBody;
+use crate::server::ProxyBody;
+use crate::wire::body::{BodyTooLarge, BoxError};
+
+/// Where a failure came from (pingora's `ErrorSource`): the client's request, the upstream,
+/// or umbra itself. Only upstream failures count against an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Downstream,
+    Upstream,
+    Internal,
+}
 
 /// Where a failure came from and how the client is told.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +30,7 @@ pub enum ProxyError {
     Unavailable {
         server: String,
         #[source]
-        source: crate::proxy::body::BoxError,
+        source: BoxError,
     },
     #[error("service `{service}` has no healthy server")]
     NoHealthy { service: String },
@@ -29,6 +39,18 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    pub fn origin(&self) -> Origin {
+        match self {
+            ProxyError::NoRoute { .. } | ProxyError::BodyTooLarge { .. } => Origin::Downstream,
+            ProxyError::Unavailable { .. } | ProxyError::Timeout { .. } => Origin::Upstream,
+            ProxyError::NoHealthy { .. } => Origin::Internal,
+        }
+    }
+
+    pub fn is_upstream(&self) -> bool {
+        self.origin() == Origin::Upstream
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
@@ -71,8 +93,22 @@ impl ProxyError {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        resp.headers_mut()
-            .insert(super::headers::X_REQUEST_ID.clone(), request_id.clone());
+        resp.headers_mut().insert(
+            crate::wire::headers::X_REQUEST_ID.clone(),
+            request_id.clone(),
+        );
         resp
     }
+}
+
+/// Finds the body-limit error inside an error's source chain.
+pub(crate) fn find_too_large(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<BodyTooLarge>() {
+            return Some(t.limit);
+        }
+        cur = err.source();
+    }
+    None
 }

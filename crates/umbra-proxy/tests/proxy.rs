@@ -9,10 +9,10 @@ use http_body_util::Full;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
 use umbra_diff::Comparison;
+use umbra_proxy::{ComparisonSink, Proxy};
 use umbra_testkit::{assert_eventually, get, raw_http, send, Fixture, KeepAlive};
 
 struct Umbra {
@@ -45,12 +45,13 @@ fn start(config: Config) -> Umbra {
 fn start_workers(config: Config, workers: usize) -> Umbra {
     let (sink, rx) = ComparisonSink::new(1000);
     let (etx, _erx) = mpsc::channel(100);
-    let rt = Runtime::new(config, Arc::new(Metrics::new()), sink, etx);
-    let listeners = umbra_core::proxy::bind("127.0.0.1:0".parse().unwrap(), workers).unwrap();
+    let rt = Runtime::new(config, Arc::new(Metrics::new()), etx);
+    let proxy = Proxy::new(rt.clone(), Arc::new(sink));
+    let listeners = umbra_proxy::bind("127.0.0.1:0".parse().unwrap(), workers).unwrap();
     let addr = listeners[0].local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let (r, s) = (rt.clone(), shutdown.clone());
-    let thread = std::thread::spawn(move || umbra_core::proxy::serve(listeners, r, s));
+    let s = shutdown.clone();
+    let thread = std::thread::spawn(move || umbra_proxy::serve(listeners, proxy, s));
     Umbra {
         url: format!("http://{addr}"),
         addr,

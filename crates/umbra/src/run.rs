@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use umbra_core::config::Config;
 use umbra_core::runtime::RuntimeEvent;
-use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::Runtime;
+use umbra_proxy::{ComparisonSink, Proxy};
 use umbra_store::{ComparisonStore, StoreWriter, WriterConfig};
 
 pub fn check(path: &Path) -> ExitCode {
@@ -88,7 +88,9 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     let keep_same = config.store.keep_same;
     let source = config.source.clone();
     let config_docker = config.docker.clone();
-    let runtime = Runtime::new(config, metrics, sink, events_tx);
+    let sink = Arc::new(sink);
+    let runtime = Runtime::new(config, metrics, events_tx);
+    let proxy = Proxy::new(runtime.clone(), sink.clone());
 
     let mut writer = None;
     let store_dropped = Arc::new(AtomicU64::new(0));
@@ -126,10 +128,10 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         let counter = w.dropped_counter();
         let mirror = store_dropped.clone();
         let sd = shutdown.clone();
-        let rt = runtime.clone();
+        let sink = sink.clone();
         tokio::spawn(async move {
             loop {
-                let total = counter.load(std::sync::atomic::Ordering::Relaxed) + rt.sink.dropped();
+                let total = counter.load(std::sync::atomic::Ordering::Relaxed) + sink.dropped();
                 mirror.store(total, std::sync::atomic::Ordering::Relaxed);
                 tokio::select! { _ = sd.cancelled() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
             }
@@ -147,7 +149,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         spawn_reloader(runtime.clone(), path, shutdown.clone());
     }
 
-    let listeners = umbra_core::proxy::bind(proxy_listen, workers)
+    let listeners = umbra_proxy::bind(proxy_listen, workers)
         .with_context(|| format!("cannot listen on {proxy_listen} (proxy.listen)"))?;
     let proxy_addr = listeners[0].local_addr()?;
     let admin_listener = tokio::net::TcpListener::bind(admin_listen)
@@ -161,13 +163,14 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         version: env!("CARGO_PKG_VERSION"),
         config_source: source,
         store_dropped,
+        sink,
     };
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
     let proxy_threads = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let first = spawn_proxy(listeners, runtime.clone(), shutdown.child_token())?;
+    let first = spawn_proxy(listeners, proxy.clone(), shutdown.child_token())?;
     proxy_threads.lock().expect("threads lock").push(first.0);
     tokio::spawn(follow_listen(
-        runtime.clone(),
+        proxy,
         proxy_listen,
         first.1,
         shutdown.clone(),
@@ -189,20 +192,20 @@ type ProxyThread = (std::thread::JoinHandle<()>, CancellationToken);
 
 fn spawn_proxy(
     listeners: Vec<std::net::TcpListener>,
-    rt: Arc<Runtime>,
+    rt: Arc<Proxy>,
     token: CancellationToken,
 ) -> std::io::Result<ProxyThread> {
     let t = token.clone();
     let handle = std::thread::Builder::new()
         .name("umbra-proxy".into())
-        .spawn(move || umbra_core::proxy::serve(listeners, rt, t))?;
+        .spawn(move || umbra_proxy::serve(listeners, rt, t))?;
     Ok((handle, token))
 }
 
 /// Rebinds the proxy when a reload changes `proxy.listen`: the new listeners start first, then
 /// the old ones stop accepting and drain. Other reloads never touch the listeners.
 async fn follow_listen(
-    rt: Arc<Runtime>,
+    rt: Arc<Proxy>,
     mut current: std::net::SocketAddr,
     mut token: CancellationToken,
     shutdown: CancellationToken,
@@ -214,13 +217,13 @@ async fn follow_listen(
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
         let (want, workers) = {
-            let snap = rt.load();
+            let snap = rt.runtime.load();
             (snap.config.proxy.listen, snap.config.proxy.workers)
         };
         if want == current {
             continue;
         }
-        match umbra_core::proxy::bind(want, workers) {
+        match umbra_proxy::bind(want, workers) {
             Ok(listeners) => match spawn_proxy(listeners, rt.clone(), shutdown.child_token()) {
                 Ok((handle, new_token)) => {
                     threads.lock().expect("threads lock").push(handle);

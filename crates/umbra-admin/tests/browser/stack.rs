@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use umbra_admin::AdminState;
-use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
+use umbra_proxy::{ComparisonSink, Proxy};
 use umbra_store::{ComparisonStore, StoreWriter, WriterConfig};
 use umbra_testkit::{Fixture, FixtureBuilder, Recorded, Reply};
 
@@ -122,7 +122,8 @@ pub async fn start(token: Option<&str>) -> Stack {
     let shutdown = CancellationToken::new();
     let (sink, comparisons) = ComparisonSink::new(10_000);
     let (events_tx, events) = tokio::sync::mpsc::channel(1024);
-    let runtime = Runtime::new(config, Arc::new(Metrics::new()), sink, events_tx);
+    let sink = Arc::new(sink);
+    let runtime = Runtime::new(config, Arc::new(Metrics::new()), events_tx);
     StoreWriter::spawn(
         store.clone(),
         comparisons,
@@ -136,11 +137,11 @@ pub async fn start(token: Option<&str>) -> Stack {
     umbra_admin::audit::spawn_audit_log(Some(store.clone()), events);
     tokio::spawn(umbra_core::health::run(runtime.clone(), shutdown.clone()));
 
-    let listeners = umbra_core::proxy::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let listeners = umbra_proxy::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let proxy = format!("http://{}", listeners[0].local_addr().unwrap());
     {
-        let (rt, sd) = (runtime.clone(), shutdown.clone());
-        std::thread::spawn(move || umbra_core::proxy::serve(listeners, rt, sd));
+        let (rt, sd) = (Proxy::new(runtime.clone(), sink.clone()), shutdown.clone());
+        std::thread::spawn(move || umbra_proxy::serve(listeners, rt, sd));
     }
 
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -152,6 +153,7 @@ pub async fn start(token: Option<&str>) -> Stack {
         version: "0.0.0-test",
         config_source: "umbra.toml".into(),
         store_dropped: Arc::new(AtomicU64::new(0)),
+        sink,
     };
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use umbra_admin::AdminState;
 use umbra_core::runtime::RuntimeEvent;
-use umbra_core::shadow::ComparisonSink;
 use umbra_core::telemetry::Metrics;
 use umbra_core::{Config, Runtime};
 use umbra_store::ComparisonStore;
@@ -46,12 +45,7 @@ pub struct Parts {
 pub async fn parts(config: &str) -> Parts {
     let config = Config::parse(config, "test.toml", &|_| None).expect("test config is valid");
     let (tx, events) = tokio::sync::mpsc::channel(1024);
-    let runtime = Runtime::new(
-        config,
-        Arc::new(Metrics::new()),
-        ComparisonSink::disabled(),
-        tx,
-    );
+    let runtime = Runtime::new(config, Arc::new(Metrics::new()), tx);
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = umbra_store::open(&url).await.expect("sqlite store opens");
@@ -77,5 +71,6 @@ pub fn state(
         version: "0.0.0-test",
         config_source: "test.toml".into(),
         store_dropped: Arc::new(AtomicU64::new(dropped)),
+        sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
     }
 }

@@ -20,8 +20,8 @@ use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::headers::{list, put_field};
-use super::relay::{Framed, Kind, Relayed};
+use crate::wire::headers::{list, put_field};
+use crate::wire::relay::{Framed, Kind, Relayed};
 
 /// Response headers read at most (hyper's client default).
 const MAX_HEADERS: usize = 100;
@@ -332,7 +332,7 @@ fn framing(code: u16, version: Version, facts: &Facts, head_request: bool) -> (F
 /// server out of step is not trusted again).
 fn release(conn: Conn, reusable: bool, key: &Arc<str>) {
     if reusable && conn.buf.is_empty() {
-        super::pool::put_raw(key, conn);
+        super::put_raw(key, conn);
     }
 }
 
@@ -595,10 +595,10 @@ pub async fn send_on<F, Fut>(
     method: &Method,
     fresh: F,
     deadline: tokio::time::Instant,
-) -> Result<(Head, Conn), super::pool::SendError>
+) -> Result<(Head, Conn), super::SendError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Conn, super::pool::SendError>>,
+    Fut: std::future::Future<Output = Result<Conn, super::SendError>>,
 {
     let head_request = *method == Method::HEAD;
     match exchange(&mut conn, wire, head_request, deadline).await {

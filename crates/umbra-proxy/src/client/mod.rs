@@ -24,10 +24,11 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use super::body::{BoxError, UpstreamBody};
-use super::h1;
-use super::relay::Relayed;
-use crate::resolve::Resolver;
+pub mod h1;
+
+use crate::wire::body::{BoxError, UpstreamBody};
+use crate::wire::relay::Relayed;
+use umbra_core::resolve::Resolver;
 
 /// Idle connections kept per server.
 const MAX_IDLE_PER_SERVER: usize = 256;
@@ -255,7 +256,7 @@ pub struct Outgoing<'a> {
     pub method: &'a http::Method,
     pub uri: &'a http::Uri,
     pub headers: &'a http::HeaderMap,
-    pub added: &'a super::headers::Added<'a>,
+    pub added: &'a crate::wire::headers::Added<'a>,
     /// An HTTP/1.1 upgrade (WebSocket): it needs hyper's client.
     pub upgrade: bool,
 }

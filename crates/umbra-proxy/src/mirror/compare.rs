@@ -19,8 +19,11 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use umbra_diff::{Comparison, Response, Verdict};
 
-use crate::runtime::{now_ms, Runtime};
-use crate::snapshot::Route;
+use umbra_core::runtime::now_ms;
+use umbra_core::snapshot::Route;
+
+use super::MirrorError;
+use crate::Proxy;
 
 /// How many fetched-but-not-yet-compared jobs may wait for a compare thread.
 const QUEUE: usize = 4096;
@@ -36,7 +39,7 @@ pub struct Fetched {
 
 /// Everything one comparison needs, handed over by the shadow task once both sides are in.
 pub struct CompareJob {
-    pub rt: Arc<Runtime>,
+    pub proxy: Arc<Proxy>,
     pub route: Arc<Route>,
     pub method: Method,
     pub path_and_query: String,
@@ -47,7 +50,7 @@ pub struct CompareJob {
     pub request_body: Bytes,
     pub primary: Fetched,
     /// The shadow's response, or why there is none.
-    pub shadow: Result<Fetched, String>,
+    pub shadow: Result<Fetched, MirrorError>,
     /// The secondary's response, when this request was sent to one and it answered.
     pub secondary: Option<Fetched>,
     /// The route's shadow slot, released once the comparison is built (or the job dropped).
@@ -139,7 +142,7 @@ fn response(f: Fetched, cap: usize) -> Response {
 /// Compares, judges, redacts and queues one job for the store.
 fn compare(job: CompareJob) {
     let CompareJob {
-        rt,
+        proxy,
         route,
         method,
         path_and_query,
@@ -152,6 +155,7 @@ fn compare(job: CompareJob) {
         secondary,
         permit,
     } = job;
+    let rt = &proxy.runtime;
     let name = &route.spec.name;
     let cap = route.spec.compare.max_body;
     let engine = &route.spec.compare.engine;
@@ -166,13 +170,13 @@ fn compare(job: CompareJob) {
             route.stats.shadow_latency.record_us(r.latency_us);
             (Some(r), None, diffs)
         }
-        Err(e) => (None, Some(e), Vec::new()),
+        Err(e) => (None, Some(e.to_string()), Vec::new()),
     };
     let noise = secondary.map(|f| umbra_diff::compare(&primary, &response(f, cap), engine));
     let verdict = if shadow.is_none() {
         Verdict::ShadowError
     } else {
-        rt.noise.observe_and_judge(
+        proxy.mirror.noise.observe_and_judge(
             name,
             &endpoint,
             &route.spec.compare.thresholds,
@@ -212,19 +216,20 @@ fn compare(job: CompareJob) {
     // The slot is freed before the comparison is handed on: from here the store queue's own
     // bound holds it, and whoever receives it sees the slot already free.
     drop(permit);
-    rt.sink.submit(comparison);
+    proxy.mirror.sink.submit(comparison);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::shadow::ComparisonSink;
-    use crate::telemetry::Metrics;
+    use crate::mirror::ComparisonSink;
     use std::time::Duration;
     use tokio::sync::Semaphore;
+    use umbra_core::config::Config;
+    use umbra_core::telemetry::Metrics;
+    use umbra_core::Runtime;
 
-    fn runtime() -> (Arc<Runtime>, tokio::sync::mpsc::Receiver<Comparison>) {
+    fn runtime() -> (Arc<Proxy>, tokio::sync::mpsc::Receiver<Comparison>) {
         let text = r#"
 [proxy]
 listen = "127.0.0.1:0"
@@ -241,10 +246,8 @@ shadow = { service = "v2", percent = 100 }
         let config = Config::parse(text, "test.toml", &|_| None).expect("config");
         let (sink, rx) = ComparisonSink::new(16);
         let (events, _) = tokio::sync::mpsc::channel(16);
-        (
-            Runtime::new(config, Arc::new(Metrics::new()), sink, events),
-            rx,
-        )
+        let runtime = Runtime::new(config, Arc::new(Metrics::new()), events);
+        (Proxy::new(runtime, Arc::new(sink)), rx)
     }
 
     fn json(body: &str) -> Fetched {
@@ -259,12 +262,12 @@ shadow = { service = "v2", percent = 100 }
         }
     }
 
-    fn job(rt: &Arc<Runtime>, slots: &Arc<Semaphore>, shadow_body: &str) -> CompareJob {
-        let route = rt.snapshot().route("api").expect("route").clone();
+    fn job(rt: &Arc<Proxy>, slots: &Arc<Semaphore>, shadow_body: &str) -> CompareJob {
+        let route = rt.runtime.snapshot().route("api").expect("route").clone();
         let mut request_headers = HeaderMap::new();
         request_headers.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
         CompareJob {
-            rt: rt.clone(),
+            proxy: rt.clone(),
             route,
             method: Method::GET,
             path_and_query: "/users/42?x=1".into(),
@@ -335,9 +338,9 @@ shadow = { service = "v2", percent = 100 }
         let (comparer, _queue) = Comparer::with_queue(0, 1, compare);
         let slots = Arc::new(Semaphore::new(2));
         assert!(comparer.submit(job(&rt, &slots, "{}")), "fills the queue");
-        rt.use_comparer(comparer);
+        rt.mirror.use_comparer(comparer);
 
-        let snap = rt.snapshot();
+        let snap = rt.runtime.snapshot();
         let route = snap.route("api").expect("route").clone();
         let (head_tx, primary_head) = tokio::sync::oneshot::channel();
         let (body_tx, primary_body) = tokio::sync::oneshot::channel();
@@ -345,13 +348,13 @@ shadow = { service = "v2", percent = 100 }
         head_tx.send((200, HeaderMap::new())).unwrap();
         body_tx.send(captured_rx).unwrap();
         captured_tx
-            .send(crate::proxy::body::Captured {
+            .send(crate::wire::body::Captured {
                 body: b"{}".to_vec(),
                 complete: true,
                 ..Default::default()
             })
             .unwrap();
-        let shadow_job = crate::shadow::ShadowJob {
+        let shadow_job = crate::mirror::ShadowJob {
             shadow: snap.service("v2").expect("service").clone(),
             secondary: None,
             method: Method::GET,
@@ -368,14 +371,15 @@ shadow = { service = "v2", percent = 100 }
         };
         // The shadow server (port 9) refuses: that is a comparison of a shadow error, which
         // still has to go through the full queue.
-        crate::shadow::run(shadow_job, rt.clone()).await;
+        crate::mirror::run(shadow_job, rt.clone()).await;
         assert_eq!(route.stats.shadow_dropped.load(Ordering::Relaxed), 1);
         assert!(
-            rt.metrics
+            rt.runtime
+                .metrics
                 .encode()
                 .contains(r#"umbra_shadow_dropped_total{route="api",reason="compare_backlog"} 1"#),
             "{}",
-            rt.metrics.encode()
+            rt.runtime.metrics.encode()
         );
         assert_eq!(
             slots.available_permits(),

@@ -7,106 +7,22 @@
 //! (in-flight slots per route, the compare queue, the queue to the store) drops and counts on
 //! overflow; nothing here can block or fail a primary response.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use umbra_diff::{Comparison, Difference, Verdict};
+use umbra_core::snapshot::Route;
+use umbra_core::upstream::Service;
 
-use crate::comparer::{CompareJob, Fetched};
-use crate::proxy::body::{collect_capped, Captured};
-use crate::proxy::headers::{Added, HOST, X_REQUEST_ID, X_UMBRA_SHADOW};
-use crate::runtime::Runtime;
-use crate::snapshot::Route;
-use crate::upstream::Service;
-
-/// The data plane's end of the queue to the store: `try_send` only.
-pub struct ComparisonSink {
-    tx: Option<mpsc::Sender<Comparison>>,
-    dropped: AtomicU64,
-    capacity: usize,
-}
-
-impl ComparisonSink {
-    pub fn new(capacity: usize) -> (ComparisonSink, mpsc::Receiver<Comparison>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        (
-            ComparisonSink {
-                tx: Some(tx),
-                dropped: AtomicU64::new(0),
-                capacity: capacity.max(1),
-            },
-            rx,
-        )
-    }
-
-    /// A sink that drops everything (for runs without a store).
-    pub fn disabled() -> ComparisonSink {
-        ComparisonSink {
-            tx: None,
-            dropped: AtomicU64::new(0),
-            capacity: 0,
-        }
-    }
-
-    /// Queues a comparison, or drops and counts it when the queue is full or closed.
-    pub fn submit(&self, c: Comparison) -> bool {
-        let ok = self.tx.as_ref().is_some_and(|tx| tx.try_send(c).is_ok());
-        if !ok {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        ok
-    }
-
-    pub fn depth(&self) -> usize {
-        self.tx
-            .as_ref()
-            .map_or(0, |tx| self.capacity - tx.capacity())
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-/// Per-route noise models (Diffy's differential: candidate vs primary against secondary vs
-/// primary), fed by every comparison.
-#[derive(Default)]
-pub struct NoiseModels {
-    models: Mutex<HashMap<String, umbra_diff::NoiseModel>>,
-}
-
-impl NoiseModels {
-    /// Field rows (rate, noise rate, significance) of one route's endpoint, from memory.
-    pub fn field_rows(&self, route: &str, endpoint: &str) -> Vec<umbra_diff::FieldStat> {
-        let models = self.models.lock().expect("noise lock");
-        models
-            .get(route)
-            .map(|m| m.field_rows(endpoint))
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn observe_and_judge(
-        &self,
-        route: &str,
-        endpoint: &str,
-        thresholds: &umbra_diff::Thresholds,
-        candidate: &[Difference],
-        noise: Option<&[Difference]>,
-    ) -> Verdict {
-        let mut models = self.models.lock().expect("noise lock");
-        let model = models
-            .entry(route.to_string())
-            .or_insert_with(|| umbra_diff::NoiseModel::new(*thresholds, Default::default()));
-        model.observe(endpoint, candidate, noise);
-        model.verdict(endpoint, candidate)
-    }
-}
+use super::compare::{CompareJob, Fetched};
+use crate::client::{self, h1, SendError};
+use crate::wire::body::{collect_capped, BoxError, Captured};
+use crate::wire::headers::{Added, HOST, X_REQUEST_ID, X_UMBRA_SHADOW};
+use crate::Proxy;
 
 /// Why a mirror candidate was not sent.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +71,22 @@ pub struct ShadowJob {
     pub permit: OwnedSemaphorePermit,
 }
 
+/// Why a shadow (or secondary) request has no response to compare; stored as the
+/// comparison's `shadow_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("service `{0}` has no healthy server")]
+    NoServer(String),
+    #[error("could not build the shadow request for `{0}`")]
+    BadPath(String),
+    #[error("timed out after {0} ms")]
+    Timeout(u128),
+    #[error(transparent)]
+    Send(SendError),
+    #[error("the shadow's response body failed: {0}")]
+    Body(#[source] BoxError),
+}
+
 /// How long a connection to a shadow server may take to open.
 const SHADOW_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -173,20 +105,14 @@ async fn fetch(
     m: &Mirrored,
     timeout: Duration,
     cap: usize,
-) -> Result<Fetched, String> {
+) -> Result<Fetched, MirrorError> {
     let Some(server) = service.pick(None) else {
-        return Err(format!(
-            "service `{}` has no healthy server",
-            service.name()
-        ));
+        return Err(MirrorError::NoServer(service.name().to_string()));
     };
     // The path came from a parsed URI; a control character or space would break the request
     // line, so refuse rather than send it.
     if m.path_and_query.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!(
-            "could not build the shadow request for `{}`",
-            m.path_and_query
-        ));
+        return Err(MirrorError::BadPath(m.path_and_query.clone()));
     }
     // The request's own headers are written as they are, with the shadow marks (and a Host
     // when it had none) in place of any of the same name: no per-fetch copy of the map.
@@ -201,7 +127,7 @@ async fn fetch(
     if let Some(h) = &host {
         added.push(&HOST, h);
     }
-    let wire = crate::proxy::h1::encode_request(
+    let wire = h1::encode_request(
         &m.method,
         &m.path_and_query,
         &m.headers,
@@ -212,9 +138,9 @@ async fn fetch(
     let start = Instant::now();
     // The worker's own upstream pool (shadow and primary requests to one server share idle
     // connections; each request still has a connection of its own).
-    let timed_out = || format!("timed out after {} ms", timeout.as_millis());
+    let timed_out = || MirrorError::Timeout(timeout.as_millis());
     let work = async {
-        let resp = crate::proxy::pool::send_wire(
+        let resp = client::send_wire(
             &server.addr.authority,
             &wire,
             &m.method,
@@ -224,15 +150,13 @@ async fn fetch(
         .await
         .map_err(|e| match e.is_timeout() {
             true => timed_out(),
-            false => format!("{e}"),
+            false => MirrorError::Send(e),
         })?;
         let (resp, fields) = resp;
         let (mut parts, body) = resp.into_parts();
         fields.merge_into(&mut parts.headers, false);
-        let (body, truncated) = collect_capped(body, cap)
-            .await
-            .map_err(|e| format!("{e}"))?;
-        Ok::<_, String>((parts, body, truncated))
+        let (body, truncated) = collect_capped(body, cap).await.map_err(MirrorError::Body)?;
+        Ok::<_, MirrorError>((parts, body, truncated))
     };
     match tokio::time::timeout(timeout, work).await {
         Err(_) => Err(timed_out()),
@@ -249,7 +173,8 @@ async fn fetch(
 
 /// Runs one shadow job: waits for the request body copy, sends the shadow (and maybe secondary)
 /// request, waits for the primary's response copy, and hands all of it to the compare threads.
-pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
+pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
+    let rt = &proxy.runtime;
     let route = job.route.clone();
     let spec = route
         .spec
@@ -323,8 +248,9 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
     };
 
     // 4. Compare on the compare threads.
+    let workers = rt.load().config.proxy.workers;
     let compare = CompareJob {
-        rt: rt.clone(),
+        proxy: proxy.clone(),
         route: route.clone(),
         method: mirrored.method,
         path_and_query: mirrored.path_and_query,
@@ -337,7 +263,7 @@ pub async fn run(job: ShadowJob, rt: Arc<Runtime>) {
         secondary: secondary.and_then(Result::ok),
         permit: job.permit,
     };
-    if !rt.comparer().submit(compare) {
+    if !proxy.mirror.comparer(workers).submit(compare) {
         dropped(DropReason::CompareBacklog);
     }
 }

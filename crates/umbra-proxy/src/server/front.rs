@@ -19,8 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::headers::{lists, put_field};
-use super::{Answer, ProxyBody};
+use super::reply::{Fields, ProxyBody, Reply};
+use crate::wire::headers::{lists, put_field};
+use crate::wire::relay::Relayed;
 
 /// Request headers read at most (hyper's server default); more hands over to hyper (431).
 const MAX_HEADERS: usize = 100;
@@ -59,7 +60,7 @@ pub(super) async fn serve<F, Fut>(
 ) -> Outcome
 where
     F: Fn(Request<Option<hyper::body::Incoming>>) -> Fut,
-    Fut: std::future::Future<Output = Answer>,
+    Fut: std::future::Future<Output = Reply>,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(1024);
@@ -207,13 +208,11 @@ fn parse(buf: &mut BytesMut) -> Parsed {
 async fn write_response(
     io: &mut TcpStream,
     out: &mut Vec<u8>,
-    answer: Answer,
+    answer: Reply,
     head_request: bool,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let (parts, mut body) = answer.resp.into_parts();
-    let relayed = &answer.relayed;
-    let status = parts.status;
+    let status = answer.status();
     let bodiless = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -224,22 +223,14 @@ async fn write_response(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    // The upstream's lines first, then the map: umbra's own fields follow the upstream's
-    // (see `Answer`).
-    out.extend_from_slice(relayed.lines());
-    let (mut dated, mut known) = (relayed.has_date(), relayed.has_length());
-    for (name, value) in &parts.headers {
-        // The framing is ours.
-        if name == TRANSFER_ENCODING || name == CONNECTION {
-            continue;
-        }
-        dated |= name == DATE;
-        known |= name == CONTENT_LENGTH;
-        put_field(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    if let Some(id) = &answer.request_id {
-        put_field(out, b"x-request-id", id.as_bytes());
-    }
+    let mut head = Head {
+        out,
+        dated: false,
+        known: false,
+    };
+    answer.fields(&mut head);
+    let (dated, known) = (head.dated, head.known);
+    let (_, mut body) = answer.into_body();
     if !dated {
         date(out);
     }
@@ -302,11 +293,36 @@ async fn write_response(
     }
 }
 
+/// A reply's fields written as bytes, noting whether a `Date` and a length were among them.
+struct Head<'a> {
+    out: &'a mut Vec<u8>,
+    dated: bool,
+    known: bool,
+}
+
+impl Fields for Head<'_> {
+    fn relayed(&mut self, relayed: &Relayed) {
+        self.out.extend_from_slice(relayed.lines());
+        self.dated |= relayed.has_date();
+        self.known |= relayed.has_length();
+    }
+
+    fn field(&mut self, name: &HeaderName, value: &HeaderValue) {
+        // The framing is ours.
+        if name == TRANSFER_ENCODING || name == CONNECTION {
+            return;
+        }
+        self.dated |= name == DATE;
+        self.known |= name == CONTENT_LENGTH;
+        put_field(self.out, name.as_str().as_bytes(), value.as_bytes());
+    }
+}
+
 /// The body's next data frame (trailers and other frames are skipped).
 fn poll_data(
     body: &mut ProxyBody,
     cx: &mut Context<'_>,
-) -> Poll<Option<Result<Bytes, super::body::BoxError>>> {
+) -> Poll<Option<Result<Bytes, crate::wire::body::BoxError>>> {
     loop {
         match Pin::new(&mut *body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {

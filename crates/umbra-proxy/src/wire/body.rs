@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
@@ -211,51 +210,6 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Empty => SizeHint::with_exact(0),
             UpstreamBody::Stream(t) => t.size_hint(),
-        }
-    }
-}
-
-/// The body umbra answers with: its own small payload, or the upstream's stream.
-pub enum ProxyBody {
-    Full(Full<Bytes>),
-    Stream(Tee<super::pool::PooledBody>),
-}
-
-impl ProxyBody {
-    pub fn full(b: impl Into<Bytes>) -> Self {
-        ProxyBody::Full(Full::new(b.into()))
-    }
-
-    pub fn empty() -> Self {
-        ProxyBody::full(Bytes::new())
-    }
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            ProxyBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
-            ProxyBody::Stream(t) => Pin::new(t).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Full(b) => b.is_end_stream(),
-            ProxyBody::Stream(t) => t.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Full(b) => b.size_hint(),
-            ProxyBody::Stream(t) => t.size_hint(),
         }
     }
 }

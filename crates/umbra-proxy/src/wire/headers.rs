@@ -15,7 +15,7 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy `Proxy-Connection`).
-pub(super) static HOP_BY_HOP: [&HeaderName; 8] = [
+pub(crate) static HOP_BY_HOP: [&HeaderName; 8] = [
     &CONNECTION,
     &http::header::TRANSFER_ENCODING,
     &http::header::UPGRADE,
@@ -31,17 +31,17 @@ fn is_hop_by_hop(n: &HeaderName) -> bool {
 }
 
 /// The elements of a comma-separated field value (RFC 9110 §5.6.1), trimmed; empty ones too.
-pub(super) fn list(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+pub(crate) fn list(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
 /// Whether a comma-separated field value lists `token` (in any case).
-pub(super) fn lists(value: &[u8], token: &[u8]) -> bool {
+pub(crate) fn lists(value: &[u8], token: &[u8]) -> bool {
     list(value).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Appends one field as a line of an HTTP/1.1 head: `name: value\r\n`.
-pub(super) fn put_field(out: &mut impl bytes::BufMut, name: &[u8], value: &[u8]) {
+pub(crate) fn put_field(out: &mut impl bytes::BufMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");
     out.put_slice(value);

@@ -6,15 +6,14 @@
 //! `Trailer`, `Proxy-*`, a `Connection` naming others), a 101.
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Response};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::headers::{put_field, X_REQUEST_ID};
-use super::ProxyBody;
+use super::headers::put_field;
 
 /// What a response field means to the proxy, told from its name without parsing it into a
 /// `HeaderName`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     ContentLength,
     TransferEncoding,
     Connection,
@@ -27,7 +26,7 @@ pub(super) enum Kind {
 }
 
 impl Kind {
-    pub(super) fn of(name: &[u8]) -> Kind {
+    pub(crate) fn of(name: &[u8]) -> Kind {
         let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
         match name.len() {
             2 if is("te") => Kind::OtherHop,
@@ -64,7 +63,7 @@ pub struct Relayed {
 }
 
 /// What `Relayed::from_fields` needs to know about the head as a whole.
-pub(super) struct Framed {
+pub(crate) struct Framed {
     /// A `Transfer-Encoding` was present: any `Content-Length` is left out.
     pub coded: bool,
     /// `Connection` names no field but `keep-alive` / `close`: it and `Keep-Alive` are left
@@ -75,7 +74,7 @@ pub(super) struct Framed {
 impl Relayed {
     /// The lines of `fields` (as httparse read them, values trimmed); `kinds[i]` is
     /// `Kind::of` the name of `fields[i]`.
-    pub(super) fn from_fields(
+    pub(crate) fn from_fields(
         fields: &[httparse::Header<'_>],
         kinds: &[Kind],
         framed: Framed,
@@ -165,48 +164,6 @@ fn line(out: &mut BytesMut, f: &httparse::Header<'_>) {
     put_field(out, f.name.as_bytes(), f.value);
 }
 
-/// What the proxy answers a request with: a response, the upstream's fields still as lines
-/// beside its map, and umbra's `X-Request-Id` beside it too when the map is empty (the usual
-/// relayed answer, which then needs no map at all).
-///
-/// While there are lines, the map holds only umbra's own fields (a canary `Set-Cookie`), and
-/// they come after the lines on every server path: a browser keeps the last cookie of a name,
-/// and umbra's must win.
-pub struct Answer {
-    pub resp: Response<ProxyBody>,
-    pub relayed: Relayed,
-    pub request_id: Option<HeaderValue>,
-}
-
-impl Answer {
-    /// The answer as one `Response`, for hyper's server.
-    pub fn into_response(self) -> Response<ProxyBody> {
-        let mut resp = self.resp;
-        if !self.relayed.lines().is_empty() {
-            let own = std::mem::take(resp.headers_mut());
-            let headers = resp.headers_mut();
-            self.relayed.merge_into(headers, true);
-            for (name, value) in &own {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-        if let Some(id) = self.request_id {
-            resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
-        }
-        resp
-    }
-}
-
-impl From<Response<ProxyBody>> for Answer {
-    fn from(resp: Response<ProxyBody>) -> Answer {
-        Answer {
-            resp,
-            relayed: Relayed::default(),
-            request_id: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +187,7 @@ mod tests {
 
     #[test]
     fn every_hop_by_hop_name_is_told_apart() {
-        for name in super::super::headers::HOP_BY_HOP {
+        for name in crate::wire::headers::HOP_BY_HOP {
             let kind = Kind::of(name.as_str().to_ascii_uppercase().as_bytes());
             assert!(
                 matches!(
@@ -303,39 +260,6 @@ mod tests {
         assert_eq!(r.lines(), b"Connection: x-hop\r\nX-Hop: 1\r\n");
         assert!(relayed("HTTP/1.1 200 OK\r\nTrailer: x\r\n\r\n", PLAIN).needs_map());
         assert!(relayed("HTTP/1.1 200 OK\r\n\r\n", PLAIN).lines().is_empty());
-    }
-
-    #[test]
-    fn an_answer_becomes_one_response() {
-        let r = relayed(
-            "HTTP/1.1 200 OK\r\nX-A: 1\r\nSet-Cookie: c=up\r\nX-Request-Id: up\r\n\r\n",
-            PLAIN,
-        );
-        let mut own = Response::new(ProxyBody::empty());
-        own.headers_mut()
-            .append("set-cookie", HeaderValue::from_static("c=umbra"));
-        let resp = Answer {
-            resp: own,
-            relayed: r,
-            request_id: Some(HeaderValue::from_static("ours")),
-        }
-        .into_response();
-        assert_eq!(resp.headers()["x-a"], "1");
-        assert_eq!(
-            resp.headers()
-                .get_all("x-request-id")
-                .iter()
-                .collect::<Vec<_>>(),
-            ["ours"]
-        );
-        assert_eq!(
-            resp.headers()
-                .get_all("set-cookie")
-                .iter()
-                .collect::<Vec<_>>(),
-            ["c=up", "c=umbra"],
-            "umbra's own fields come after the upstream's"
-        );
     }
 
     use proptest::prelude::*;

@@ -1,0 +1,621 @@
+//! The request handler, as a short pipeline of named stages: **route** (which route, and may
+//! its body come in), **plan** (canary side, the upstream request's fields, the shadow
+//! decision), **forward** (to a server of the chosen service, retrying a connect failure on
+//! another when nothing was sent) and **respond** (the reply's fields, the copies a shadow
+//! compares). Every stage fills in the one access-log [`Record`]; a stage that fails returns a
+//! [`ProxyError`], which becomes the JSON error reply in one place.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+
+use umbra_core::canary::{self, Side};
+use umbra_core::config::ShadowSpec;
+use umbra_core::rules::RequestView;
+use umbra_core::snapshot::{Route, Snapshot};
+use umbra_core::upstream::{InFlight, ServerState, Service};
+
+use super::log::Record;
+use super::reply::{ProxyBody, Reply};
+use crate::client::{self, PooledBody};
+use crate::error::ProxyError;
+use crate::mirror::{DropReason, ShadowJob};
+use crate::wire::body::{Captured, Tee, UpstreamBody};
+use crate::wire::headers::*;
+use crate::wire::relay::Relayed;
+use crate::Proxy;
+
+/// How long a connection to an upstream server may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Handles one request end to end. Never fails: problems become JSON error replies.
+///
+/// `client` is the peer's address as a header value, made once per connection.
+/// `req` has no body (`None`) when the fast lane read it.
+pub async fn handle(
+    mut req: Request<Option<hyper::body::Incoming>>,
+    peer: SocketAddr,
+    client: &HeaderValue,
+    proxy: &Arc<Proxy>,
+) -> Reply {
+    let start = Instant::now();
+    let mut scan = Scan::of(req.headers());
+    let request_id = match scan.request_id.take() {
+        Some(v) if valid_request_id(&v) => v,
+        _ => new_request_id(),
+    };
+    let client_upgrade = scan.upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let http::request::Parts {
+        method,
+        uri,
+        headers,
+        ..
+    } = parts;
+    // The Host as the client sent it (port included) for X-Forwarded-Host; without the port
+    // for matching and logs.
+    let host_value = original_host(scan.host.as_ref(), &uri);
+    let host = strip_port(host_value.to_str().unwrap_or(""));
+    let mut rec = Record::new(start, &method, uri.path(), host, &request_id);
+    let req = Req {
+        method: &method,
+        uri: &uri,
+        headers,
+        body,
+        scan,
+        host_value: &host_value,
+        host,
+        peer,
+        client,
+        client_upgrade,
+        request_id: &request_id,
+    };
+    let reply = match pipeline(req, proxy, &mut rec).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            if e.is_upstream() {
+                let route = rec.route.as_ref().map_or("", |r| r.spec.name.as_str());
+                tracing::warn!(route = %route, request_id = request_id.to_str().unwrap_or(""), error = %e, "upstream request failed");
+            }
+            e.to_response(&request_id).into()
+        }
+    };
+    rec.finish(&proxy.runtime, reply)
+}
+
+/// The request as the stages see it.
+struct Req<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: HeaderMap,
+    body: Option<hyper::body::Incoming>,
+    scan: Scan,
+    host_value: &'a HeaderValue,
+    host: &'a str,
+    peer: SocketAddr,
+    client: &'a HeaderValue,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    request_id: &'a HeaderValue,
+}
+
+async fn pipeline(
+    mut req: Req<'_>,
+    proxy: &Arc<Proxy>,
+    rec: &mut Record<'_>,
+) -> Result<Reply, ProxyError> {
+    let snap = proxy.runtime.load();
+    let body = req.body.take();
+    let route = route(&snap, &req, rec)?;
+    let side = choose_side(&snap, &route, &req, rec)?;
+    let target = target(&route, &mut req);
+    let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
+    let prefix = target
+        .stripped
+        .as_ref()
+        .and_then(|p| HeaderValue::from_str(p).ok());
+    let (added, has_host) = upstream_fields(&req, &forwarded, prefix.as_ref());
+    let shadow = plan_shadow(&snap, &route, &req, body.as_ref(), proxy, rec);
+    let (body, copies) = start_shadow(
+        &snap, &route, &req, body, &target, &added, shadow, proxy, rec,
+    );
+    let out = Outgoing {
+        req: &req,
+        uri: &target.uri,
+        added,
+        has_host,
+        body,
+    };
+    let service = rec.service.clone().expect("choose_side picked a service");
+    let sent = forward(&service, out, &snap, rec).await?;
+    let client_upgrade = req.client_upgrade.take();
+    Ok(respond(
+        sent,
+        &req,
+        &route,
+        side.set_cookie,
+        copies,
+        client_upgrade,
+    ))
+}
+
+/// **Route**: the route that matches, and whether the declared body fits the limit.
+fn route(snap: &Snapshot, req: &Req<'_>, rec: &mut Record<'_>) -> Result<Arc<Route>, ProxyError> {
+    let view = RequestView {
+        method: req.method,
+        host: req.host,
+        path: req.uri.path(),
+        query: req.uri.query(),
+        headers: &req.headers,
+        client_ip: Some(req.peer.ip()),
+    };
+    let Some(route) = snap.route_for(&view).cloned() else {
+        rec.shadow = "no_route";
+        return Err(ProxyError::NoRoute {
+            method: req.method.to_string(),
+            host: req.host.to_string(),
+            path: req.uri.path().to_string(),
+        });
+    };
+    route.stats.requests.fetch_add(1, Ordering::Relaxed);
+    rec.route = Some(route.clone());
+    let limit = snap.config.proxy.max_body;
+    match req.scan.content_length {
+        Some(len) if len > limit => Err(ProxyError::BodyTooLarge { limit }),
+        _ => Ok(route),
+    }
+}
+
+/// The canary decision: which side, and the sticky cookie to set.
+struct SideChoice {
+    set_cookie: Option<String>,
+}
+
+/// **Plan**, part one: the primary or the canary service (sticky per client).
+fn choose_side(
+    snap: &Snapshot,
+    route: &Route,
+    req: &Req<'_>,
+    rec: &mut Record<'_>,
+) -> Result<SideChoice, ProxyError> {
+    let mut service_name = route.spec.service.as_str();
+    let mut set_cookie = None;
+    if let Some(c) = &route.spec.canary {
+        let (side, cookie) = canary::choose(&route.spec.name, c, &req.headers);
+        if side == Side::Canary
+            && snap
+                .service(&c.service)
+                .is_some_and(|s| s.available_count() > 0)
+        {
+            service_name = c.service.as_str();
+            route.stats.canary_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        set_cookie = cookie.map(|v| {
+            format!(
+                "{}={v}; Path=/; HttpOnly; SameSite=Lax",
+                canary::cookie_name(&route.spec.name)
+            )
+        });
+    }
+    match snap.service(service_name) {
+        Some(s) => {
+            rec.service = Some(s.clone());
+            Ok(SideChoice { set_cookie })
+        }
+        None => Err(ProxyError::NoHealthy {
+            service: service_name.to_string(),
+        }),
+    }
+}
+
+/// Where the request goes on the upstream: its origin-form URI, and the prefix stripped.
+struct Target {
+    uri: Uri,
+    stripped: Option<String>,
+}
+
+impl Target {
+    fn path_and_query(&self) -> String {
+        self.uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string()
+    }
+}
+
+/// **Plan**, part two: the upstream path — the client's own path and query unless a prefix is
+/// stripped (only then is a new one built and parsed) — and the client's fields without the
+/// hop-by-hop ones.
+fn target(route: &Route, req: &mut Req<'_>) -> Target {
+    let path = req.uri.path();
+    let mut stripped = None;
+    let mut uri = None;
+    if let Some(prefix) = &route.spec.strip_prefix {
+        if let Some(rest) = path.strip_prefix(prefix.as_str()) {
+            if rest.is_empty() || rest.starts_with('/') {
+                let rest = if rest.is_empty() { "/" } else { rest };
+                let pq = match req.uri.query() {
+                    Some(q) => format!("{rest}?{q}"),
+                    None => rest.to_string(),
+                };
+                uri = pq.parse::<Uri>().ok();
+                stripped = Some(prefix.clone());
+            }
+        }
+    }
+    let uri = uri
+        .or_else(|| req.uri.path_and_query().cloned().map(Uri::from))
+        .unwrap_or_else(|| Uri::from_static("/"));
+    if req.scan.hop_by_hop {
+        strip_hop_by_hop(&mut req.headers, req.scan.upgrade);
+        // `Connection` may have named any field; the upgrade flag stays the client's.
+        let upgrade = req.scan.upgrade;
+        req.scan = Scan::of(&req.headers);
+        req.scan.upgrade = upgrade;
+    }
+    Target { uri, stripped }
+}
+
+/// umbra's own fields for the upstream request (see `Added`), and whether it has a Host.
+fn upstream_fields<'a>(
+    req: &'a Req<'_>,
+    forwarded: &'a Forwarded,
+    prefix: Option<&'a HeaderValue>,
+) -> (Added<'a>, bool) {
+    let has_host = req.scan.host.is_some();
+    let mut added = Added::new();
+    forwarded.add_to(&mut added);
+    if let Some(v) = prefix {
+        added.push(&X_FORWARDED_PREFIX, v);
+    }
+    added.push(&X_REQUEST_ID, req.request_id);
+    // HTTP/2 carries the host as the URI's authority.
+    if !has_host && req.uri.authority().is_some() {
+        added.push(&HOST, req.host_value);
+        return (added, true);
+    }
+    (added, has_host)
+}
+
+/// A shadow the plan decided to send: its service, slot and spec.
+struct ShadowPlan<'s> {
+    service: Arc<Service>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    spec: &'s ShadowSpec,
+}
+
+/// **Plan**, part three: whether this request is mirrored — sampled, a mirrored method, a
+/// body within the cap, a shadow server, a free slot — or why not.
+fn plan_shadow<'s>(
+    snap: &Snapshot,
+    route: &'s Route,
+    req: &Req<'_>,
+    body: Option<&hyper::body::Incoming>,
+    proxy: &Proxy,
+    rec: &mut Record<'_>,
+) -> Option<ShadowPlan<'s>> {
+    let sh = route.spec.shadow.as_ref()?;
+    let dropped = |rec: &mut Record<'_>, reason: DropReason| {
+        rec.shadow = reason.as_str();
+        proxy
+            .runtime
+            .metrics
+            .shadow_dropped(&route.spec.name, rec.shadow);
+    };
+    let sampled = sh.percent >= 100.0 || rand::random::<f64>() * 100.0 < sh.percent;
+    if !sampled {
+        rec.shadow = "not_sampled";
+        return None;
+    }
+    if req.scan.upgrade || !sh.methods.contains(req.method) {
+        rec.shadow = "method";
+        return None;
+    }
+    let body_len = body.map_or(Some(0), |b| http_body::Body::size_hint(b).exact());
+    if body_len.is_some_and(|n| n > sh.max_body) {
+        dropped(rec, DropReason::BodyTooLarge);
+        return None;
+    }
+    let Some(service) = snap.service(&sh.service).cloned() else {
+        dropped(rec, DropReason::NoServer);
+        return None;
+    };
+    match route.shadow_slots.clone().try_acquire_owned() {
+        Ok(permit) => {
+            rec.shadow = "sampled";
+            Some(ShadowPlan {
+                service,
+                permit,
+                spec: sh,
+            })
+        }
+        Err(_) => {
+            route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+            dropped(rec, DropReason::Overflow);
+            None
+        }
+    }
+}
+
+/// Where the primary's response copies go for the shadow to compare.
+struct Copies {
+    head: oneshot::Sender<(u16, HeaderMap)>,
+    body: oneshot::Sender<oneshot::Receiver<Captured>>,
+}
+
+/// The upstream body (teed when a shadow needs a copy), and the shadow job started.
+#[allow(clippy::too_many_arguments)]
+fn start_shadow(
+    snap: &Snapshot,
+    route: &Arc<Route>,
+    req: &Req<'_>,
+    body: Option<hyper::body::Incoming>,
+    target: &Target,
+    added: &Added<'_>,
+    shadow: Option<ShadowPlan<'_>>,
+    proxy: &Arc<Proxy>,
+    rec: &Record<'_>,
+) -> (UpstreamBody, Option<Copies>) {
+    let max_body = snap.config.proxy.max_body;
+    let mut request_copy = None;
+    let body = match body.filter(|b| !http_body::Body::is_end_stream(b)) {
+        None => UpstreamBody::Empty,
+        Some(incoming) => {
+            let mut tee = Tee::new(incoming).limit(max_body);
+            if let Some(plan) = &shadow {
+                request_copy = Some(tee.capture(plan.spec.max_body as usize));
+            }
+            UpstreamBody::Stream(tee)
+        }
+    };
+    let Some(plan) = shadow else {
+        return (body, None);
+    };
+    let (head_tx, head_rx) = oneshot::channel();
+    let (body_tx, body_rx) = oneshot::channel();
+    let job = ShadowJob {
+        route: route.clone(),
+        shadow: plan.service,
+        secondary: plan
+            .spec
+            .secondary
+            .as_ref()
+            .filter(|_| rand::random::<f64>() * 100.0 < plan.spec.secondary_percent)
+            .and_then(|s| snap.service(s).cloned()),
+        method: req.method.clone(),
+        path_and_query: target.path_and_query(),
+        host: req.host.to_string(),
+        headers: {
+            let mut h = req.headers.clone();
+            added.merge_into(&mut h);
+            h
+        },
+        request_id: req.request_id.clone(),
+        started: rec.start(),
+        request_body: request_copy,
+        primary_head: head_rx,
+        primary_body: body_rx,
+        permit: plan.permit,
+    };
+    // Boxed before spawning: the task then moves a pointer, not the job's whole future.
+    tokio::spawn(Box::pin(crate::mirror::run(job, proxy.clone())));
+    let copies = Copies {
+        head: head_tx,
+        body: body_tx,
+    };
+    (body, Some(copies))
+}
+
+/// The upstream request as `forward` sends it.
+struct Outgoing<'a> {
+    req: &'a Req<'a>,
+    uri: &'a Uri,
+    added: Added<'a>,
+    has_host: bool,
+    body: UpstreamBody,
+}
+
+/// What came back from the upstream, with the server's in-flight mark.
+struct Sent {
+    resp: Response<PooledBody>,
+    relayed: Relayed,
+    _in_flight: InFlight,
+}
+
+/// **Forward**: sends the request to a server of `service`, retrying once on another server
+/// when the connection could not be made and the request had no body (nothing was sent).
+async fn forward(
+    service: &Service,
+    out: Outgoing<'_>,
+    snap: &Snapshot,
+    rec: &mut Record<'_>,
+) -> Result<Sent, ProxyError> {
+    let timeout = snap.config.proxy.timeout;
+    let Some(mut server) = service.pick(None) else {
+        return Err(ProxyError::NoHealthy {
+            service: service.name().to_string(),
+        });
+    };
+    let empty = matches!(out.body, UpstreamBody::Empty);
+    let mut body = Some(out.body);
+    // Only a request without a body can be sent again, and only to another server.
+    let retryable = empty && service.servers.len() > 1;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        rec.upstream = Some(server.clone());
+        let sent = send_once(
+            &server,
+            &out.req.headers,
+            out.req,
+            out.uri,
+            out.added,
+            out.has_host,
+            body.take().unwrap_or(UpstreamBody::Empty),
+            timeout,
+        )
+        .await;
+        match sent {
+            Ok(sent) => return Ok(sent),
+            Err(e) if e.is_connect() && retryable && attempt < 3 => {
+                match service.pick(Some(&server)) {
+                    Some(next) => server = next,
+                    None => return Err(unavailable(&server, e)),
+                }
+            }
+            Err(e) => return Err(upstream_error(&server, e, timeout)),
+        }
+    }
+}
+
+/// One attempt on one server.
+#[allow(clippy::too_many_arguments)]
+async fn send_once(
+    server: &Arc<ServerState>,
+    headers: &HeaderMap,
+    req: &Req<'_>,
+    uri: &Uri,
+    added: Added<'_>,
+    has_host: bool,
+    body: UpstreamBody,
+    timeout: Duration,
+) -> Result<Sent, client::SendError> {
+    // Without a Host from the client, the server's own authority.
+    let server_host = (!has_host)
+        .then(|| HeaderValue::from_str(&server.addr.authority).ok())
+        .flatten();
+    let mut added = added;
+    if let Some(v) = &server_host {
+        added.push(&HOST, v);
+    }
+    let out = client::Outgoing {
+        method: req.method,
+        uri,
+        headers,
+        added: &added,
+        upgrade: req.scan.upgrade,
+    };
+    let in_flight = server.begin();
+    let res = client::send(
+        &server.addr.authority,
+        out,
+        body,
+        CONNECT_TIMEOUT,
+        tokio::time::Instant::now() + timeout,
+    )
+    .await;
+    match res {
+        Ok((resp, relayed)) => {
+            server.record_success();
+            Ok(Sent {
+                resp,
+                relayed,
+                _in_flight: in_flight,
+            })
+        }
+        Err(e) => {
+            if e.is_connect() {
+                server.record_connect_failure();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn unavailable(server: &ServerState, e: client::SendError) -> ProxyError {
+    ProxyError::Unavailable {
+        server: server.addr.url(),
+        source: Box::new(e),
+    }
+}
+
+/// The one mapping from a failed send to the client's error.
+fn upstream_error(server: &ServerState, e: client::SendError, timeout: Duration) -> ProxyError {
+    if e.is_timeout() {
+        return ProxyError::Timeout {
+            server: server.addr.url(),
+            timeout_ms: timeout.as_millis(),
+        };
+    }
+    if let Some(limit) = crate::error::find_too_large(&e) {
+        return ProxyError::BodyTooLarge { limit };
+    }
+    unavailable(server, e)
+}
+
+/// **Respond**: the reply's fields (the upstream's as lines unless something must read or
+/// change them), umbra's request id and canary cookie, the copies for the shadow, and a
+/// protocol switch spliced when both sides upgrade.
+fn respond(
+    sent: Sent,
+    req: &Req<'_>,
+    route: &Route,
+    set_cookie: Option<String>,
+    copies: Option<Copies>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Reply {
+    let Sent {
+        mut resp,
+        mut relayed,
+        _in_flight,
+    } = sent;
+    let is_101 = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if let Some(client_up) = client_upgrade.filter(|_| is_101) {
+        splice_upgrade(client_up, &mut resp);
+    }
+    let (mut parts, body) = resp.into_parts();
+    // The upstream's fields stay lines unless they must be read or changed: a shadow compares
+    // them, a hop-by-hop field needs stripping, a protocol switches.
+    if copies.is_some() || is_101 || relayed.needs_map() {
+        std::mem::take(&mut relayed).merge_into(&mut parts.headers, false);
+    }
+    if !parts.headers.is_empty() {
+        strip_hop_by_hop(&mut parts.headers, req.scan.upgrade && is_101);
+    }
+    // umbra's id replaces the upstream's; beside the map when the map holds nothing (the
+    // relayed answer), so that it needs no map at all.
+    let mut own_id = None;
+    if parts.headers.is_empty() && copies.is_none() {
+        own_id = Some(req.request_id.clone());
+    } else {
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), req.request_id.clone());
+    }
+    if let Some(c) = set_cookie {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            parts.headers.append(http::header::SET_COOKIE, v);
+        }
+    }
+    let mut tee = Tee::new(body);
+    if let Some(copies) = copies {
+        let _ = copies
+            .head
+            .send((parts.status.as_u16(), parts.headers.clone()));
+        let _ = copies.body.send(tee.capture(route.spec.compare.max_body));
+    }
+    Reply::new(
+        Response::from_parts(parts, ProxyBody::Stream(tee)),
+        relayed,
+        own_id,
+    )
+}
+
+/// Splices the client's and the upstream's upgraded connections once both have switched;
+/// never mirrored.
+fn splice_upgrade(client_up: hyper::upgrade::OnUpgrade, resp: &mut Response<PooledBody>) {
+    let upstream_up = hyper::upgrade::on(resp);
+    tokio::spawn(async move {
+        match tokio::try_join!(client_up, upstream_up) {
+            Ok((c, u)) => {
+                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+}
