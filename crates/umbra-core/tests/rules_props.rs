@@ -1,6 +1,9 @@
 //! Property tests for routing rules: parsing never panics (on arbitrary text and on arbitrary
 //! sequences of grammar tokens), errors point inside the text, and `matches` never panics and
-//! composes as `&&`, `||`, `!` and precedence say.
+//! composes as `&&`, `||`, `!` and precedence say. Also the Traefik semantics that tables cannot
+//! cover: paths are matched decoded (escaping an unreserved byte changes nothing, escaping a
+//! reserved one changes the path), the allocation-free `Path`/`PathPrefix` agree with the regex
+//! route, a `*.` wildcard takes exactly one label, and `HostRegexp` sees the host in lowercase.
 
 use std::net::IpAddr;
 
@@ -97,6 +100,65 @@ fn request() -> impl Strategy<Value = Req> {
             headers,
             client_ip,
         })
+}
+
+/// A valid `Path` value: unreserved and reserved characters, spaces, non-ASCII, and escapes of
+/// reserved characters (the only escapes a path value may hold), in either case.
+fn path_value() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => "[a-zA-Z0-9._~-]{1,4}",
+        2 => prop::sample::select(vec!["/", "/", ":", "@", "!", "$", "&", "'", "(", ")", "*", "+", ",", ";", "=", "[", "]"]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec![" ", "é", "{", "}", "|", "\\"]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec!["%2F", "%2f", "%25", "%3F", "%23", "%3a", "%40"]).prop_map(str::to_owned),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|pieces| format!("/{}", pieces.concat()))
+}
+
+/// RFC 3986's reserved characters and `%`: their escapes stay escaped in the routing path.
+fn is_reserved(b: u8) -> bool {
+    b":/?#[]@!$&'()*+,;=%".contains(&b)
+}
+
+/// Whether byte `i` is one of the two hex digits of a `%XX`.
+fn in_escape(bytes: &[u8], i: usize) -> bool {
+    (i >= 1 && bytes[i - 1] == b'%') || (i >= 2 && bytes[i - 2] == b'%')
+}
+
+/// `value` with some characters written as `%XX` escapes of their UTF-8 bytes, in upper or lower
+/// case: those that `escapable` allows (for every byte), that `choices` picks, and that are
+/// neither the leading `/` nor part of an escape already.
+fn escape_some(value: &str, choices: &[(bool, bool)], escapable: impl Fn(u8) -> bool) -> String {
+    let bytes = value.as_bytes();
+    let mut out = String::new();
+    for (i, c) in value.char_indices() {
+        let (escape, upper) = choices[i % choices.len()];
+        let mut utf8 = [0; 4];
+        let encoded = c.encode_utf8(&mut utf8).as_bytes();
+        if escape && i > 0 && encoded.iter().all(|&b| escapable(b)) && !in_escape(bytes, i) {
+            for b in encoded {
+                out.push_str(&if upper {
+                    format!("%{b:02X}")
+                } else {
+                    format!("%{b:02x}")
+                });
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A GET for `path` on `a.example.com`, with nothing else set.
+fn request_for(path: &str) -> Req {
+    Req {
+        method: Method::GET,
+        host: "a.example.com".to_owned(),
+        path: path.to_owned(),
+        query: None,
+        headers: HeaderMap::new(),
+        client_ip: None,
+    }
 }
 
 /// Pieces of rule text, valid and not, to be strung together.
@@ -274,6 +336,89 @@ proptest! {
     fn valid_rules_parse_and_match_without_panicking(src in valid_rule(), req in request()) {
         let rule = Rule::parse(&src).map_err(|e| TestCaseError::fail(format!("{src}: {e}")))?;
         let _ = rule.matches(&req.view());
+    }
+
+    #[test]
+    fn escaping_unreserved_bytes_changes_no_path_match(
+        value in path_value(),
+        choices in prop::collection::vec((any::<bool>(), any::<bool>()), 64),
+    ) {
+        let exact = Rule::parse(&format!("Path(`{value}`)")).unwrap();
+        let prefix = Rule::parse(&format!("PathPrefix(`{value}`)")).unwrap();
+        let path = escape_some(&value, &choices, |b| !is_reserved(b));
+        let req = request_for(&path);
+        prop_assert!(exact.matches(&req.view()), "Path(`{value}`) on {path}");
+        prop_assert!(prefix.matches(&req.view()), "PathPrefix(`{value}`) on {path}");
+        let longer = request_for(&format!("{path}x"));
+        prop_assert!(prefix.matches(&longer.view()) && !exact.matches(&longer.view()));
+    }
+
+    #[test]
+    fn escaping_a_reserved_byte_changes_the_path(value in path_value(), at in any::<prop::sample::Index>()) {
+        // Escape one reserved byte that is not already part of an escape.
+        let bytes = value.as_bytes();
+        let spots: Vec<usize> = (0..bytes.len())
+            .filter(|&i| is_reserved(bytes[i]) && bytes[i] != b'%' && !in_escape(bytes, i))
+            .collect();
+        prop_assume!(!spots.is_empty());
+        let i = spots[at.index(spots.len())];
+        let path = format!("{}%{:02X}{}", &value[..i], bytes[i], &value[i + 1..]);
+        let exact = Rule::parse(&format!("Path(`{value}`)")).unwrap();
+        prop_assert!(!exact.matches(&request_for(&path).view()), "Path(`{value}`) on {path}");
+    }
+
+    #[test]
+    fn path_and_path_prefix_agree_with_path_regexp(value in path_value(), req in request()) {
+        // `Path`/`PathPrefix` compare without allocating; `PathRegexp` decodes into a buffer.
+        let escaped = regex::escape(&value);
+        let m = |src: String| Rule::parse(&src).unwrap().matches(&req.view());
+        prop_assert_eq!(m(format!("Path(`{value}`)")), m(format!("PathRegexp(`^{escaped}$`)")));
+        prop_assert_eq!(
+            m(format!("PathPrefix(`{value}`)")),
+            m(format!("PathRegexp(`^{escaped}`)"))
+        );
+    }
+
+    #[test]
+    fn a_host_wildcard_takes_exactly_one_label(
+        label in "[a-zA-Z0-9-]{1,10}",
+        other in "[a-z0-9-]{1,10}",
+        domain in "[a-z0-9-]{1,10}(\\.[a-z0-9-]{1,10}){0,2}",
+        dot in any::<bool>(),
+    ) {
+        let rule = Rule::parse(&format!("Host(`*.{domain}`)")).unwrap();
+        let on = |host: String| {
+            let mut req = request_for("/");
+            req.host = if dot { format!("{host}.") } else { host };
+            rule.matches(&req.view())
+        };
+        let hits = [format!("{label}.{domain}"), format!("{label}.{}", domain.to_uppercase())];
+        let misses = [domain.clone(), format!("{other}.{label}.{domain}"), format!("{label}.{domain}x")];
+        for host in hits {
+            prop_assert!(on(host.clone()), "*.{} should match {}", domain, host);
+        }
+        for host in misses {
+            prop_assert!(!on(host.clone()), "*.{} should not match {}", domain, host);
+        }
+    }
+
+    #[test]
+    fn host_regexp_sees_the_host_in_lowercase(host in "[a-zA-Z0-9.-]{1,20}") {
+        let lower = host.to_ascii_lowercase();
+        let mut req = request_for("/");
+        req.host = host.clone();
+        let m = |src: String| Rule::parse(&src).unwrap().matches(&req.view());
+        let as_lower = format!("HostRegexp(`^{}$`)", regex::escape(&lower));
+        let as_sent = format!("HostRegexp(`^{}$`)", regex::escape(&host));
+        prop_assert!(m(as_lower.clone()), "{} on {}", as_lower, host);
+        prop_assert!(lower == host || !m(as_sent.clone()), "{} on {}", as_sent, host);
+    }
+
+    #[test]
+    fn query_key_alone_is_the_empty_value(req in request(), key in prop::sample::select(vec!["k", "q", "flag", "a"])) {
+        let m = |src: String| Rule::parse(&src).unwrap().matches(&req.view());
+        prop_assert_eq!(m(format!("Query(`{key}`)")), m(format!("QueryRegexp(`{key}`, `^$`)")));
+        prop_assert_eq!(m(format!("Query(`{key}`)")), m(format!("QueryRegexp(`{key}`)")));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The compiled form of a rule and its evaluation (data plane, per request). Everything that can
-//! be decided at config time (lowercasing, header names, regexes, CIDR masks) already is, so the
-//! Host, Path, PathPrefix and Method checks neither allocate nor fail.
+//! be decided at config time (uppercasing, header names, regexes, CIDR masks) already is, so the
+//! Host, Path, PathPrefix and Method checks neither allocate nor fail. Paths are matched as
+//! Traefik v3 routes them (see [`RoutingPath`]); only `PathRegexp` on a path with a `%` and
+//! `HostRegexp` on a host with capitals allocate.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -23,17 +25,20 @@ pub(super) enum Expr {
 pub(super) enum Matcher {
     /// As written; compared without case and without one trailing dot on either side.
     Host(Box<str>),
-    /// Compiled case-insensitive, since host names are.
+    /// `*.example.com` as written: one non-empty first label, then the rest compared as `Host`.
+    HostWildcard(Box<str>),
+    /// Case-sensitive, run on the lowercased host (as Traefik does).
     HostRegexp(Regex),
+    /// Compared with the routing path; reserved escapes in the value are uppercased.
     Path(Box<str>),
     PathPrefix(Box<str>),
     PathRegexp(Regex),
-    /// Uppercased; compared without case.
+    /// Uppercased; the request's method must be exactly this (methods are case-sensitive).
     Method(Box<str>),
     Header(HeaderName, Box<[u8]>),
     HeaderRegexp(HeaderName, Regex),
-    /// Key, and the value to look for (`None`: the key being present is enough).
-    Query(Box<str>, Option<Box<str>>),
+    /// Key, and the decoded value to look for; `Query(`k`)` looks for the empty value.
+    Query(Box<str>, Box<str>),
     QueryRegexp(Box<str>, Regex),
     ClientIp(IpNet),
 }
@@ -51,7 +56,7 @@ impl Expr {
     /// Calls `f` with each `Host` value that is not negated.
     pub fn visit_hosts(&self, negated: bool, f: &mut dyn FnMut(&str)) {
         match self {
-            Expr::Match(Matcher::Host(h)) if !negated => f(h),
+            Expr::Match(Matcher::Host(h) | Matcher::HostWildcard(h)) if !negated => f(h),
             Expr::Match(_) => {}
             Expr::Not(e) => e.visit_hosts(!negated, f),
             Expr::All(es) | Expr::Any(es) => es.iter().for_each(|e| e.visit_hosts(negated, f)),
@@ -63,11 +68,12 @@ impl Matcher {
     pub fn matches(&self, req: &RequestView<'_>) -> bool {
         match self {
             Matcher::Host(host) => strip_dot(req.host).eq_ignore_ascii_case(strip_dot(host)),
-            Matcher::HostRegexp(re) => re.is_match(req.host.as_bytes()),
-            Matcher::Path(path) => req.path == &**path,
-            Matcher::PathPrefix(prefix) => req.path.starts_with(&**prefix),
-            Matcher::PathRegexp(re) => re.is_match(req.path.as_bytes()),
-            Matcher::Method(method) => req.method.as_str().eq_ignore_ascii_case(method),
+            Matcher::HostWildcard(pattern) => wildcard_matches(req.host, pattern),
+            Matcher::HostRegexp(re) => re.is_match(lowercase(req.host).as_bytes()),
+            Matcher::Path(path) => path_eq(req.path, path),
+            Matcher::PathPrefix(prefix) => path_starts_with(req.path, prefix),
+            Matcher::PathRegexp(re) => re.is_match(&routing_path(req.path)),
+            Matcher::Method(method) => req.method.as_str() == &**method,
             Matcher::Header(name, value) => req
                 .headers
                 .get_all(name)
@@ -78,9 +84,9 @@ impl Matcher {
                 .get_all(name)
                 .iter()
                 .any(|v| re.is_match(v.as_bytes())),
-            Matcher::Query(key, value) => query_pairs(req.query).any(|(k, v)| {
-                decoded_eq(k, key) && value.as_deref().is_none_or(|want| decoded_eq(v, want))
-            }),
+            Matcher::Query(key, value) => {
+                query_pairs(req.query).any(|(k, v)| decoded_eq(k, key) && decoded_eq(v, value))
+            }
             Matcher::QueryRegexp(key, re) => query_pairs(req.query)
                 .any(|(k, v)| decoded_eq(k, key) && re.is_match(&percent_decode(v))),
             Matcher::ClientIp(net) => req.client_ip.is_some_and(|ip| net.contains(ip)),
@@ -90,6 +96,134 @@ impl Matcher {
 
 fn strip_dot(host: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
+}
+
+/// `*.example.com` (as written, possibly with capitals and a trailing dot) against a request host:
+/// the host's first label must be non-empty and the rest must be the pattern's domain. So
+/// `a.example.com` matches, `example.com`, `a.b.example.com` and `.example.com` do not.
+fn wildcard_matches(host: &str, pattern: &str) -> bool {
+    let domain = strip_dot(&pattern[2..]);
+    match strip_dot(host).split_once('.') {
+        Some((label, rest)) => !label.is_empty() && rest.eq_ignore_ascii_case(domain),
+        None => false,
+    }
+}
+
+/// The host in lowercase, as Traefik hands it to `HostRegexp`; borrowed when it already is.
+fn lowercase(host: &str) -> Cow<'_, str> {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+/// Whether the routing path of `raw` is exactly `want`; no allocation.
+fn path_eq(raw: &str, want: &str) -> bool {
+    if !raw.contains('%') {
+        return raw == want;
+    }
+    RoutingPath::new(raw.as_bytes()).eq(want.bytes())
+}
+
+/// Whether the routing path of `raw` starts with `prefix`; no allocation.
+fn path_starts_with(raw: &str, prefix: &str) -> bool {
+    if !raw.contains('%') {
+        return raw.starts_with(prefix);
+    }
+    let mut path = RoutingPath::new(raw.as_bytes());
+    prefix.bytes().all(|b| path.next() == Some(b))
+}
+
+/// The routing path of `raw`, borrowed when it has no `%` (the common case).
+pub(super) fn routing_path(raw: &str) -> Cow<'_, [u8]> {
+    if raw.contains('%') {
+        Cow::Owned(RoutingPath::new(raw.as_bytes()).collect())
+    } else {
+        Cow::Borrowed(raw.as_bytes())
+    }
+}
+
+/// The path as Traefik v3 routes on it (its `withRoutingPath`, after the entry point has
+/// uppercased every escape): each `%XX` is decoded, except the escapes of RFC 3986's reserved
+/// characters and of `%` itself, which stay escaped with uppercase hex digits. So `/a%20b` routes
+/// as `/a b`, `/%61dmin` as `/admin`, and `/a%2fb` as `/a%2Fb`, never as `/a/b`: an encoded slash
+/// does not split a segment, and `PathPrefix(`/a/`)` does not match it. A `%` not followed by two
+/// hex digits stays as it is (Traefik answers 400 to such a request before routing it).
+pub(super) struct RoutingPath<'a> {
+    rest: &'a [u8],
+    /// Uppercased hex digits of a reserved escape still to give out after its `%`.
+    held: [u8; 2],
+    held_len: usize,
+}
+
+impl<'a> RoutingPath<'a> {
+    pub fn new(raw: &'a [u8]) -> Self {
+        Self {
+            rest: raw,
+            held: [0; 2],
+            held_len: 0,
+        }
+    }
+}
+
+impl Iterator for RoutingPath<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        if self.held_len > 0 {
+            let digit = self.held[2 - self.held_len];
+            self.held_len -= 1;
+            return Some(digit);
+        }
+        let (&first, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        if first != b'%' {
+            return Some(first);
+        }
+        let Some(byte) = escaped_byte(rest) else {
+            return Some(b'%');
+        };
+        if is_reserved(byte) {
+            self.held = [rest[0].to_ascii_uppercase(), rest[1].to_ascii_uppercase()];
+            self.held_len = 2;
+        }
+        self.rest = &rest[2..];
+        Some(if is_reserved(byte) { b'%' } else { byte })
+    }
+}
+
+/// The byte that `XX` in `%XX` stands for, if `after_percent` starts with two hex digits.
+pub(super) fn escaped_byte(after_percent: &[u8]) -> Option<u8> {
+    match after_percent {
+        [hi, lo, ..] => Some(hex(*hi)? << 4 | hex(*lo)?),
+        _ => None,
+    }
+}
+
+/// RFC 3986's gen-delims and sub-delims, and `%`: the characters whose escapes Traefik keeps.
+pub(super) fn is_reserved(byte: u8) -> bool {
+    matches!(
+        byte,
+        b':' | b'/'
+            | b'?'
+            | b'#'
+            | b'['
+            | b']'
+            | b'@'
+            | b'!'
+            | b'$'
+            | b'&'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b'+'
+            | b','
+            | b';'
+            | b'='
+            | b'%'
+    )
 }
 
 /// `key=value` pairs of a raw query string, still encoded; a pair without `=` has an empty value.

@@ -7,12 +7,21 @@
 //! parentheses (`&&` binds tighter than `||`). Values go in backticks (raw) or double quotes
 //! (with `\"` and `\\` escapes). Matcher names are accepted in any ASCII case, as Traefik accepts
 //! `Host`, `host`, `HOST`. Errors carry the 1-based character column they point at.
+//!
+//! Matching follows Traefik v3.7 (its cases are ported in `traefik_cases.rs`, with the places
+//! where umbra deliberately differs): `Host` ignores case and one trailing dot, and
+//! ``Host(`*.example.com`)`` matches exactly one label in front of `example.com`; `HostRegexp`
+//! sees the host in lowercase; `Path`, `PathPrefix` and `PathRegexp` see the percent-decoded path,
+//! with the escapes of reserved characters such as `%2F` kept (see `matcher::RoutingPath`);
+//! ``Query(`k`)`` matches `?k` with no value; regexes are case-sensitive unless they say `(?i)`.
 
 mod lexer;
 mod matcher;
 mod parser;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod traefik_cases;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -40,7 +49,8 @@ pub struct RequestView<'a> {
     pub method: &'a http::Method,
     /// The request's host without port, in any case.
     pub host: &'a str,
-    /// The raw (not percent-decoded) path, without the query.
+    /// The raw (not percent-decoded) path, without the query. The path matchers decode it
+    /// themselves, as Traefik does, without allocating when it has no `%`.
     pub path: &'a str,
     /// The raw query string after `?`, if the request had one.
     pub query: Option<&'a str>,
@@ -102,8 +112,9 @@ impl Rule {
         self.priority
     }
 
-    /// The literal `Host(...)` values as written, in order, without duplicates (ignoring case).
-    /// Hosts that only appear under an odd number of `!` are left out: the route does not serve them.
+    /// The literal `Host(...)` values as written (wildcards such as `*.example.com` included), in
+    /// order, without duplicates (ignoring case). Hosts that only appear under an odd number of
+    /// `!` are left out: the route does not serve them.
     pub fn host_names(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         self.expr.visit_hosts(false, &mut |host| {

@@ -17,7 +17,7 @@ use http::HeaderName;
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::lexer::{Lexer, Token, TokenKind};
-use super::matcher::{Expr, IpNet, Matcher};
+use super::matcher::{escaped_byte, is_reserved, routing_path, Expr, IpNet, Matcher};
 use super::{RuleError, MAX_NESTING};
 
 pub(super) fn parse(src: &str) -> Result<Expr, RuleError> {
@@ -170,6 +170,7 @@ impl<'a> Parser<'a> {
         }
         let (args, close_column) = self.arguments(kind)?;
         check_arity(kind, &args, close_column)?;
+        check_not_empty(kind, &args)?;
         build(kind, &args).map(Expr::Match)
     }
 
@@ -300,8 +301,8 @@ impl Kind {
     /// Accepted argument counts, as in Traefik v3.
     fn arity(self) -> (usize, usize) {
         match self {
-            Kind::Header | Kind::HeaderRegexp | Kind::QueryRegexp => (2, 2),
-            Kind::Query => (1, 2),
+            Kind::Header | Kind::HeaderRegexp => (2, 2),
+            Kind::Query | Kind::QueryRegexp => (1, 2),
             _ => (1, 1),
         }
     }
@@ -336,12 +337,42 @@ fn check_arity(kind: Kind, args: &[Arg], close_column: usize) -> Result<(), Rule
     Err(RuleError::new(column, message))
 }
 
+/// Traefik v3 rejects an empty value in any matcher; so does umbra, saying what to write instead.
+fn check_not_empty(kind: Kind, args: &[Arg]) -> Result<(), RuleError> {
+    let Some((i, arg)) = args.iter().enumerate().find(|(_, a)| a.value.is_empty()) else {
+        return Ok(());
+    };
+    let (what, hint) = match (kind, i) {
+        (Kind::Header | Kind::HeaderRegexp, 0) => ("header name", String::new()),
+        (Kind::Header | Kind::HeaderRegexp, _) => (
+            "value",
+            format!(
+                "; to match an empty value use HeaderRegexp(`{}`, `^$`)",
+                args[0].value
+            ),
+        ),
+        (Kind::Query | Kind::QueryRegexp, 0) => ("key", String::new()),
+        (Kind::Query | Kind::QueryRegexp, _) => (
+            "value",
+            format!(
+                "; Query(`{}`) alone matches the key with no value (`?{}`)",
+                args[0].value, args[0].value
+            ),
+        ),
+        _ => ("value", String::new()),
+    };
+    Err(RuleError::new(
+        arg.column,
+        format!("`{kind}` {what} must not be empty{hint}"),
+    ))
+}
+
 fn build(kind: Kind, args: &[Arg]) -> Result<Matcher, RuleError> {
     let first = &args[0];
     let value = first.value.as_str();
     let err = |arg: &Arg, message: String| RuleError::new(arg.column, message);
     Ok(match kind {
-        Kind::Host => Matcher::Host(host(value).map_err(|m| err(first, m))?.into()),
+        Kind::Host => host(value).map_err(|m| err(first, m))?,
         Kind::HostRegexp => {
             if !value.is_ascii() {
                 return Err(err(
@@ -349,7 +380,7 @@ fn build(kind: Kind, args: &[Arg]) -> Result<Matcher, RuleError> {
                     "`HostRegexp` value must be ASCII (use punycode for IDNs)".to_owned(),
                 ));
             }
-            Matcher::HostRegexp(regex(kind, first, true)?)
+            Matcher::HostRegexp(regex(kind, first)?)
         }
         Kind::Path | Kind::PathPrefix => {
             if !value.starts_with('/') {
@@ -367,14 +398,16 @@ fn build(kind: Kind, args: &[Arg]) -> Result<Matcher, RuleError> {
                     ),
                 ));
             }
+            let value = routing_value(kind, value).map_err(|m| err(first, m))?;
             if kind == Kind::Path {
                 Matcher::Path(value.into())
             } else {
                 Matcher::PathPrefix(value.into())
             }
         }
-        Kind::PathRegexp => Matcher::PathRegexp(regex(kind, first, false)?),
+        Kind::PathRegexp => Matcher::PathRegexp(regex(kind, first)?),
         Kind::Method => {
+            // Traefik uppercases the value and compares it with the method as sent.
             let upper = value.to_ascii_uppercase();
             if http::Method::from_bytes(upper.as_bytes()).is_err() {
                 return Err(err(first, format!("`{value}` is not an HTTP method")));
@@ -383,19 +416,13 @@ fn build(kind: Kind, args: &[Arg]) -> Result<Matcher, RuleError> {
         }
         Kind::Header => Matcher::Header(header_name(kind, first)?, args[1].value.as_bytes().into()),
         Kind::HeaderRegexp => {
-            Matcher::HeaderRegexp(header_name(kind, first)?, regex(kind, &args[1], false)?)
+            Matcher::HeaderRegexp(header_name(kind, first)?, regex(kind, &args[1])?)
         }
-        Kind::Query | Kind::QueryRegexp => {
-            if value.is_empty() {
-                return Err(err(first, format!("`{kind}` key must not be empty")));
-            }
-            match (kind, args.get(1)) {
-                (Kind::QueryRegexp, Some(re)) => {
-                    Matcher::QueryRegexp(value.into(), regex(kind, re, false)?)
-                }
-                (_, want) => Matcher::Query(value.into(), want.map(|a| a.value.as_str().into())),
-            }
-        }
+        // With the key alone, both look for the key with an empty value, as in Traefik.
+        Kind::Query | Kind::QueryRegexp => match (kind, args.get(1)) {
+            (Kind::QueryRegexp, Some(re)) => Matcher::QueryRegexp(value.into(), regex(kind, re)?),
+            (_, want) => Matcher::Query(value.into(), want.map_or("", |a| &a.value).into()),
+        },
         Kind::ClientIp => Matcher::ClientIp(IpNet::parse(value).map_err(|m| {
             err(
                 first,
@@ -405,19 +432,33 @@ fn build(kind: Kind, args: &[Arg]) -> Result<Matcher, RuleError> {
     })
 }
 
-/// Checks a `Host` value: the request host is compared without port and without case.
-fn host(value: &str) -> Result<&str, String> {
+/// Checks a `Host` value, exact or `*.example.com` (Traefik v3.7's wildcard: one whole label).
+fn host(value: &str) -> Result<Matcher, String> {
+    match value.strip_prefix("*.") {
+        Some(domain) if !domain.starts_with('*') => {
+            host_name(domain).map_err(|m| format!("after `*.` in `{value}`: {m}"))?;
+            Ok(Matcher::HostWildcard(value.into()))
+        }
+        _ if value.starts_with("**.") => Err(format!(
+            "`Host` does not take `**.` (Traefik v3.8's wildcard for subdomains at any depth); \
+             for `{value}` use HostRegexp, e.g. HostRegexp(`^.+\\.example\\.com$`)"
+        )),
+        _ if value.contains('*') => Err(format!(
+            "`Host` takes a wildcard only as a whole first label followed by a domain, as in \
+             `*.example.com` (one label, not the domain itself); for `{value}` use HostRegexp, \
+             e.g. HostRegexp(`^.+\\.example\\.com$`)"
+        )),
+        _ => host_name(value).map(|()| Matcher::Host(value.into())),
+    }
+}
+
+/// Checks a host name: the request host is compared without port and without case.
+fn host_name(value: &str) -> Result<(), String> {
     if value.is_empty() || value == "." {
         return Err("`Host` value must not be empty".to_owned());
     }
     if !value.is_ascii() {
         return Err("`Host` value must be ASCII (use punycode for IDNs)".to_owned());
-    }
-    if value.contains('*') {
-        return Err(format!(
-            "`Host` does not take wildcards; use HostRegexp, e.g. HostRegexp(`^[^.]+\\.example\\.com$`) \
-             for `{value}`"
-        ));
     }
     if let Some((_, port)) = value.split_once(':') {
         if !value.starts_with('[') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
@@ -429,7 +470,33 @@ fn host(value: &str) -> Result<&str, String> {
     if value.contains(|c: char| c.is_ascii_whitespace() || c.is_ascii_control() || c == '/') {
         return Err(format!("`{value}` is not a host name"));
     }
-    Ok(value)
+    Ok(())
+}
+
+/// A `Path`/`PathPrefix` value as the routing path would spell it. Requests are matched on their
+/// decoded path (see `RoutingPath`), so an escape that would be decoded can never match and is an
+/// error; the escapes that stay (reserved characters, `%`) get uppercase hex digits.
+fn routing_value(kind: Kind, value: &str) -> Result<String, String> {
+    let bytes = value.as_bytes();
+    for (i, _) in value.match_indices('%') {
+        match escaped_byte(&bytes[i + 1..]) {
+            Some(byte) if is_reserved(byte) => {}
+            Some(_) => {
+                let decoded = String::from_utf8_lossy(&routing_path(value)).into_owned();
+                return Err(format!(
+                    "`{kind}` matches the decoded path, so `{}` never matches; write `{decoded}`",
+                    &value[i..i + 3]
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "`%` in `{kind}` must start an escape such as `%25` (a literal `%`) or `%2F` \
+                     (an encoded `/`)"
+                ))
+            }
+        }
+    }
+    Ok(String::from_utf8(routing_path(value).into_owned()).expect("only ASCII escapes changed"))
 }
 
 fn header_name(kind: Kind, arg: &Arg) -> Result<HeaderName, RuleError> {
@@ -441,16 +508,27 @@ fn header_name(kind: Kind, arg: &Arg) -> Result<HeaderName, RuleError> {
     })
 }
 
-fn regex(kind: Kind, arg: &Arg, case_insensitive: bool) -> Result<Regex, RuleError> {
-    RegexBuilder::new(&arg.value)
-        .case_insensitive(case_insensitive)
-        .build()
-        .map_err(|e| {
-            RuleError::new(
-                arg.column,
-                format!("invalid regex in {kind}: {}", regex_reason(&e)),
-            )
+/// Compiles a matcher's regex. Like Go's, it is case-sensitive unless it says `(?i)`.
+fn regex(kind: Kind, arg: &Arg) -> Result<Regex, RuleError> {
+    RegexBuilder::new(&arg.value).build().map_err(|e| {
+        let mut message = format!("invalid regex in {kind}: {}", regex_reason(&e));
+        if looks_like_v2_placeholder(&arg.value) {
+            message.push_str(
+                "; Traefik v2's `{name:regex}` placeholders are not v3 syntax, write the regex \
+                 itself (e.g. `^[a-z]+\\.example\\.com$`)",
+            );
+        }
+        RuleError::new(arg.column, message)
+    })
+}
+
+/// Whether `pattern` has a `{name:` as in Traefik v2's `{subdomain:[a-z]+}`.
+fn looks_like_v2_placeholder(pattern: &str) -> bool {
+    pattern.split('{').skip(1).any(|after| {
+        after.split_once(':').is_some_and(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
         })
+    })
 }
 
 /// The one-line reason from the regex crate's multi-line message (which repeats the pattern and

@@ -100,10 +100,14 @@ fn host_ignores_case_and_trailing_dot() {
 }
 
 #[test]
-fn host_regexp_is_case_insensitive_and_unanchored_unless_written() {
+fn host_regexp_sees_the_lowercased_host_and_is_unanchored_unless_written() {
     let r = r"HostRegexp(`^[a-z0-9-]+\.example\.com$`)";
     assert!(matches(r, &get("/")));
     assert!(matches(r, &req("GET", "API.EXAMPLE.COM", "/")));
+    assert!(!matches(
+        r"HostRegexp(`^API\.example\.com$`)",
+        &req("GET", "API.example.com", "/")
+    ));
     assert!(!matches(r, &req("GET", "a.b.example.com", "/")));
     assert!(matches(
         "HostRegexp(`example`)",
@@ -112,13 +116,16 @@ fn host_regexp_is_case_insensitive_and_unanchored_unless_written() {
 }
 
 #[test]
-fn path_is_exact_on_the_raw_path() {
-    let r = "Path(`/users/a%20b`)";
+fn path_is_exact_on_the_decoded_path() {
+    let r = "Path(`/users/a b`)";
     assert!(matches(r, &get("/users/a%20b")));
     assert!(matches(r, &get("/users/a%20b?x=1")));
-    assert!(!matches(r, &get("/users/a b")));
+    assert!(matches(r, &get("/users/a b")));
     assert!(!matches(r, &get("/users/a%20b/")));
+    assert!(!matches(r, &get("/users/a%2520b")));
     assert!(!matches("Path(`/Users`)", &get("/users")));
+    assert!(matches("Path(`/a%2Fb`)", &get("/a%2fb")));
+    assert!(!matches("Path(`/a/b`)", &get("/a%2Fb")));
 }
 
 #[test]
@@ -149,12 +156,16 @@ fn path_regexp_uses_the_users_anchors() {
 }
 
 #[test]
-fn method_ignores_case() {
+fn method_value_ignores_case_but_the_request_method_does_not() {
     assert!(matches("Method(`GET`)", &get("/")));
     assert!(matches("Method(`get`)", &get("/")));
     assert!(!matches("Method(`GET`)", &req("POST", "h", "/")));
     assert!(matches("Method(`PURGE`)", &req("PURGE", "h", "/")));
-    assert!(matches("Method(`PURGE`)", &req("purge", "h", "/")));
+    assert!(matches("Method(`purge`)", &req("PURGE", "h", "/")));
+    assert!(
+        !matches("Method(`PURGE`)", &req("purge", "h", "/")),
+        "methods are case-sensitive (RFC 9110), as in Traefik"
+    );
 }
 
 #[test]
@@ -170,7 +181,7 @@ fn header_name_ignores_case_and_value_is_exact_among_all_values() {
     assert!(!matches(r, &get("/").header("x-other", "v")));
     assert!(!matches(r, &get("/")));
     assert!(matches(
-        "Header(`x-empty`, ``)",
+        "HeaderRegexp(`x-empty`, `^$`)",
         &get("/").header("x-empty", "")
     ));
 }
@@ -217,20 +228,21 @@ fn query_with_value_decodes_and_checks_every_value() {
         "a stray % stays literal"
     );
     assert!(matches("Query(`p`, `%zz`)", &get("/?p=%zz")));
-    assert!(matches("Query(`e`, ``)", &get("/?e")));
-    assert!(matches("Query(`e`, ``)", &get("/?e=")));
     assert!(matches("Query(`eq`, `a=b`)", &get("/?eq=a=b")));
 }
 
 #[test]
-fn query_with_key_only_is_presence() {
+fn query_with_key_only_wants_the_key_with_no_value() {
     let r = "Query(`debug`)";
     assert!(matches(r, &get("/?debug")));
     assert!(matches(r, &get("/?debug=")));
-    assert!(matches(r, &get("/?a=1&&debug=0")));
-    assert!(!matches(r, &get("/?debugger=1")));
+    assert!(matches(r, &get("/?a=1&&debug")));
+    assert!(matches(r, &get("/?debug=1&debug")));
+    assert!(!matches(r, &get("/?debug=0")), "as in Traefik: no value");
+    assert!(!matches(r, &get("/?debugger")));
     assert!(!matches(r, &get("/?")));
     assert!(!matches(r, &get("/")));
+    assert!(matches("QueryRegexp(`debug`, `.*`)", &get("/?debug=0")));
 }
 
 #[test]
@@ -576,34 +588,37 @@ fn arity() {
         "`Query` takes 1 or 2 arguments, got 3",
     );
     assert_err(
-        "QueryRegexp(`a`)",
-        16,
-        "`QueryRegexp` takes 2 arguments, got 1",
+        "QueryRegexp(`a`, `b`, `c`)",
+        23,
+        "`QueryRegexp` takes 1 or 2 arguments, got 3",
     );
 }
 
 #[test]
 fn invalid_values() {
     assert_err("Path(`x`)", 6, "`Path` value must start with `/`, got `x`");
-    assert_err(
-        "PathPrefix(``)",
-        12,
-        "`PathPrefix` value must start with `/`",
-    );
+    assert_err("PathPrefix(``)", 12, "`PathPrefix` value must not be empty");
+    assert_err("Path(`/a%20b`)", 6, "matches the decoded path");
     assert_err("Path(`/a?b=1`)", 6, "use Query(");
     assert_err("Host(``)", 6, "`Host` value must not be empty");
-    assert_err("Host(`*.example.com`)", 6, "use HostRegexp");
+    assert_err("Host(`*example.com`)", 6, "use HostRegexp");
+    assert_err(
+        "Host(`*.exa mple.com`)",
+        6,
+        "after `*.` in `*.exa mple.com`",
+    );
     assert_err("Host(`example.com:8080`)", 6, "remove `:8080`");
     assert_err("Host(`bücher.de`)", 6, "must be ASCII");
     assert_err("Host(`a b`)", 6, "is not a host name");
     assert_err("Method(`GE T`)", 8, "`GE T` is not an HTTP method");
-    assert_err("Method(``)", 8, "is not an HTTP method");
+    assert_err("Method(``)", 8, "`Method` value must not be empty");
     assert_err(
         "Header(`X Key`, `v`)",
         8,
         "invalid header name `X Key` in `Header`",
     );
-    assert_err("HeaderRegexp(``, `v`)", 14, "invalid header name");
+    assert_err("HeaderRegexp(``, `v`)", 14, "header name must not be empty");
+    assert_err("Header(`X`, ``)", 13, "use HeaderRegexp(`X`, `^$`)");
     assert_err("Query(``, `v`)", 7, "`Query` key must not be empty");
     assert_err(
         "ClientIP(`10.0.0.0/33`)",
