@@ -858,4 +858,88 @@ mod tests {
         redact_comparison(&mut c, &[], &[]);
         assert_eq!(c.request.uri, "/v?pin_code=1234");
     }
+
+    fn arb_secretish_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec![
+            "id",
+            "token",
+            "Password",
+            "items",
+            "api_key",
+            "token_type",
+            "to\"ken",
+            "a\"b",
+            "p\u{e9}",
+        ]);
+        let text = prop::sample::select(vec![
+            "",
+            "x",
+            "/cb?token=t&a=1",
+            "q\"?token=t",
+            "a\\b",
+            "#x=1",
+            "/p?a=1&sig=s",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(|n| json!(n)),
+            text.prop_map(|t| json!(t)),
+        ];
+        leaf.prop_recursive(4, 32, 5, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..4).prop_map(|members| {
+                    Value::Object(
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The text redactor (bodies) and the tree redactor (difference values) agree, and
+        /// the text redactor's output is JSON.
+        #[test]
+        fn json_text_and_tree_redaction_agree(v in arb_secretish_json()) {
+            // Text redaction applies to objects and arrays (a body that is a bare scalar
+            // is left alone).
+            let v = json!([v]);
+            let names = SecretNames::default();
+            let mut expected = v.clone();
+            redact_value_names(&mut expected, &names);
+            for text in [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap()] {
+                let out = redact_json_text(text.as_bytes(), &names).unwrap_or_else(|| text.clone().into_bytes());
+                let got: Value = serde_json::from_slice(&out).map_err(|e| {
+                    proptest::test_runner::TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&out)))
+                })?;
+                proptest::prop_assert_eq!(&got, &expected, "{}", text);
+            }
+        }
+
+        /// Query redaction keeps every parameter's name and every value but the secret ones.
+        #[test]
+        fn query_redaction_touches_only_secret_values(
+            params in proptest::collection::vec(("(token|key|q|api%5Fkey|Page|x)", "[a-z0-9%+.=]{0,6}"), 1..6)
+        ) {
+            let names = SecretNames::default();
+            let query: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let uri = format!("/p?{}", query.join("&"));
+            let out = crate::params::redact_url(&uri, &names).unwrap_or_else(|| uri.clone());
+            let got: Vec<&str> = out.strip_prefix("/p?").unwrap().split('&').collect();
+            let want: Vec<String> = params
+                .iter()
+                .map(|(n, v)| {
+                    let secret = !v.is_empty() && names.param(n.as_bytes());
+                    format!("{n}={}", if secret { REDACTED } else { v })
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
