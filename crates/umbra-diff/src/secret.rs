@@ -78,6 +78,22 @@ fn squash_bytes(name: &[u8]) -> String {
         .collect()
 }
 
+/// Calls `f` with a name's squashed form, built on the stack for names of usual length: every
+/// key of every compared JSON body passes through here.
+fn with_squashed<R>(name: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    for &b in name.iter().filter(|b| b.is_ascii_alphanumeric()) {
+        if len == buf.len() {
+            return f(&squash_bytes(name));
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    // ASCII letters and digits only: always UTF-8.
+    f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+}
+
 /// Whether a squashed name is a secret by umbra's default rules at `place`.
 fn is_default_secret(squashed: &str, place: Place) -> bool {
     let s = squashed.trim_end_matches(|c: char| c.is_ascii_digit());
@@ -103,18 +119,18 @@ impl SecretNames<'_> {
     /// Whether a header (any case) is a secret.
     pub fn header(&self, name: &str) -> bool {
         self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
-            || is_default_secret(&squash_name(name), Place::Header)
+            || with_squashed(name.as_bytes(), |s| is_default_secret(s, Place::Header))
     }
 
     /// Whether a query or form parameter, given as its raw (still percent-encoded) bytes,
     /// is a secret.
     pub fn param(&self, raw: &[u8]) -> bool {
-        self.squashed(&squash_bytes(&percent_decode(raw)), Place::Param)
+        with_squashed(&percent_decode(raw), |s| self.squashed(s, Place::Param))
     }
 
     /// Whether a JSON object key is a secret.
     pub fn key(&self, name: &str) -> bool {
-        self.squashed(&squash_name(name), Place::Key)
+        with_squashed(name.as_bytes(), |s| self.squashed(s, Place::Key))
     }
 
     fn squashed(&self, squashed: &str, place: Place) -> bool {
@@ -251,6 +267,19 @@ mod tests {
             assert!(!default_secret(p, Place::Key), "{p}");
             assert!(!default_secret(p, Place::Header), "{p}");
         }
+    }
+
+    #[test]
+    fn long_names_are_squashed_too() {
+        let long = format!("{}_password", "x".repeat(80));
+        assert!(SecretNames::default().key(&long));
+        assert!(!SecretNames::default().key(&"x".repeat(80)));
+        let extra = vec![squash_name(&long)];
+        let names = SecretNames {
+            headers: &[],
+            names: &extra,
+        };
+        assert!(names.key(&long.to_uppercase()));
     }
 
     #[test]
