@@ -115,3 +115,32 @@ fn docker_section_is_validated() {
     let e = errors("[docker]\nprojet = \"shop\"\n");
     assert!(e.contains("unknown field `projet`"), "{e}");
 }
+
+#[test]
+fn redact_names_are_checked_and_squashed() {
+    let route = |redact: &str| {
+        format!("{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\nredact = {redact}\n")
+    };
+    let e = errors(&route(
+        "{ names = [\"pin\", \"--\", \"42\"], paths = [\"x\"] }",
+    ));
+    assert!(
+        e.contains("routes[0].redact.names[1]: name \"--\" has no letters"),
+        "{e}"
+    );
+    assert!(e.contains("routes[0].redact.names[2]"), "{e}");
+    assert!(!e.contains("redact.names[0]"), "{e}");
+    assert!(e.contains("routes[0].redact.paths[0]"), "{e}");
+    assert!(
+        e.contains("umbra.toml:9:28: routes[0].redact.names[1]"),
+        "position of the bad name: {e}"
+    );
+    let e = errors(&route("{ name = [\"pin\"] }"));
+    assert!(e.contains("unknown field `name`"), "{e}");
+
+    let text = route("{ headers = [\"X-Session\"], names = [\"PIN_code\", \"session.id\"] }");
+    let config = Config::parse(&text, "umbra.toml", &|_| None).expect("valid");
+    let redact = &config.routes[0].redact;
+    assert_eq!(redact.headers, ["x-session"]);
+    assert_eq!(redact.names, ["pincode", "sessionid"]);
+}

@@ -10,11 +10,14 @@
 pub mod compare;
 pub mod decode;
 pub mod endpoint;
+mod json_text;
 pub mod latency;
 pub mod model;
 pub mod noise;
+mod params;
 pub mod pointer;
 pub mod redact;
+pub mod secret;
 mod tree;
 
 pub use compare::{compare, digest, line_diff, CompareConfig, LineChange, LineOp};
@@ -26,5 +29,6 @@ pub use noise::{field_key, is_significant, FieldStat, NoiseLimits, NoiseModel, T
 pub use pointer::{PatternError, PointerPattern};
 pub use redact::{
     redact_comparison, redact_differences, redact_headers, redact_json, redact_request,
-    redact_response, DEFAULT_REDACTED_HEADERS, REDACTED,
+    redact_response, Redaction, DEFAULT_REDACTED_HEADERS, REDACTED,
 };
+pub use secret::{squash_name, SecretNames};

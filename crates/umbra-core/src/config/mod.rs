@@ -181,11 +181,9 @@ pub struct CompareSpec {
     pub max_body: usize,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct RedactSpec {
-    pub headers: Vec<String>,
-    pub paths: Vec<umbra_diff::PointerPattern>,
-}
+/// A route's additions to the default redaction (headers, names, JSON paths); its
+/// `apply` redacts a comparison.
+pub type RedactSpec = umbra_diff::Redaction;
 
 /// A validated route.
 #[derive(Debug, Clone)]

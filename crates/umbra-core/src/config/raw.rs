@@ -183,8 +183,14 @@ pub struct RawCompare {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedact {
+    /// Headers redacted besides those named like secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<String>,
+    /// JSON Pointer patterns whose values are redacted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// Query and form parameter names and JSON keys (any depth) redacted besides those named
+    /// like secrets; matched ignoring case and punctuation (`pin_code` = `pinCode`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }

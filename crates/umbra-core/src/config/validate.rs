@@ -627,8 +627,23 @@ pub fn validate_route(
                 Err(e) => errs.push(format!("{}[{i}]", k("redact.paths")), e.to_string()),
             }
         }
+        let mut names = Vec::new();
+        for (i, n) in rd.names.iter().enumerate() {
+            let squashed = umbra_diff::squash_name(n);
+            if squashed.bytes().any(|b| b.is_ascii_alphabetic()) {
+                names.push(squashed);
+            } else {
+                errs.push(
+                    format!("{}[{i}]", k("redact.names")),
+                    format!(
+                        "name {n:?} has no letters: names are matched by their letters and digits"
+                    ),
+                );
+            }
+        }
         RedactSpec {
             headers: rd.headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            names,
             paths,
         }
     };

@@ -1,0 +1,311 @@
+//! Which names are secrets: header names, URL query and form parameter names, and JSON object
+//! keys, judged by umbra's default rules plus what a route adds. Shadow side, pure.
+//!
+//! A name is judged by its *squashed* form: ASCII letters and digits only, lowercased, so
+//! `access_token`, `accessToken`, `Access-Token` and `user[access_token]` all read
+//! `accesstoken`; the default rules also ignore trailing digits (`X-Hub-Signature-256`).
+//! By default a name is a secret when its squashed form
+//!
+//! - contains `password`, `passwd`, `passphrase` or `secret` (`new_password`,
+//!   `client_secret`, `aws_secret_access_key`);
+//! - ends with `token`, `signature`, `credential(s)`, `authorization`, `cookie`, `sessionid`,
+//!   `assertion`, or a key word that names a secret key: `apikey`, `privatekey`,
+//!   `accesskey`, `signingkey`, `sessionkey`, `authkey`, `subscriptionkey` (`X-Auth-Token`,
+//!   `X-Amz-Signature`, `X-Amz-Credential`, `Set-Cookie`, `X-Goog-Api-Key`, `client_assertion`);
+//! - is `auth`, `jwt`, `pwd`, `cookies`, `idtokenhint` or `samlresponse`;
+//! - and, for URL query and form parameters only, is `key` (Google's `?key=`), `sig` (Azure
+//!   SAS) or `code` (an OAuth authorization code): in JSON these are everyday field names.
+//!
+//! Suffixes rather than substrings keep harmless names out: `token_type`, `max_tokens`,
+//! `signature_version`, `Sec-WebSocket-Key`, `X-Request-Id` and `Content-Type` are not secrets.
+//! Routes add names of their own, matched exactly in squashed form.
+
+/// Where a name was found: some names are secrets only in a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A request or response header name.
+    Header,
+    /// A URL query parameter or form field name.
+    Param,
+    /// A JSON object key.
+    Key,
+}
+
+/// Squashed names that are secrets wherever they appear as a substring.
+const CONTAINS: &[&str] = &["password", "passwd", "passphrase", "secret"];
+
+/// Squashed names that make a secret of any name they end.
+const SUFFIXES: &[&str] = &[
+    "token",
+    "signature",
+    "credential",
+    "credentials",
+    "authorization",
+    "cookie",
+    "sessionid",
+    "assertion",
+    "apikey",
+    "privatekey",
+    "accesskey",
+    "signingkey",
+    "sessionkey",
+    "authkey",
+    "subscriptionkey",
+];
+
+/// Squashed names that are secrets on their own.
+const EXACT: &[&str] = &[
+    "auth",
+    "jwt",
+    "pwd",
+    "cookies",
+    "idtokenhint",
+    "samlresponse",
+];
+
+/// Squashed names that are secrets as URL query or form parameters only.
+const EXACT_PARAM: &[&str] = &["key", "sig", "code"];
+
+/// A name's squashed form: its ASCII letters and digits, lowercased.
+pub fn squash_name(name: &str) -> String {
+    squash_bytes(name.as_bytes())
+}
+
+fn squash_bytes(name: &[u8]) -> String {
+    name.iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(|b| char::from(b.to_ascii_lowercase()))
+        .collect()
+}
+
+/// Calls `f` with a name's squashed form, built on the stack for names of usual length: every
+/// key of every compared JSON body passes through here.
+fn with_squashed<R>(name: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    for &b in name.iter().filter(|b| b.is_ascii_alphanumeric()) {
+        if len == buf.len() {
+            return f(&squash_bytes(name));
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    // ASCII letters and digits only: always UTF-8.
+    f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+}
+
+/// Whether a squashed name is a secret by umbra's default rules at `place`.
+fn is_default_secret(squashed: &str, place: Place) -> bool {
+    let s = squashed.trim_end_matches(|c: char| c.is_ascii_digit());
+    if s.is_empty() {
+        return false;
+    }
+    CONTAINS.iter().any(|w| s.contains(w))
+        || SUFFIXES.iter().any(|w| s.ends_with(w))
+        || EXACT.contains(&s)
+        || (place == Place::Param && EXACT_PARAM.contains(&s))
+}
+
+/// The secret names in force for one route: the default rules plus the route's additions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecretNames<'a> {
+    /// Extra header names, matched exactly in any case.
+    pub headers: &'a [String],
+    /// Extra parameter and key names, already squashed (see [`squash_name`]).
+    pub names: &'a [String],
+}
+
+impl SecretNames<'_> {
+    /// Whether a header (any case) is a secret.
+    pub fn header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+            || with_squashed(name.as_bytes(), |s| is_default_secret(s, Place::Header))
+    }
+
+    /// Whether a query or form parameter, given as its raw (still percent-encoded) bytes,
+    /// is a secret.
+    pub fn param(&self, raw: &[u8]) -> bool {
+        with_squashed(&percent_decode(raw), |s| self.squashed(s, Place::Param))
+    }
+
+    /// Whether a JSON object key is a secret.
+    pub fn key(&self, name: &str) -> bool {
+        with_squashed(name.as_bytes(), |s| self.squashed(s, Place::Key))
+    }
+
+    fn squashed(&self, squashed: &str, place: Place) -> bool {
+        is_default_secret(squashed, place) || self.names.iter().any(|n| n == squashed)
+    }
+}
+
+/// `%XX` escapes decoded; malformed escapes are kept as they are.
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_secret(name: &str, place: Place) -> bool {
+        is_default_secret(&squash_name(name), place)
+    }
+
+    #[test]
+    fn squashing_ignores_case_and_separators() {
+        for n in [
+            "access_token",
+            "accessToken",
+            "Access-Token",
+            "ACCESS.TOKEN",
+            "a[access_token]",
+        ] {
+            assert!(squash_name(n).ends_with("accesstoken"), "{n}");
+        }
+        assert_eq!(squash_name("X-Hub-Signature-256"), "xhubsignature256");
+    }
+
+    #[test]
+    fn the_usual_secret_headers_are_secrets() {
+        for h in crate::redact::DEFAULT_REDACTED_HEADERS.iter().chain(&[
+            "X-Auth-Token",
+            "X-Access-Token",
+            "X-Csrf-Token",
+            "X-XSRF-TOKEN",
+            "X-Amz-Security-Token",
+            "X-Goog-Api-Key",
+            "Api-Key",
+            "X-Secret",
+            "Private-Token",
+            "X-Hub-Signature-256",
+            "Stripe-Signature",
+            "X-Auth-Key",
+            "Ocp-Apim-Subscription-Key",
+            "X-Forwarded-Authorization",
+            "X-Session-Id",
+        ]) {
+            assert!(default_secret(h, Place::Header), "{h}");
+        }
+    }
+
+    #[test]
+    fn everyday_headers_are_not_secrets() {
+        for h in [
+            "Content-Type",
+            "X-Request-Id",
+            "Accept",
+            "User-Agent",
+            "X-Forwarded-For",
+            "Traceparent",
+            "ETag",
+            "Sec-WebSocket-Key",
+            "WWW-Authenticate",
+            "X-Umbra-Shadow",
+            "Location",
+            "X-Amz-Content-Sha256",
+        ] {
+            assert!(!default_secret(h, Place::Header), "{h}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_and_their_harmless_neighbours() {
+        for k in [
+            "password",
+            "password_confirmation",
+            "newPassword",
+            "client_secret",
+            "aws_secret_access_key",
+            "token",
+            "refresh_token",
+            "id_token",
+            "apiKey",
+            "private_key",
+            "credentials",
+            "client_assertion",
+            "jwt",
+            "auth",
+            "set_cookie",
+        ] {
+            assert!(default_secret(k, Place::Key), "{k}");
+        }
+        for k in [
+            "token_type",
+            "max_tokens",
+            "expires_in",
+            "signature_version",
+            "key",
+            "code",
+            "sig",
+            "author",
+            "id",
+            "",
+            "42",
+        ] {
+            assert!(!default_secret(k, Place::Key), "{k}");
+        }
+    }
+
+    #[test]
+    fn some_names_are_secrets_only_as_parameters() {
+        for p in ["key", "sig", "code", "KEY"] {
+            assert!(default_secret(p, Place::Param), "{p}");
+            assert!(!default_secret(p, Place::Key), "{p}");
+            assert!(!default_secret(p, Place::Header), "{p}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_squashed_too() {
+        let long = format!("{}_password", "x".repeat(80));
+        assert!(SecretNames::default().key(&long));
+        assert!(!SecretNames::default().key(&"x".repeat(80)));
+        let extra = vec![squash_name(&long)];
+        let names = SecretNames {
+            headers: &[],
+            names: &extra,
+        };
+        assert!(names.key(&long.to_uppercase()));
+    }
+
+    #[test]
+    fn parameter_names_are_percent_decoded() {
+        let names = SecretNames::default();
+        assert!(names.param(b"access%5Ftoken"));
+        assert!(names.param(b"%74oken"));
+        assert!(names.param(b"user%5Bpassword%5D"));
+        assert!(!names.param(b"q"));
+        assert!(!names.param(b"%zz%"), "malformed escapes are kept");
+        assert_eq!(percent_decode(b"a%2"), b"a%2");
+        assert_eq!(percent_decode(b"%41%"), b"A%");
+    }
+
+    #[test]
+    fn routes_add_names_and_headers() {
+        let headers = vec!["x-session".to_string()];
+        let names = vec![squash_name("pin_code")];
+        let extra = SecretNames {
+            headers: &headers,
+            names: &names,
+        };
+        assert!(extra.header("X-Session"));
+        assert!(!SecretNames::default().header("X-Session"));
+        assert!(extra.key("pinCode") && extra.param(b"PIN-CODE"));
+        assert!(!extra.key("pin"), "added names match whole names only");
+        assert!(!SecretNames::default().key("pin_code"));
+    }
+}
