@@ -74,6 +74,9 @@ pub struct ProxyConfig {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: Option<String>,
+    /// Host names the admin answers to besides IP addresses and `localhost` (lowercase, no
+    /// port): a request whose `Host` is any other name is refused (DNS rebinding defence).
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

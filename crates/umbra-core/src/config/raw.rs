@@ -42,6 +42,8 @@ pub struct RawProxy {
 pub struct RawAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
+    /// Host names (besides IP addresses and `localhost`) that reach the admin listener.
+    pub hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

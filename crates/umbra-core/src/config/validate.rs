@@ -91,6 +91,7 @@ pub(super) fn validate(
             "127.0.0.1:8081",
         ),
         token,
+        hosts: admin_hosts(&mut errs, raw.admin.hosts.unwrap_or_default()),
     };
     if !is_loopback(&admin.listen) && admin.token.is_none() {
         errs.push(
@@ -276,6 +277,50 @@ fn addr(errs: &mut Errors, key: &str, v: Option<&str>, default: &str) -> SocketA
         );
         default.parse().expect("default address parses")
     })
+}
+
+/// `admin.hosts`: DNS names as a browser puts them in `Host`, lowercased. A port, a scheme or
+/// a wildcard is refused with what to write instead.
+fn admin_hosts(errs: &mut Errors, hosts: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(hosts.len());
+    for (i, host) in hosts.into_iter().enumerate() {
+        let name = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        match host_name_problem(&name) {
+            Some(problem) => errs.push(
+                format!("admin.hosts[{i}]"),
+                format!("`{host}` {problem}; expected a host name such as `umbra.internal`"),
+            ),
+            None => out.push(name),
+        }
+    }
+    out
+}
+
+/// Why `name` is not a DNS host name, if it is not.
+fn host_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.contains("://") || name.contains('/') {
+        return Some("is a URL (list the host name only)");
+    }
+    if name.contains(':') {
+        return Some("has a port (any port is accepted; list the host name only)");
+    }
+    if name.contains('*') {
+        return Some("has a wildcard (list every name)");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Some("is not a host name (letters, digits, `-` and `.`)");
+    }
+    None
 }
 
 fn duration(errs: &mut Errors, key: &str, v: Option<&str>, default: &str) -> Duration {
