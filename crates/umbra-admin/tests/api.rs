@@ -97,7 +97,7 @@ async fn harness(token: Option<&str>) -> Harness {
         store,
         dir,
         events: rx,
-    } = common::parts(CONFIG).await;
+    } = common::parts(CONFIG, token).await;
     let batch: Vec<Comparison> = (0..10)
         .map(|i| {
             let v = if i % 2 == 0 {
@@ -113,7 +113,7 @@ async fn harness(token: Option<&str>) -> Harness {
         .write_batch(&[comparison("other", "GET /other", Verdict::Same, 99)], &[])
         .await
         .unwrap();
-    let state = common::state(&runtime, &store, token, 3);
+    let state = common::state(&runtime, &store, 3);
     Harness {
         app: router(state),
         store,
@@ -147,14 +147,17 @@ impl Harness {
         body: Option<Value>,
         token: Option<&str>,
     ) -> Answer {
+        let change = method != Method::GET;
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
+        // Changes are JSON, bodiless ones too.
+        if change {
+            req = req.header("content-type", "application/json");
+        }
         let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
+            Some(b) => req.body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
         .unwrap();
@@ -627,14 +630,13 @@ async fn without_a_store() {
         ComparisonSink::disabled(),
         tx,
     );
-    let app = router(AdminState {
+    let app = router(AdminState::new(
         runtime,
-        store: None,
-        token: None,
-        version: "t",
-        config_source: "test.toml".into(),
-        store_dropped: Arc::default(),
-    });
+        None,
+        "t",
+        "test.toml",
+        Arc::default(),
+    ));
     let call = |path: &'static str| {
         let app = app.clone();
         async move {
@@ -662,6 +664,7 @@ async fn without_a_store() {
         .clone()
         .oneshot(
             Request::delete("/api/routes/api/shadow")
+                .header("content-type", "application/json")
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -687,6 +690,7 @@ async fn wrong_method_and_challenge_header() {
 async fn changes_are_audited_by_the_runtime_with_their_source() {
     let mut h = harness(None).await;
     let req = Request::delete("/api/routes/api/shadow")
+        .header("content-type", "application/json")
         .header("x-umbra-source", "cli")
         .body(Body::empty())
         .unwrap();
