@@ -62,28 +62,6 @@ pub fn enc(s: &str) -> String {
     out
 }
 
-/// Reverses [`enc`] (and any `%XX`); invalid escapes are kept as they are.
-pub fn dec(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 const SECURITY_HEADERS: [(http::HeaderName, &str); 4] = [
     (http::header::CONTENT_SECURITY_POLICY, "default-src 'self'"),
     (http::header::X_FRAME_OPTIONS, "DENY"),
