@@ -3,7 +3,8 @@
 (function () {
   "use strict";
 
-  // Every API call carries the CSRF header (cookie auth needs it) and tags the source.
+  // Every API call carries the CSRF header (cookie auth needs it) and tags the source; every
+  // change is JSON, body or not (the admin refuses other content types on changes).
   // A failed call rejects with an Error that has the HTTP status and the API's message.
   function api(method, url, body) {
     var opts = {
@@ -11,8 +12,10 @@
       credentials: "same-origin",
       headers: { "X-Umbra-CSRF": "1", "X-Umbra-Source": "ui", "Accept": "application/json" }
     };
-    if (body !== undefined) {
+    if (method !== "GET" && method !== "HEAD") {
       opts.headers["Content-Type"] = "application/json";
+    }
+    if (body !== undefined) {
       opts.body = JSON.stringify(body);
     }
     return fetch(url, opts).then(function (r) {

@@ -1,5 +1,10 @@
-//! Token check for `/api/*`, `/`, `/ui/*` pages and `/metrics` when a token is configured:
-//! `Authorization: Bearer <token>`, or the UI's `umbra_token` cookie (see [`authorized_request`]).
+//! Token check for `/api/*`, `/`, `/ui/*` pages and `/metrics` when the config in force has an
+//! admin token: `Authorization: Bearer <token>`, or the UI's `umbra_session` cookie (a random
+//! session id from [`crate::session`], never the token; see [`authorized_request`]). The token
+//! is read from the config in force on every request, so a reload that changes it rotates it:
+//! the old one stops working and the sessions made with it end.
+
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -7,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::AdminState;
+
+/// Name of the cookie that carries the UI's session id.
+pub const SESSION_COOKIE: &str = "umbra_session";
 
 /// Compares in time independent of where the inputs first differ (length still leaks, which
 /// is acceptable for a random token).
@@ -36,8 +44,8 @@ pub fn authorized(token: Option<&str>, headers: &http::HeaderMap) -> bool {
     constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
-/// The `umbra_token` cookie's value, if the request carries one.
-pub fn cookie_token(headers: &http::HeaderMap) -> Option<String> {
+/// The `umbra_session` cookie's value, if the request carries one.
+pub fn session_cookie(headers: &http::HeaderMap) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -45,46 +53,45 @@ pub fn cookie_token(headers: &http::HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
-            (k == crate::ui::TOKEN_COOKIE).then(|| crate::ui::dec(v))
+            (k == SESSION_COOKIE).then(|| v.trim().to_string())
         })
 }
 
-/// Whether a request may pass: the bearer header, or the UI's token cookie, accepted for
-/// `GET`/`HEAD` pages and, on `/api/*` and `/metrics`, only with `X-Umbra-CSRF: 1` (a custom
-/// header that a cross-site form cannot send).
-pub fn authorized_request(
-    token: Option<&str>,
-    method: &http::Method,
-    path: &str,
-    headers: &http::HeaderMap,
-) -> bool {
+/// Whether a request may pass: the bearer header, or a live UI session (made with the token in
+/// force), accepted for `GET`/`HEAD` pages and, on `/api/*` and `/metrics`, only with
+/// `X-Umbra-CSRF: 1` (a custom header that a cross-site form cannot send).
+pub fn authorized_request(state: &AdminState, token: Option<&str>, req: &Request) -> bool {
+    let Some(expected) = token else {
+        return true;
+    };
+    let headers = req.headers();
     if authorized(token, headers) {
         return true;
     }
-    let (Some(expected), Some(given)) = (token, cookie_token(headers)) else {
+    let Some(id) = session_cookie(headers) else {
         return false;
     };
-    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if !state.sessions().is_valid(&id, expected, Instant::now()) {
         return false;
     }
+    let path = req.uri().path();
     let api = path.starts_with("/api/") || path == "/api" || path == "/metrics";
     if api {
         headers.get("x-umbra-csrf").and_then(|v| v.to_str().ok()) == Some("1")
     } else {
-        method == http::Method::GET || method == http::Method::HEAD
+        req.method() == http::Method::GET || req.method() == http::Method::HEAD
     }
 }
 
 pub async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
-    if authorized_request(
-        state.token.as_deref(),
-        req.method(),
-        req.uri().path(),
-        req.headers(),
-    ) {
+    let token = match state.token() {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    if authorized_request(&state, token.as_deref(), &req) {
         next.run(req).await
     } else if wants_page(&req) {
-        // A browser opening a page without the session cookie: to the sign-in form.
+        // A browser opening a page without a session: to the sign-in form.
         axum::response::Redirect::to("/ui/login").into_response()
     } else {
         let mut resp = ApiError::unauthorized().into_response();
@@ -122,5 +129,13 @@ mod tests {
         h.insert("authorization", "Bearer t".parse().unwrap());
         assert!(authorized(Some("t"), &h));
         assert!(!authorized(Some("u"), &h));
+    }
+
+    #[test]
+    fn reads_the_session_cookie() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(session_cookie(&h), None);
+        h.insert("cookie", "a=1; umbra_session=abc ; b=2".parse().unwrap());
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
     }
 }

@@ -28,12 +28,27 @@
 //! change will not survive a restart. The runtime emits the audit events itself.
 //! `X-Umbra-Source: ui|cli` tags a change's source (default `api`).
 //!
-//! Auth: when a token is configured, `/api/*`, `/` and `/metrics` need
-//! `Authorization: Bearer <token>` (compared in constant time), else 401. The `/health*`
-//! endpoints never need it (container health checks). The web UI signs in at `/ui/login`,
-//! which sets an `umbra_token` cookie (HttpOnly, SameSite=Strict); the cookie is accepted for
-//! `GET` pages, and for the API only with the header `X-Umbra-CSRF: 1` (see [`auth`]).
+//! Safety, with or without a token (loopback is a browser's neighbour; see [`guard`]):
+//! - every request but `/health*` whose `Host` is not the admin's own (an IP address,
+//!   `localhost`, or a name in `[admin] hosts`) answers 421 `misdirected` (DNS rebinding);
+//! - a `POST`/`PUT`/`PATCH`/`DELETE` whose `Origin` (or `Referer`) is another site answers 403
+//!   `cross_origin`;
+//! - a `POST`/`PUT`/`PATCH`/`DELETE` on `/api/*` without `Content-Type: application/json`
+//!   (bodiless ones too) answers 415 `unsupported_media_type`.
+//!
+//! Auth: when the config in force has a token, `/api/*`, `/`, `/ui/*` pages and `/metrics` need
+//! `Authorization: Bearer <token>` (compared in constant time), else 401. The token is read
+//! from the config in force, so a reload that changes it rotates it (the old one stops working
+//! at once). The `/health*` endpoints never need it (container health checks). The web UI signs
+//! in at `/ui/login`, which starts a server-side session and sets an `umbra_session` cookie
+//! holding its random id, never the token (HttpOnly, SameSite=Strict); the cookie is accepted
+//! for `GET` pages, and for the API only with the header `X-Umbra-CSRF: 1` (see [`auth`]).
+//! Sessions end after 12 h, on restart, and when the token changes ([`session`]). Wrong tokens
+//! at `/ui/login` are throttled per client address: 429 with `Retry-After` ([`throttle`]).
+//! Without a token the admin is open, which only a loopback listener allows: if a reload leaves
+//! a non-loopback listener without a token, the protected endpoints answer 503 `token_missing`.
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -47,27 +62,96 @@ pub mod audit;
 pub mod auth;
 pub mod comparisons;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod openapi;
 pub mod routes;
+pub mod session;
+pub mod throttle;
 pub mod ui;
 
 pub use error::ApiError;
 
-/// What every handler needs.
+/// What every handler needs. Build it with [`AdminState::new`]; [`serve`] tells it the address
+/// it listens on.
 #[derive(Clone)]
 pub struct AdminState {
     pub runtime: Arc<Runtime>,
     /// None when umbra runs without a store: store-backed endpoints answer 503.
     pub store: Option<Arc<dyn ComparisonStore>>,
-    /// Bearer token; None leaves the API open (loopback only, enforced at start-up).
-    pub token: Option<String>,
     pub version: &'static str,
     pub config_source: String,
     /// The data plane's queue to the store (its depth is shown and exported).
     pub sink: Arc<umbra_proxy::ComparisonSink>,
     /// Comparisons the store writer dropped (mirrored into `umbra_store_dropped_total`).
     pub store_dropped: Arc<AtomicU64>,
+    /// The UI's sessions and the sign-in throttle.
+    safety: Arc<Safety>,
+    /// The address the admin listens on (None until [`serve`], e.g. in router tests).
+    local_addr: Option<SocketAddr>,
+}
+
+#[derive(Default)]
+struct Safety {
+    sessions: session::Sessions,
+    logins: throttle::LoginThrottle,
+}
+
+impl AdminState {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        store: Option<Arc<dyn ComparisonStore>>,
+        version: &'static str,
+        config_source: impl Into<String>,
+        store_dropped: Arc<AtomicU64>,
+    ) -> Self {
+        AdminState {
+            runtime,
+            store,
+            version,
+            config_source: config_source.into(),
+            store_dropped,
+            sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
+            safety: Arc::default(),
+            local_addr: None,
+        }
+    }
+
+    /// The data plane's queue to the store, whose depth the admin shows and exports.
+    pub fn with_sink(mut self, sink: Arc<umbra_proxy::ComparisonSink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// The admin token of the config in force (a reload rotates it); `None` leaves the admin
+    /// open. Only a loopback listener may be open: when the config in force has no token but
+    /// the admin listens elsewhere (a reload moved `admin.listen` and dropped the token; the
+    /// listener does not move), the admin closes with 503 instead.
+    pub fn token(&self) -> Result<Option<String>, ApiError> {
+        let snap = self.runtime.load();
+        let admin = &snap.config.admin;
+        let listen = self.local_addr.unwrap_or(admin.listen);
+        match &admin.token {
+            Some(t) => Ok(Some(t.clone())),
+            None if umbra_core::config::is_loopback(&listen) => Ok(None),
+            None => Err(ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "token_missing",
+                format!(
+                    "the admin listens on {listen}, which is not loopback, but the config in force \
+                     has no admin.token; set one and reload"
+                ),
+            )),
+        }
+    }
+
+    pub fn sessions(&self) -> &session::Sessions {
+        &self.safety.sessions
+    }
+
+    pub fn logins(&self) -> &throttle::LoginThrottle {
+        &self.safety.logins
+    }
 }
 
 /// The admin API.
@@ -117,6 +201,10 @@ pub fn router(state: AdminState) -> Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -140,7 +228,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "admin API listening");
-    axum::serve(listener, router(state))
+    let state = AdminState {
+        local_addr: addr,
+        ..state
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

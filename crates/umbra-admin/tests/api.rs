@@ -96,7 +96,7 @@ async fn harness(token: Option<&str>) -> Harness {
         store,
         dir,
         events: rx,
-    } = common::parts(CONFIG).await;
+    } = common::parts(CONFIG, token).await;
     let batch: Vec<Comparison> = (0..10)
         .map(|i| {
             let v = if i % 2 == 0 {
@@ -112,7 +112,7 @@ async fn harness(token: Option<&str>) -> Harness {
         .write_batch(&[comparison("other", "GET /other", Verdict::Same, 99)], &[])
         .await
         .unwrap();
-    let state = common::state(&runtime, &store, token, 3);
+    let state = common::state(&runtime, &store, 3);
     Harness {
         app: router(state),
         store,
@@ -146,14 +146,17 @@ impl Harness {
         body: Option<Value>,
         token: Option<&str>,
     ) -> Answer {
+        let change = method != Method::GET;
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
+        // Changes are JSON, bodiless ones too.
+        if change {
+            req = req.header("content-type", "application/json");
+        }
         let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
+            Some(b) => req.body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
         .unwrap();
@@ -621,15 +624,13 @@ async fn without_a_store() {
     let config = Config::parse(CONFIG, "test.toml", &|_| None).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
     let runtime = Runtime::new(config, Arc::new(Metrics::new()), tx);
-    let app = router(AdminState {
+    let app = router(AdminState::new(
         runtime,
-        store: None,
-        token: None,
-        version: "t",
-        config_source: "test.toml".into(),
-        store_dropped: Arc::default(),
-        sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
-    });
+        None,
+        "t",
+        "test.toml",
+        Arc::default(),
+    ));
     let call = |path: &'static str| {
         let app = app.clone();
         async move {
@@ -657,6 +658,7 @@ async fn without_a_store() {
         .clone()
         .oneshot(
             Request::delete("/api/routes/api/shadow")
+                .header("content-type", "application/json")
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -682,6 +684,7 @@ async fn wrong_method_and_challenge_header() {
 async fn changes_are_audited_by_the_runtime_with_their_source() {
     let mut h = harness(None).await;
     let req = Request::delete("/api/routes/api/shadow")
+        .header("content-type", "application/json")
         .header("x-umbra-source", "cli")
         .body(Body::empty())
         .unwrap();

@@ -57,9 +57,9 @@ fn comparison(i: u64) -> Comparison {
 
 /// The router over a real runtime and a SQLite store holding comparison 1.
 async fn app() -> (Router, tempfile::TempDir) {
-    let p = common::parts(CONFIG).await;
+    let p = common::parts(CONFIG, Some(TOKEN)).await;
     p.store.write_batch(&[comparison(1)], &[]).await.unwrap();
-    let state = common::state(&p.runtime, &p.store, Some(TOKEN), 0);
+    let state = common::state(&p.runtime, &p.store, 0);
     // Keep the runtime's event channel open for the whole test.
     std::mem::forget(p.events);
     let dir = p.dir;
@@ -147,6 +147,11 @@ fn request(method: &str, path: &str, op: &Value, token: bool) -> Request<Body> {
     } else if content.get("application/x-www-form-urlencoded").is_some() {
         b.header("content-type", "application/x-www-form-urlencoded")
             .body(Body::from("token=wrong"))
+            .unwrap()
+    } else if method != "get" && path.starts_with("/api/") {
+        // Changes on the API are JSON, bodiless ones too.
+        b.header("content-type", "application/json")
+            .body(Body::empty())
             .unwrap()
     } else {
         b.body(Body::empty()).unwrap()

@@ -122,7 +122,7 @@ async fn ui_load_with_10k_comparisons() {
         store,
         dir: _dir,
         events: _events,
-    } = common::parts(CONFIG).await;
+    } = common::parts(CONFIG, None).await;
     let filled = fill(&*store).await;
     let page = store
         .list(&umbra_store::ListQuery::default())
@@ -130,7 +130,7 @@ async fn ui_load_with_10k_comparisons() {
         .unwrap();
     let newest = page.items[0].id;
     let middle = newest - (COMPARISONS as i64) / 2;
-    let state = common::state(&runtime, &store, None, 0);
+    let state = common::state(&runtime, &store, 0);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, umbra_admin::router(state)).await });

@@ -75,7 +75,7 @@ async fn harness(token: Option<&str>) -> Harness {
         store,
         dir,
         events,
-    } = common::parts(CONFIG).await;
+    } = common::parts(CONFIG, token).await;
     std::mem::forget(events);
     store
         .write_batch(
@@ -92,7 +92,7 @@ async fn harness(token: Option<&str>) -> Harness {
         .await
         .unwrap();
     let id = page.items[0].id;
-    let state = common::state(&runtime, &store, token, 0);
+    let state = common::state(&runtime, &store, 0);
     Harness {
         app: router(state),
         runtime,
@@ -282,7 +282,7 @@ async fn text_is_escaped_and_differences_are_marked() {
     assert!(a.text.contains("<span data-path=\"/item/name\">"));
     assert!(a.text.contains("<span data-path=\"/ok\">"));
     // Copy as curl: server-built, quoted for a shell, escaped for the attribute.
-    assert!(a.text.contains("data-curl=\"curl -X GET &#39;http://example/api/items/1?q=it&#39;\\&#39;&#39;s&#39; -H &#39;authorization: [redacted]&#39;\""), "{}", a.text);
+    assert!(a.text.contains("data-curl=\"curl -g -X GET &#39;http://example/api/items/1?q=it&#39;\\&#39;&#39;s&#39; -H &#39;authorization: [redacted]&#39;\""), "{}", a.text);
     // Both latencies.
     assert!(a.text.contains("1.2 ms") && a.text.contains("1.9 ms"));
 }
@@ -315,11 +315,15 @@ async fn cookie_login_and_csrf_header() {
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     let cookie = a.headers["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("umbra_token="), "{cookie}");
-    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+    assert!(cookie.starts_with("umbra_session="), "{cookie}");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
         assert!(cookie.contains(attr), "{cookie}");
     }
     let pair = cookie.split(';').next().unwrap().to_string();
+    // The cookie carries a random session id, not the token.
+    let id = pair.strip_prefix("umbra_session=").unwrap();
+    assert!(!id.contains(TOKEN), "{cookie}");
+    assert!(id.len() >= 32, "{cookie}");
     let with_cookie = [("cookie", pair.as_str())];
     for path in ["/", "/ui/routes/api", "/ui/comparisons", "/ui/events"] {
         assert_eq!(
@@ -370,8 +374,9 @@ async fn cookie_login_and_csrf_header() {
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    // A wrong cookie is refused everywhere.
-    let bad = [("cookie", "umbra_token=nope"), ("x-umbra-csrf", "1")];
+    // A wrong cookie, the token itself included, is refused everywhere.
+    let token_cookie = format!("umbra_session={TOKEN}");
+    let bad = [("cookie", token_cookie.as_str()), ("x-umbra-csrf", "1")];
     assert_eq!(
         call(&h.app, Method::GET, "/", &bad, "").await.status,
         StatusCode::UNAUTHORIZED

@@ -144,3 +144,26 @@ fn redact_names_are_checked_and_squashed() {
     assert_eq!(redact.headers, ["x-session"]);
     assert_eq!(redact.names, ["pincode", "sessionid"]);
 }
+
+#[test]
+fn admin_hosts_are_host_names() {
+    let ok = Config::parse(
+        "[admin]\nhosts = [\"Umbra.Internal.\", \"admin.example.com\"]\n",
+        "umbra.toml",
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(ok.admin.hosts, ["umbra.internal", "admin.example.com"]);
+    let e =
+        errors("[admin]\nhosts = [\"ok.example\", \"umbra:8081\", \"http://x\", \"*.x\", \"\"]\n");
+    assert!(e.contains("admin.hosts[1]") && e.contains("port"), "{e}");
+    assert!(e.contains("admin.hosts[2]") && e.contains("URL"), "{e}");
+    assert!(
+        e.contains("admin.hosts[3]") && e.contains("wildcard"),
+        "{e}"
+    );
+    assert!(e.contains("admin.hosts[4]") && e.contains("empty"), "{e}");
+    assert!(!e.contains("admin.hosts[0]"), "{e}");
+    let e = errors("[admin]\nhostz = [\"x\"]\n");
+    assert!(e.contains("unknown field `hostz`"), "{e}");
+}

@@ -28,11 +28,12 @@ fn call(
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
+        // The admin takes changes only as JSON, bodiless ones (promote, DELETE) included.
+        if method != "GET" {
+            req = req.header("content-type", "application/json");
+        }
         let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Full::new(Bytes::from(v.to_string()))
-            }
+            Some(v) => Full::new(Bytes::from(v.to_string())),
             None => Full::new(Bytes::new()),
         };
         let req = req

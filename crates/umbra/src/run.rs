@@ -83,7 +83,6 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     let proxy_listen = config.proxy.listen;
     let workers = config.proxy.workers;
     let admin_listen = config.admin.listen;
-    let token = config.admin.token.clone();
     let keep = config.store.keep;
     let keep_same = config.store.keep_same;
     let source = config.source.clone();
@@ -156,15 +155,14 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         .await
         .with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
     let admin_addr = admin_listener.local_addr()?;
-    let state = umbra_admin::AdminState {
-        runtime: runtime.clone(),
-        store: store.clone(),
-        token,
-        version: env!("CARGO_PKG_VERSION"),
-        config_source: source,
+    let state = umbra_admin::AdminState::new(
+        runtime.clone(),
+        store.clone(),
+        env!("CARGO_PKG_VERSION"),
+        source,
         store_dropped,
-        sink,
-    };
+    )
+    .with_sink(sink);
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
     let proxy_threads = Arc::new(std::sync::Mutex::new(Vec::new()));
     let first = spawn_proxy(listeners, proxy.clone(), shutdown.child_token())?;

@@ -227,7 +227,7 @@ fn shell_quote(s: &str) -> String {
 pub fn curl_command(c: &Comparison) -> String {
     let r = &c.request;
     let mut cmd = format!(
-        "curl -X {} {}",
+        "curl -g -X {} {}",
         r.method,
         shell_quote(&format!("http://{}{}", r.host, r.uri))
     );

@@ -2,7 +2,7 @@
 //! and one small script (`/ui/app.js`), both embedded in the binary. Every page is served with
 //! `Content-Security-Policy: default-src 'self'` (no inline script or style), `X-Frame-Options:
 //! DENY` and `X-Content-Type-Options: nosniff`. All text goes through [`esc`]. Changes go
-//! through the JSON API from `app.js` with the `X-Umbra-CSRF` header.
+//! through the JSON API from `app.js` with the `X-Umbra-CSRF` header and a JSON content type.
 //!
 //! | path | page |
 //! | --- | --- |
@@ -11,7 +11,7 @@
 //! | `GET /ui/comparisons` | comparison list with filters and paging |
 //! | `GET /ui/comparisons/{id}` | one comparison: request, both responses, highlighted differences |
 //! | `GET /ui/events` | the audit log |
-//! | `GET`/`POST /ui/login` | sign in with the admin token (sets the `umbra_token` cookie) |
+//! | `GET`/`POST /ui/login` | sign in with the admin token (sets the `umbra_session` cookie: a random session id; 429 after too many wrong tokens) |
 
 use std::fmt::Write;
 
@@ -32,9 +32,6 @@ pub use overview::overview;
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
 
-/// Name of the cookie that carries the admin token for the UI.
-pub const TOKEN_COOKIE: &str = "umbra_token";
-
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -52,7 +49,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (for a path segment or a
-/// query value, and the token cookie).
+/// query value).
 pub fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -63,28 +60,6 @@ pub fn enc(s: &str) -> String {
         }
     }
     out
-}
-
-/// Reverses [`enc`] (and any `%XX`); invalid escapes are kept as they are.
-pub fn dec(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 const SECURITY_HEADERS: [(http::HeaderName, &str); 4] = [

@@ -335,7 +335,7 @@ async fn signs_in_with_the_token() {
     )
     .await;
     assert!(
-        b.js("return document.cookie.includes('umbra_token');")
+        b.js("return document.cookie.includes('umbra_session');")
             .await
             == Value::Bool(false)
     );

@@ -59,9 +59,10 @@ fn upstream(price: u32) -> FixtureBuilder {
         .prefix("/api/items/", move |r: &Recorded| item(r, price))
 }
 
-fn config(v1: &[Fixture; 2], v2: &Fixture) -> Config {
+fn config(v1: &[Fixture; 2], v2: &Fixture, token: Option<&str>) -> Config {
+    let admin = token.map_or(String::new(), |t| format!("[admin]\ntoken = \"{t}\"\n"));
     let text = format!(
-        r#"
+        r#"{admin}
 [proxy]
 listen = "127.0.0.1:0"
 timeout = "5s"
@@ -114,7 +115,7 @@ fn spawn_traffic(proxy: String, sent: Arc<AtomicU64>, shutdown: CancellationToke
 pub async fn start(token: Option<&str>) -> Stack {
     let v1 = [upstream(10).start().await, upstream(10).start().await];
     let v2 = upstream(12).start().await;
-    let config = config(&v1, &v2);
+    let config = config(&v1, &v2, token);
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("umbra.db").display());
@@ -146,15 +147,14 @@ pub async fn start(token: Option<&str>) -> Stack {
 
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", admin_listener.local_addr().unwrap());
-    let state = AdminState {
-        runtime: runtime.clone(),
-        store: Some(store.clone()),
-        token: token.map(str::to_string),
-        version: "0.0.0-test",
-        config_source: "umbra.toml".into(),
-        store_dropped: Arc::new(AtomicU64::new(0)),
-        sink,
-    };
+    let state = AdminState::new(
+        runtime.clone(),
+        Some(store.clone()),
+        "0.0.0-test",
+        "umbra.toml",
+        Arc::new(AtomicU64::new(0)),
+    )
+    .with_sink(sink);
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
 
     let sent = Arc::new(AtomicU64::new(0));

@@ -41,9 +41,14 @@ pub struct Parts {
     pub events: tokio::sync::mpsc::Receiver<RuntimeEvent>,
 }
 
-/// A runtime built from `config` (TOML) and an empty SQLite store.
-pub async fn parts(config: &str) -> Parts {
-    let config = Config::parse(config, "test.toml", &|_| None).expect("test config is valid");
+/// A runtime built from `config` (TOML) with `[admin] token = token` when given, and an empty
+/// SQLite store.
+pub async fn parts(config: &str, token: Option<&str>) -> Parts {
+    let text = match token {
+        Some(t) => format!("[admin]\ntoken = \"{t}\"\n{config}"),
+        None => config.to_string(),
+    };
+    let config = Config::parse(&text, "test.toml", &|_| None).expect("test config is valid");
     let (tx, events) = tokio::sync::mpsc::channel(1024);
     let runtime = Runtime::new(config, Arc::new(Metrics::new()), tx);
     let dir = tempfile::tempdir().unwrap();
@@ -57,20 +62,14 @@ pub async fn parts(config: &str) -> Parts {
     }
 }
 
-/// The admin state over a runtime and store, with an optional token and a writer-drop count.
-pub fn state(
-    runtime: &Arc<Runtime>,
-    store: &Arc<dyn ComparisonStore>,
-    token: Option<&str>,
-    dropped: u64,
-) -> AdminState {
-    AdminState {
-        runtime: runtime.clone(),
-        store: Some(store.clone()),
-        token: token.map(str::to_string),
-        version: "0.0.0-test",
-        config_source: "test.toml".into(),
-        store_dropped: Arc::new(AtomicU64::new(dropped)),
-        sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
-    }
+/// The admin state over a runtime and store, with a writer-drop count. The token, if any, is
+/// the runtime config's.
+pub fn state(runtime: &Arc<Runtime>, store: &Arc<dyn ComparisonStore>, dropped: u64) -> AdminState {
+    AdminState::new(
+        runtime.clone(),
+        Some(store.clone()),
+        "0.0.0-test",
+        "test.toml",
+        Arc::new(AtomicU64::new(dropped)),
+    )
 }

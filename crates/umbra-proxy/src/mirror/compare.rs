@@ -211,8 +211,7 @@ fn compare(job: CompareJob) {
         noise,
     };
     // Nothing leaves the data plane unredacted.
-    let redact = &route.spec.redact;
-    umbra_diff::redact_comparison(&mut comparison, &redact.headers, &redact.paths);
+    route.spec.redact.apply(&mut comparison);
     // The slot is freed before the comparison is handed on: from here the store queue's own
     // bound holds it, and whoever receives it sees the slot already free.
     drop(permit);
