@@ -68,12 +68,38 @@ pub struct ProxyConfig {
     pub grace: Duration,
     /// Worker threads, each with its own runtime and listener (default: number of cores).
     pub workers: usize,
+    /// Plain HTTP/1.1 requests are read and answered by umbra's own fast lane (default);
+    /// false sends every connection to hyper's server.
+    pub fast_lane: bool,
+    /// How long a body may stall (client upload or upstream response) and an HTTP/2
+    /// connection may stay idle before it is closed.
+    pub idle_timeout: Duration,
+    /// Client connections open at most per process (0: no limit); past it the oldest idle
+    /// ones are closed first.
+    pub max_connections: usize,
+    /// Peers whose `X-Forwarded-*` fields are kept (appended to); from anyone else they are
+    /// replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ProxyConfig {
+    /// Whether a peer is a trusted proxy.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: Option<String>,
+    /// Host names the admin answers to besides IP addresses and `localhost` (lowercase, no
+    /// port): a request whose `Host` is any other name is refused (DNS rebinding defence).
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +224,9 @@ pub struct RouteSpec {
     pub compare: CompareSpec,
     pub endpoints: Arc<umbra_diff::EndpointGrouper>,
     pub redact: RedactSpec,
+    /// Protocols a client may switch to (`Upgrade`), lowercase.
+    pub upgrades: Vec<String>,
+    pub underscores_in_headers: bool,
     pub source: Source,
     /// The route as written (for the API, for overrides, for persisting).
     pub raw: RawRoute,

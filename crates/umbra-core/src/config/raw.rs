@@ -35,6 +35,10 @@ pub struct RawProxy {
     pub header_timeout: Option<String>,
     pub grace: Option<String>,
     pub workers: Option<u32>,
+    pub fast_lane: Option<bool>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -42,6 +46,8 @@ pub struct RawProxy {
 pub struct RawAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
+    /// Host names (besides IP addresses and `localhost`) that reach the admin listener.
+    pub hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -125,6 +131,12 @@ pub struct RawRoute {
     pub endpoints: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redact: Option<RawRedact>,
+    /// Protocols a client may switch to through this route (default `["websocket"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrades: Option<Vec<String>>,
+    /// Pass request header names with `_` (default false: dropped, as nginx does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underscores_in_headers: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

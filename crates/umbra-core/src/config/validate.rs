@@ -74,7 +74,19 @@ pub(super) fn validate(
             Some(n) => n as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         },
+        fast_lane: raw.proxy.fast_lane.unwrap_or(true),
+        idle_timeout: duration(
+            &mut errs,
+            "proxy.idle_timeout",
+            raw.proxy.idle_timeout.as_deref(),
+            "60s",
+        ),
+        max_connections: raw.proxy.max_connections.unwrap_or(0) as usize,
+        trusted_proxies: cidrs(&mut errs, raw.proxy.trusted_proxies.as_deref()),
     };
+    if proxy.idle_timeout < Duration::from_millis(100) {
+        errs.push("proxy.idle_timeout", "must be at least 100ms");
+    }
     if proxy.max_header_size < 1024 {
         errs.push("proxy.max_header_size", "must be at least 1KiB");
     }
@@ -91,6 +103,7 @@ pub(super) fn validate(
             "127.0.0.1:8081",
         ),
         token,
+        hosts: admin_hosts(&mut errs, raw.admin.hosts.unwrap_or_default()),
     };
     if !is_loopback(&admin.listen) && admin.token.is_none() {
         errs.push(
@@ -278,6 +291,50 @@ fn addr(errs: &mut Errors, key: &str, v: Option<&str>, default: &str) -> SocketA
     })
 }
 
+/// `admin.hosts`: DNS names as a browser puts them in `Host`, lowercased. A port, a scheme or
+/// a wildcard is refused with what to write instead.
+fn admin_hosts(errs: &mut Errors, hosts: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(hosts.len());
+    for (i, host) in hosts.into_iter().enumerate() {
+        let name = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        match host_name_problem(&name) {
+            Some(problem) => errs.push(
+                format!("admin.hosts[{i}]"),
+                format!("`{host}` {problem}; expected a host name such as `umbra.internal`"),
+            ),
+            None => out.push(name),
+        }
+    }
+    out
+}
+
+/// Why `name` is not a DNS host name, if it is not.
+fn host_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.contains("://") || name.contains('/') {
+        return Some("is a URL (list the host name only)");
+    }
+    if name.contains(':') {
+        return Some("has a port (any port is accepted; list the host name only)");
+    }
+    if name.contains('*') {
+        return Some("has a wildcard (list every name)");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Some("is not a host name (letters, digits, `-` and `.`)");
+    }
+    None
+}
+
 fn duration(errs: &mut Errors, key: &str, v: Option<&str>, default: &str) -> Duration {
     parse_duration(v.unwrap_or(default)).unwrap_or_else(|e| {
         errs.push(key, e);
@@ -414,6 +471,50 @@ pub fn validate_service(
 }
 
 /// Validates one route; `key` prefixes error keys (`routes[3]` for files, empty for the API).
+/// `proxy.trusted_proxies`: CIDRs (`10.0.0.0/8`) or single addresses.
+fn cidrs(errs: &mut Errors, raw: Option<&[String]>) -> Vec<ipnet::IpNet> {
+    let mut out = Vec::new();
+    for (i, text) in raw.unwrap_or_default().iter().enumerate() {
+        let parsed = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => out.push(net.trunc()),
+            Err(_) => errs.push(
+                format!("proxy.trusted_proxies[{i}]"),
+                format!("`{text}` is not an IP address or CIDR (e.g. `10.0.0.0/8`)"),
+            ),
+        }
+    }
+    out
+}
+
+/// A route's `upgrades`: protocol tokens (RFC 9110 §7.8), lowercase; `h2c` is refused (an
+/// h2c tunnel would skip routing, logging and `X-Forwarded-For`).
+fn upgrades(errs: &mut Errors, key: &str, raw: Option<&[String]>) -> Vec<String> {
+    let Some(raw) = raw else {
+        return vec!["websocket".to_string()];
+    };
+    let mut out = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        let p = p.to_ascii_lowercase();
+        let token = !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
+        if !token {
+            errs.push(format!("{key}[{i}]"), format!("`{p}` is not a protocol name"));
+        } else if p == "h2c" || p.starts_with("h2c/") {
+            errs.push(
+                format!("{key}[{i}]"),
+                "h2c is never upgraded to: speak HTTP/2 to umbra directly (prior knowledge)",
+            );
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 pub fn validate_route(
     rr: &RawRoute,
     key: &str,
@@ -472,6 +573,8 @@ pub fn validate_route(
             );
         }
     }
+
+    let upgrades = upgrades(&mut errs, &k("upgrades"), rr.upgrades.as_deref());
 
     let shadow = rr.shadow.as_ref().map(|s| {
         check_service(&mut errs, "shadow.service", &s.service);
@@ -665,6 +768,8 @@ pub fn validate_route(
                 compare,
                 endpoints: Arc::new(endpoints),
                 redact,
+                upgrades,
+                underscores_in_headers: rr.underscores_in_headers.unwrap_or(false),
                 source: ctx.source,
                 raw: rr.clone(),
             })

@@ -48,6 +48,8 @@ pub(super) struct Limits {
     pub header_timeout: Duration,
     /// The largest request head accepted (`proxy.max_header_size`); past it hyper answers 431.
     pub max_head: usize,
+    /// Whether the fast lane takes requests at all (`proxy.fast_lane`).
+    pub fast_lane: bool,
 }
 
 /// Serves requests on `io` until it closes or hands over. `handle` answers one request. On

@@ -157,6 +157,7 @@ fn limits_of(rt: &Proxy) -> front::Limits {
     front::Limits {
         header_timeout: proxy.header_timeout,
         max_head: proxy.max_header_size,
+        fast_lane: proxy.fast_lane,
     }
 }
 
@@ -186,10 +187,15 @@ async fn connection(
     shutdown: CancellationToken,
 ) {
     let client = client_value(peer.ip());
-    let outcome = front::serve(&mut stream, limits, &shutdown, |req| {
-        handle(req, peer, &client, &rt)
-    })
-    .await;
+    let outcome = match limits.fast_lane {
+        true => {
+            front::serve(&mut stream, limits, &shutdown, |req| {
+                handle(req, peer, &client, &rt)
+            })
+            .await
+        }
+        false => front::Outcome::HandOver(bytes::Bytes::new()),
+    };
     let front::Outcome::HandOver(read) = outcome else {
         return;
     };
