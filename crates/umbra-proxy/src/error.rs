@@ -4,7 +4,7 @@
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::server::ProxyBody;
-use crate::wire::body::{BodyTooLarge, BoxError};
+use crate::wire::body::{BodyTooLarge, BoxError, ClientBodyError};
 
 /// Where a failure came from (pingora's `ErrorSource`): the client's request, the upstream,
 /// or umbra itself. Only upstream failures count against an upstream.
@@ -36,13 +36,27 @@ pub enum ProxyError {
     NoHealthy { service: String },
     #[error("upstream {server} did not answer within {timeout_ms} ms")]
     Timeout { server: String, timeout_ms: u128 },
+    #[error("bad request: {reason}")]
+    BadRequest { reason: String },
+    #[error("method {method} is not proxied")]
+    MethodNotAllowed { method: String },
+    #[error("the request body could not be read: {reason}")]
+    ClientBody { reason: String },
+    #[error("upstream {server} answered 101 Switching Protocols to a request that did not ask to switch")]
+    UnsolicitedSwitch { server: String },
 }
 
 impl ProxyError {
     pub fn origin(&self) -> Origin {
         match self {
-            ProxyError::NoRoute { .. } | ProxyError::BodyTooLarge { .. } => Origin::Downstream,
-            ProxyError::Unavailable { .. } | ProxyError::Timeout { .. } => Origin::Upstream,
+            ProxyError::NoRoute { .. }
+            | ProxyError::BodyTooLarge { .. }
+            | ProxyError::BadRequest { .. }
+            | ProxyError::MethodNotAllowed { .. }
+            | ProxyError::ClientBody { .. } => Origin::Downstream,
+            ProxyError::Unavailable { .. }
+            | ProxyError::Timeout { .. }
+            | ProxyError::UnsolicitedSwitch { .. } => Origin::Upstream,
             ProxyError::NoHealthy { .. } => Origin::Internal,
         }
     }
@@ -55,7 +69,13 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::Unavailable { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Unavailable { .. } | ProxyError::UnsolicitedSwitch { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            ProxyError::BadRequest { .. } | ProxyError::ClientBody { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoHealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -65,7 +85,11 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute { .. } => "no_route",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
-            ProxyError::Unavailable { .. } => "upstream_unavailable",
+            ProxyError::Unavailable { .. } | ProxyError::UnsolicitedSwitch { .. } => {
+                "upstream_unavailable"
+            }
+            ProxyError::BadRequest { .. } | ProxyError::ClientBody { .. } => "bad_request",
+            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::NoHealthy { .. } => "no_healthy_upstream",
             ProxyError::Timeout { .. } => "upstream_timeout",
         }
@@ -76,6 +100,9 @@ impl ProxyError {
         let message = match self {
             ProxyError::Unavailable { .. } => {
                 "the upstream server could not be reached".to_string()
+            }
+            ProxyError::UnsolicitedSwitch { .. } => {
+                "the upstream server switched protocols unasked".to_string()
             }
             ProxyError::Timeout { timeout_ms, .. } => {
                 format!("the upstream server did not answer within {timeout_ms} ms")
@@ -99,6 +126,18 @@ impl ProxyError {
         );
         resp
     }
+}
+
+/// Finds the client-body error inside an error's source chain, taking it out of its box.
+pub(crate) fn find_client_body(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<ClientBodyError>() {
+            return Some(t.to_string());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Finds the body-limit error inside an error's source chain.

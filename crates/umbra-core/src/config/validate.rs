@@ -502,7 +502,10 @@ fn upgrades(errs: &mut Errors, key: &str, raw: Option<&[String]>) -> Vec<String>
             && p.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
         if !token {
-            errs.push(format!("{key}[{i}]"), format!("`{p}` is not a protocol name"));
+            errs.push(
+                format!("{key}[{i}]"),
+                format!("`{p}` is not a protocol name"),
+            );
         } else if p == "h2c" || p.starts_with("h2c/") {
             errs.push(
                 format!("{key}[{i}]"),

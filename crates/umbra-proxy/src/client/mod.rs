@@ -297,6 +297,15 @@ async fn send_hyper(
     *req.uri_mut() = out.uri.clone();
     *req.headers_mut() = out.headers.clone();
     out.added.merge_into(req.headers_mut());
+    // A body of unknown length goes chunked, whatever the method: hyper's client sends
+    // none for a GET or HEAD unless the framing is said (RFC 9110 §9.3.1 allows one).
+    let unknown = http_body::Body::size_hint(req.body()).exact().is_none();
+    if unknown && !req.headers().contains_key(http::header::CONTENT_LENGTH) {
+        req.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
     // Idle connections first; one the server closed hands the request back unsent.
     while let Some(mut sender) = take_idle(authority) {
         if poll_fn(|cx| sender.poll_ready(cx)).await.is_err() {

@@ -122,7 +122,7 @@ where
                 },
             }
         };
-        let keep_alive = !close && !shutdown.is_cancelled();
+        let keep_alive = !close && !shutdown.is_cancelled() && !resp.closes();
         match write_response(io, &mut out, resp, head_request, keep_alive).await {
             Ok(true) if keep_alive => {}
             _ => return Outcome::Closed,

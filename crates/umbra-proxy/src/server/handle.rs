@@ -54,6 +54,7 @@ pub async fn handle(
     let http::request::Parts {
         method,
         uri,
+        version,
         headers,
         ..
     } = parts;
@@ -75,17 +76,59 @@ pub async fn handle(
         client_upgrade,
         request_id: &request_id,
     };
-    let reply = match pipeline(req, proxy, &mut rec).await {
+    let result = match refuse(&req, version) {
+        Some(e) => Err(e),
+        None => pipeline(req, proxy, &mut rec).await,
+    };
+    let reply = match result {
         Ok(reply) => reply,
-        Err(e) => {
-            if e.is_upstream() {
-                let route = rec.route.as_ref().map_or("", |r| r.spec.name.as_str());
-                tracing::warn!(route = %route, request_id = request_id.to_str().unwrap_or(""), error = %e, "upstream request failed");
-            }
-            e.to_response(&request_id).into()
-        }
+        Err(e) => error_reply(e, &rec, &request_id),
     };
     rec.finish(&proxy.runtime, reply)
+}
+
+/// The one mapping from a failed stage to the client's answer: the JSON error, and the
+/// connection closed after it when the request's framing can no longer be trusted.
+fn error_reply(e: ProxyError, rec: &Record<'_>, request_id: &HeaderValue) -> Reply {
+    if e.is_upstream() {
+        let route = rec.route.as_ref().map_or("", |r| r.spec.name.as_str());
+        tracing::warn!(route = %route, request_id = request_id.to_str().unwrap_or(""), error = %e, "upstream request failed");
+    }
+    let close = matches!(
+        e,
+        ProxyError::ClientBody { .. }
+            | ProxyError::BadRequest { .. }
+            | ProxyError::UnsolicitedSwitch { .. }
+    );
+    let reply: Reply = e.to_response(request_id).into();
+    if close {
+        reply.closing()
+    } else {
+        reply
+    }
+}
+
+/// Requests refused before routing (RFC 9112 §3.2, RFC 9110 §9.3.6): more than one `Host`,
+/// or none on HTTP/1.1; `CONNECT` (umbra is no tunnel) and `OPTIONS *` (nothing to forward).
+fn refuse(req: &Req<'_>, version: http::Version) -> Option<ProxyError> {
+    let bad = |reason: &str| {
+        Some(ProxyError::BadRequest {
+            reason: reason.to_string(),
+        })
+    };
+    if *req.method == Method::CONNECT {
+        return Some(ProxyError::MethodNotAllowed {
+            method: req.method.to_string(),
+        });
+    }
+    if req.uri.path() == "*" {
+        return bad("`*` is not a path umbra forwards (OPTIONS * asks about umbra itself)");
+    }
+    match req.scan.hosts {
+        0 if version == http::Version::HTTP_11 => bad("an HTTP/1.1 request needs a Host field"),
+        0 | 1 => None,
+        _ => bad("a request has exactly one Host field"),
+    }
 }
 
 /// The request as the stages see it.
@@ -110,9 +153,10 @@ async fn pipeline(
 ) -> Result<Reply, ProxyError> {
     let snap = proxy.runtime.load();
     let body = req.body.take();
-    let route = route(&snap, &req, rec)?;
+    let route = route(&snap, &mut req, rec)?;
     let side = choose_side(&snap, &route, &req, rec)?;
-    let target = target(&route, &mut req);
+    let trusted = snap.config.proxy.trusts(req.peer.ip());
+    let target = target(&route, &mut req, trusted);
     let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
     let prefix = target
         .stripped
@@ -133,6 +177,16 @@ async fn pipeline(
     let service = rec.service.clone().expect("choose_side picked a service");
     let sent = forward(&service, out, &snap, rec).await?;
     let client_upgrade = req.client_upgrade.take();
+    if sent.resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
+        // Nothing on the client's side can switch: the connection ends with an error instead
+        // of waiting for bytes that will never be HTTP.
+        let server = rec
+            .upstream
+            .as_ref()
+            .map(|s| s.addr.url())
+            .unwrap_or_default();
+        return Err(ProxyError::UnsolicitedSwitch { server });
+    }
     Ok(respond(
         sent,
         &req,
@@ -144,7 +198,11 @@ async fn pipeline(
 }
 
 /// **Route**: the route that matches, and whether the declared body fits the limit.
-fn route(snap: &Snapshot, req: &Req<'_>, rec: &mut Record<'_>) -> Result<Arc<Route>, ProxyError> {
+fn route(
+    snap: &Snapshot,
+    req: &mut Req<'_>,
+    rec: &mut Record<'_>,
+) -> Result<Arc<Route>, ProxyError> {
     let view = RequestView {
         method: req.method,
         host: req.host,
@@ -163,6 +221,15 @@ fn route(snap: &Snapshot, req: &Req<'_>, rec: &mut Record<'_>) -> Result<Arc<Rou
     };
     route.stats.requests.fetch_add(1, Ordering::Relaxed);
     rec.route = Some(route.clone());
+    if req.scan.upgrade {
+        let wanted = req.scan.upgrade_protocol().unwrap_or_default();
+        if !route.spec.upgrades.iter().any(|p| *p == wanted) {
+            // Not a protocol this route switches to: forwarded as a plain request, its
+            // `Upgrade` and `Connection` dropped as hop-by-hop fields.
+            req.scan.upgrade = false;
+            req.client_upgrade = None;
+        }
+    }
     let limit = snap.config.proxy.max_body;
     match req.scan.content_length {
         Some(len) if len > limit => Err(ProxyError::BodyTooLarge { limit }),
@@ -230,7 +297,7 @@ impl Target {
 /// **Plan**, part two: the upstream path — the client's own path and query unless a prefix is
 /// stripped (only then is a new one built and parsed) — and the client's fields without the
 /// hop-by-hop ones.
-fn target(route: &Route, req: &mut Req<'_>) -> Target {
+fn target(route: &Route, req: &mut Req<'_>, trusted: bool) -> Target {
     let path = req.uri.path();
     let mut stripped = None;
     let mut uri = None;
@@ -257,6 +324,18 @@ fn target(route: &Route, req: &mut Req<'_>) -> Target {
         req.scan = Scan::of(&req.headers);
         req.scan.upgrade = upgrade;
     }
+    let underscores = route.spec.underscores_in_headers;
+    if req.scan.needs_sanitizing(trusted, underscores) {
+        sanitize(
+            &mut req.headers,
+            trusted,
+            underscores,
+            req.scan.content_length,
+        );
+    }
+    if !trusted {
+        req.scan.untrusted();
+    }
     Target { uri, stripped }
 }
 
@@ -273,8 +352,8 @@ fn upstream_fields<'a>(
         added.push(&X_FORWARDED_PREFIX, v);
     }
     added.push(&X_REQUEST_ID, req.request_id);
-    // HTTP/2 carries the host as the URI's authority.
-    if !has_host && req.uri.authority().is_some() {
+    // An absolute-form target's authority, or HTTP/2's, replaces any Host field.
+    if req.uri.authority().is_some() {
         added.push(&HOST, req.host_value);
         return (added, true);
     }
@@ -544,6 +623,9 @@ fn upstream_error(server: &ServerState, e: client::SendError, timeout: Duration)
     if let Some(limit) = crate::error::find_too_large(&e) {
         return ProxyError::BodyTooLarge { limit };
     }
+    if let Some(reason) = crate::error::find_client_body(&e) {
+        return ProxyError::ClientBody { reason };
+    }
     unavailable(server, e)
 }
 
@@ -574,6 +656,7 @@ fn respond(
         std::mem::take(&mut relayed).merge_into(&mut parts.headers, false);
     }
     if !parts.headers.is_empty() {
+        one_length(&mut parts.headers);
         strip_hop_by_hop(&mut parts.headers, req.scan.upgrade && is_101);
     }
     // umbra's id replaces the upstream's; beside the map when the map holds nothing (the
@@ -603,6 +686,20 @@ fn respond(
         relayed,
         own_id,
     )
+}
+
+/// The response framing the client may see: no `Content-Length` beside a
+/// `Transfer-Encoding` (RFC 9112 §6.3: the length is wrong, and a client trusting it takes a
+/// cut body for a whole one), and a repeated one said once.
+fn one_length(headers: &mut HeaderMap) {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(CONTENT_LENGTH);
+    } else if let Some(first) = headers.get(CONTENT_LENGTH).cloned() {
+        if headers.get_all(CONTENT_LENGTH).iter().nth(1).is_some() {
+            headers.insert(CONTENT_LENGTH, first);
+        }
+    }
 }
 
 /// Splices the client's and the upstream's upgraded connections once both have switched;

@@ -71,6 +71,8 @@ pub struct Reply {
     resp: Response<ProxyBody>,
     relayed: Relayed,
     request_id: Option<HeaderValue>,
+    /// The client connection closes after this reply.
+    close: bool,
 }
 
 /// Receives a reply's header fields in [`Reply::fields`]' order.
@@ -92,7 +94,18 @@ impl Reply {
             resp,
             relayed,
             request_id,
+            close: false,
         }
+    }
+
+    /// The same reply, after which the client connection closes.
+    pub(crate) fn closing(mut self) -> Reply {
+        self.close = true;
+        self
+    }
+
+    pub(crate) fn closes(&self) -> bool {
+        self.close
     }
 
     pub fn status(&self) -> http::StatusCode {
@@ -122,6 +135,16 @@ impl Reply {
 
     /// The reply as one `Response`, for hyper's server.
     pub fn into_response(self) -> Response<ProxyBody> {
+        if self.close {
+            let mut resp = Reply {
+                close: false,
+                ..self
+            }
+            .into_response();
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
         if self.relayed.lines().is_empty() && self.request_id.is_none() {
             return self.resp;
         }

@@ -179,6 +179,12 @@ where
     }
 }
 
+/// A failure reading the client's request body (a malformed chunk, a reset), marked so that
+/// it is told apart from the upstream's failures when the upstream exchange fails with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientBodyError(#[source] pub BoxError);
+
 /// The body of a request sent upstream: empty (retryable) or the client's stream.
 pub enum UpstreamBody {
     Empty,
@@ -195,7 +201,9 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
-            UpstreamBody::Stream(t) => Pin::new(t).poll_frame(cx),
+            UpstreamBody::Stream(t) => Pin::new(t)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(ClientBodyError(e)) as BoxError),
         }
     }
 

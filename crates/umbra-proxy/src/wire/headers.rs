@@ -117,6 +117,18 @@ pub struct Scan {
     pub upgrade: bool,
     /// A hop-by-hop field is present, so `strip_hop_by_hop` has work to do.
     pub hop_by_hop: bool,
+    /// How many `Host` fields the request has (RFC 9112 §3.2: exactly one on HTTP/1.1).
+    pub hosts: u8,
+    /// The `Upgrade` field's first protocol, when the request asks to switch.
+    pub upgrade_to: Option<HeaderValue>,
+    /// `Content-Length` is repeated, or lists several values (`5, 5`).
+    pub length_repeated: bool,
+    /// A field the client may not send through umbra: `X-Umbra-*`, `HTTP2-Settings`.
+    pub umbra_own: bool,
+    /// Any `X-Forwarded-*` field (kept only from trusted proxies).
+    pub forwarded: bool,
+    /// A field name with `_` (dropped unless the route passes them).
+    pub underscore: bool,
 }
 
 impl Scan {
@@ -125,27 +137,107 @@ impl Scan {
         let (mut upgrade_field, mut connection_upgrade) = (false, false);
         for (name, value) in headers {
             if name == http::header::HOST {
+                scan.hosts = scan.hosts.saturating_add(1);
                 scan.host.get_or_insert_with(|| value.clone());
             } else if name == http::header::CONTENT_LENGTH {
-                if scan.content_length.is_none() {
-                    scan.content_length = std::str::from_utf8(value.as_bytes())
-                        .ok()
-                        .and_then(|v| v.parse().ok());
-                }
+                scan.length(value);
             } else if is_hop_by_hop(name) {
                 scan.hop_by_hop = true;
-                upgrade_field |= name == http::header::UPGRADE;
+                if name == http::header::UPGRADE {
+                    upgrade_field = true;
+                    scan.upgrade_to.get_or_insert_with(|| value.clone());
+                }
                 connection_upgrade |= name == CONNECTION && lists(value.as_bytes(), b"upgrade");
             } else if name == X_REQUEST_ID {
                 scan.request_id.get_or_insert_with(|| value.clone());
-            } else if name == X_FORWARDED_FOR {
-                scan.forwarded_for.get_or_insert_with(|| value.clone());
-            } else if name == X_FORWARDED_HOST {
-                scan.forwarded_host = true;
+            } else {
+                scan.other(name, value);
             }
         }
         scan.upgrade = upgrade_field && connection_upgrade;
         scan
+    }
+
+    fn length(&mut self, value: &HeaderValue) {
+        if self.content_length.is_some() {
+            self.length_repeated = true;
+            return;
+        }
+        let text = std::str::from_utf8(value.as_bytes()).unwrap_or("");
+        self.length_repeated = text.contains(',');
+        self.content_length = list(text.as_bytes())
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok());
+    }
+
+    /// The fields without a role of their own: `X-Forwarded-*`, umbra's, `_` in names.
+    fn other(&mut self, name: &HeaderName, value: &HeaderValue) {
+        let n = name.as_str();
+        if let Some(rest) = n.strip_prefix("x-") {
+            if let Some(f) = rest.strip_prefix("forwarded-") {
+                self.forwarded = true;
+                if f == "for" {
+                    self.forwarded_for.get_or_insert_with(|| value.clone());
+                } else if f == "host" {
+                    self.forwarded_host = true;
+                }
+            } else if rest.starts_with("umbra-") {
+                self.umbra_own = true;
+            }
+        } else if n == "http2-settings" {
+            self.umbra_own = true;
+        }
+        self.underscore |= memchr::memchr(b'_', n.as_bytes()).is_some();
+    }
+
+    /// Forgets what a client outside the trusted proxies said about earlier hops.
+    pub fn untrusted(&mut self) {
+        self.forwarded_for = None;
+        self.forwarded_host = false;
+    }
+
+    /// Whether `sanitize` has a field to remove or rewrite.
+    pub fn needs_sanitizing(&self, trusted: bool, underscores: bool) -> bool {
+        self.umbra_own
+            || self.length_repeated
+            || (self.forwarded && !trusted)
+            || (self.underscore && !underscores)
+    }
+}
+
+/// Removes what a client may not send upstream (`X-Umbra-*`, `HTTP2-Settings`; every
+/// `X-Forwarded-*` unless the peer is a trusted proxy; names with `_` unless `underscores`)
+/// and collapses a repeated `Content-Length` to its one value.
+pub fn sanitize(headers: &mut HeaderMap, trusted: bool, underscores: bool, length: Option<u64>) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let n = name.as_str();
+            n.starts_with("x-umbra-")
+                || n == "http2-settings"
+                || (!trusted && n.starts_with("x-forwarded-"))
+                || (!underscores && n.contains('_'))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+    if let Some(n) = length {
+        if headers.get_all(http::header::CONTENT_LENGTH).iter().count() > 0 {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+    }
+}
+
+impl Scan {
+    /// The protocol an upgrade asks for (`websocket` of `WebSocket/13`), lowercase.
+    pub fn upgrade_protocol(&self) -> Option<String> {
+        let v = self.upgrade_to.as_ref()?;
+        let first = list(v.as_bytes()).next()?;
+        let name = first.split(|&b| b == b'/').next().unwrap_or(first);
+        Some(String::from_utf8_lossy(name).to_ascii_lowercase())
     }
 }
 
@@ -254,15 +346,17 @@ impl Forwarded {
     }
 }
 
-/// The Host as the client sent it (port included): the `Host` field, else the URI's
-/// authority (HTTP/2); empty when neither is there.
+/// The host the request is for (port included): the URI's authority when it has one
+/// (absolute-form, RFC 9112 §3.2.2; HTTP/2's `:authority`), else the `Host` field; empty when
+/// neither is there.
 pub fn original_host(host: Option<&HeaderValue>, uri: &http::Uri) -> HeaderValue {
-    match host {
-        Some(v) => v.clone(),
-        None => uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            .unwrap_or_else(|| HeaderValue::from_static("")),
+    let authority = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    match (authority, host) {
+        (Some(a), _) => a,
+        (None, Some(v)) => v.clone(),
+        (None, None) => HeaderValue::from_static(""),
     }
 }
 

@@ -90,6 +90,8 @@ impl Relayed {
             match kind {
                 Kind::TransferEncoding => continue,
                 Kind::ContentLength if framed.coded => continue,
+                // A repeated (identical: the parser refuses others) length is said once.
+                Kind::ContentLength if out.length => continue,
                 Kind::Connection | Kind::KeepAlive if framed.connection_plain => continue,
                 Kind::Connection | Kind::KeepAlive | Kind::OtherHop => out.hop_by_hop = true,
                 Kind::RequestId => {
@@ -304,7 +306,8 @@ mod tests {
             for (h, kind) in resp.headers.iter().zip(&kinds) {
                 let kept = match kind {
                     Kind::TransferEncoding => false,
-                    Kind::ContentLength => !coded,
+                    // A repeated length is said once.
+                    Kind::ContentLength => !coded && !length,
                     Kind::Connection | Kind::KeepAlive => !connection_plain,
                     _ => true,
                 };
