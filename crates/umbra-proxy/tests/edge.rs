@@ -1,0 +1,342 @@
+//! The edge with raw bytes: what umbra refuses and how it frames, on both client lanes (the
+//! fast lane and hyper's server, `proxy.fast_lane = false`). Each case writes exact bytes to
+//! a socket and reads exactly what the client got and what the upstream got.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use umbra_core::telemetry::Metrics;
+use umbra_core::{Config, Runtime};
+use umbra_proxy::{ComparisonSink, Proxy};
+
+/// An upstream that records every request's raw bytes and answers each with `reply`, then
+/// closes the connection.
+struct Upstream {
+    addr: std::net::SocketAddr,
+    got: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Upstream {
+    async fn start(reply: &'static [u8]) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let req = read_request(&mut s).await;
+                    seen.lock().unwrap().push(req);
+                    let _ = s.write_all(reply).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        Upstream { addr, got }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        let got = self.got.lock().unwrap();
+        got.iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect()
+    }
+}
+
+/// One request's bytes: the head, then a Content-Length body or a chunked body up to its
+/// last chunk (or whatever came before the peer stopped sending, within 2 s).
+async fn read_request(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let whole = match head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+                Some(n) => buf.len() >= end + 4 + n.trim().parse::<usize>().unwrap_or(0),
+                None if head.contains("transfer-encoding: chunked") => {
+                    find(&buf[end..], b"\r\n0\r\n\r\n").is_some()
+                }
+                None => true,
+            };
+            if whole {
+                return buf;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return buf,
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+struct Umbra {
+    addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Umbra {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// umbra on one lane in front of `upstream`, with `extra` proxy keys and route keys.
+fn umbra(fast_lane: bool, upstream: &Upstream, proxy_keys: &str, route_keys: &str) -> Umbra {
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\ntimeout = \"2s\"\nfast_lane = {fast_lane}\n{proxy_keys}\n\
+         [log]\naccess = false\n\
+         [services.app]\nservers = [\"http://{}\"]\n\
+         [[routes]]\nname = \"a\"\nrule = \"Host(`a.test`)\"\nservice = \"app\"\n{route_keys}\n",
+        upstream.addr
+    );
+    let config = Config::parse(&text, "test.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let (etx, _erx) = tokio::sync::mpsc::channel(100);
+    let rt = Runtime::new(config, Arc::new(Metrics::new()), etx);
+    let proxy = Proxy::new(rt, Arc::new(ComparisonSink::disabled()));
+    let listeners = umbra_proxy::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let s = shutdown.clone();
+    let thread = std::thread::spawn(move || umbra_proxy::serve(listeners, proxy, s));
+    Umbra {
+        addr,
+        shutdown,
+        thread: Some(thread),
+    }
+}
+
+/// What the client got: the whole bytes until umbra closed or 2 s of silence.
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&chunk[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+fn status(resp: &str) -> &str {
+    resp.get(9..12).unwrap_or("")
+}
+
+fn field<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    let head = &head[..head.find("\r\n\r\n").unwrap_or(head.len())];
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[tokio::test]
+async fn host_must_be_one_and_an_absolute_target_wins() {
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(u.addr, b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n").await;
+        assert_eq!(status(&r), "400", "lane {lane}: two Hosts: {r}");
+        assert!(r.contains("\"bad_request\""), "{r}");
+        let (r, _) = exchange(u.addr, b"GET / HTTP/1.1\r\n\r\n").await;
+        assert_eq!(status(&r), "400", "lane {lane}: no Host on 1.1: {r}");
+        assert!(up.requests().is_empty(), "nothing forwarded: {:?}", up.requests());
+
+        let (r, _) = exchange(u.addr, b"GET /x HTTP/1.0\r\n\r\n").await;
+        assert_eq!(status(&r), "404", "lane {lane}: 1.0 without Host is routed (no route)");
+
+        let (r, _) = exchange(
+            u.addr,
+            b"GET http://a.test/abs?q=1 HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "lane {lane}: routed by the target: {r}");
+        let got = up.requests();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("GET /abs?q=1 HTTP/1.1\r\n"), "origin form upstream: {}", got[0]);
+        assert_eq!(field(&got[0], "host"), ["a.test"], "{}", got[0]);
+    }
+}
+
+#[tokio::test]
+async fn connect_and_options_star_are_answered_not_forwarded() {
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(u.addr, b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n").await;
+        assert_eq!(status(&r), "405", "lane {lane}: {r}");
+        assert!(r.contains("\"method_not_allowed\""), "{r}");
+        let (r, _) = exchange(u.addr, b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert_eq!(status(&r), "400", "lane {lane}: {r}");
+        assert!(r.contains("\"bad_request\""), "{r}");
+        assert!(up.requests().is_empty(), "{:?}", up.requests());
+    }
+}
+
+#[tokio::test]
+async fn client_fields_umbra_owns_or_cannot_vouch_for_are_not_passed() {
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(
+            u.addr,
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Umbra-Shadow: 1\r\nX-Forwarded-For: 6.6.6.6\r\n\
+              X-Forwarded-Host: evil.test\r\nX-Forwarded-Prefix: /admin\r\nX_Real_Ip: 6.6.6.6\r\n\
+              HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        let got = &up.requests()[0];
+        assert!(field(got, "x-umbra-shadow").is_empty(), "{got}");
+        assert!(field(got, "http2-settings").is_empty(), "{got}");
+        assert!(field(got, "x_real_ip").is_empty(), "{got}");
+        assert!(field(got, "x-forwarded-prefix").is_empty(), "{got}");
+        assert_eq!(field(got, "x-forwarded-for"), ["127.0.0.1"], "{got}");
+        assert_eq!(field(got, "x-forwarded-host"), ["a.test"], "{got}");
+
+        // From a trusted proxy the chain is kept, and a route may pass `_` names.
+        let up = Upstream::start(OK).await;
+        let u = umbra(
+            lane,
+            &up,
+            "trusted_proxies = [\"127.0.0.0/8\"]",
+            "underscores_in_headers = true",
+        );
+        let (r, _) = exchange(
+            u.addr,
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 10.1.2.3\r\nX_Real_Ip: 10.1.2.3\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "{r}");
+        let got = &up.requests()[0];
+        assert_eq!(field(got, "x-forwarded-for"), ["10.1.2.3, 127.0.0.1"], "{got}");
+        assert_eq!(field(got, "x_real_ip"), ["10.1.2.3"], "{got}");
+    }
+}
+
+#[tokio::test]
+async fn a_coded_response_reaches_the_client_without_its_length() {
+    const BOTH: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\
+                          Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    for lane in [true, false] {
+        // A bodiless GET (umbra's own client) and a POST with a body (hyper's client).
+        let requests: [&[u8]; 2] = [
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+        ];
+        for req in requests {
+            let up = Upstream::start(BOTH).await;
+            let u = umbra(lane, &up, "", "");
+            let (r, closed) = exchange(u.addr, req).await;
+            assert_eq!(status(&r), "200", "lane {lane}: {r}");
+            assert!(field(&r, "content-length").is_empty(), "lane {lane}: {r}");
+            assert!(r.contains("hello") && r.contains(" world"), "whole body: {r}");
+            assert!(closed);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_length_is_said_once() {
+    const TWICE: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    for lane in [true, false] {
+        let up = Upstream::start(TWICE).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(
+            u.addr,
+            b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        assert_eq!(field(&r, "content-length"), ["2"], "client side: {r}");
+        let got = &up.requests()[0];
+        assert_eq!(field(got, "content-length"), ["2"], "upstream side: {got}");
+        assert!(got.ends_with("\r\n\r\nhi"), "{got}");
+    }
+}
+
+#[tokio::test]
+async fn a_get_with_a_chunked_body_keeps_it() {
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(
+            u.addr,
+            b"GET /search HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        let got = &up.requests()[0];
+        assert!(got.starts_with("GET /search HTTP/1.1\r\n"), "{got}");
+        assert!(got.contains("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "body forwarded: {got:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_fault() {
+    let bodies: [&[u8]; 4] = [
+        b"zz\r\nhello\r\n0\r\n\r\n",
+        b"ffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        b"5\nhello\r\n0\r\n\r\n",
+        b"5\r\nhelloXX0\r\n\r\n",
+    ];
+    for lane in [true, false] {
+        for body in bodies {
+            let up = Upstream::start(OK).await;
+            let u = umbra(lane, &up, "", "");
+            let mut req = b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            req.extend_from_slice(body);
+            let (r, closed) = exchange(u.addr, &req).await;
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(status(&r), "400", "lane {lane}, body {shown:?}: {r}");
+            assert!(r.contains("\"bad_request\""), "{r}");
+            assert!(closed, "the connection ends after a broken body");
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_allowed_upgrades_pass_and_an_unasked_switch_closes() {
+    const SWITCH: &[u8] =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n";
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(
+            u.addr,
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+              HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "lane {lane}: served as plain HTTP/1.1: {r}");
+        let got = &up.requests()[0];
+        assert!(field(got, "upgrade").is_empty(), "{got}");
+        assert!(field(got, "http2-settings").is_empty(), "{got}");
+
+        let up = Upstream::start(SWITCH).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, closed) = exchange(u.addr, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert_eq!(status(&r), "502", "lane {lane}: {r}");
+        assert!(closed, "lane {lane}: the client is not left waiting");
+    }
+}
