@@ -21,6 +21,11 @@ struct Upstream {
 
 impl Upstream {
     async fn start(reply: &'static [u8]) -> Upstream {
+        Upstream::serve(reply, Duration::ZERO).await
+    }
+
+    /// Answers with `reply`, then holds the connection open for `stall` before closing.
+    async fn serve(reply: &'static [u8], stall: Duration) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -32,6 +37,7 @@ impl Upstream {
                     let req = read_request(&mut s).await;
                     seen.lock().unwrap().push(req);
                     let _ = s.write_all(reply).await;
+                    tokio::time::sleep(stall).await;
                     let _ = s.shutdown().await;
                 });
             }
@@ -153,15 +159,27 @@ async fn host_must_be_one_and_an_absolute_target_wins() {
     for lane in [true, false] {
         let up = Upstream::start(OK).await;
         let u = umbra(lane, &up, "", "");
-        let (r, _) = exchange(u.addr, b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n").await;
+        let (r, _) = exchange(
+            u.addr,
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+        )
+        .await;
         assert_eq!(status(&r), "400", "lane {lane}: two Hosts: {r}");
         assert!(r.contains("\"bad_request\""), "{r}");
         let (r, _) = exchange(u.addr, b"GET / HTTP/1.1\r\n\r\n").await;
         assert_eq!(status(&r), "400", "lane {lane}: no Host on 1.1: {r}");
-        assert!(up.requests().is_empty(), "nothing forwarded: {:?}", up.requests());
+        assert!(
+            up.requests().is_empty(),
+            "nothing forwarded: {:?}",
+            up.requests()
+        );
 
         let (r, _) = exchange(u.addr, b"GET /x HTTP/1.0\r\n\r\n").await;
-        assert_eq!(status(&r), "404", "lane {lane}: 1.0 without Host is routed (no route)");
+        assert_eq!(
+            status(&r),
+            "404",
+            "lane {lane}: 1.0 without Host is routed (no route)"
+        );
 
         let (r, _) = exchange(
             u.addr,
@@ -171,7 +189,11 @@ async fn host_must_be_one_and_an_absolute_target_wins() {
         assert_eq!(status(&r), "200", "lane {lane}: routed by the target: {r}");
         let got = up.requests();
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].starts_with("GET /abs?q=1 HTTP/1.1\r\n"), "origin form upstream: {}", got[0]);
+        assert!(
+            got[0].starts_with("GET /abs?q=1 HTTP/1.1\r\n"),
+            "origin form upstream: {}",
+            got[0]
+        );
         assert_eq!(field(&got[0], "host"), ["a.test"], "{}", got[0]);
     }
 }
@@ -181,7 +203,11 @@ async fn connect_and_options_star_are_answered_not_forwarded() {
     for lane in [true, false] {
         let up = Upstream::start(OK).await;
         let u = umbra(lane, &up, "", "");
-        let (r, _) = exchange(u.addr, b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n").await;
+        let (r, _) = exchange(
+            u.addr,
+            b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n",
+        )
+        .await;
         assert_eq!(status(&r), "405", "lane {lane}: {r}");
         assert!(r.contains("\"method_not_allowed\""), "{r}");
         let (r, _) = exchange(u.addr, b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
@@ -227,7 +253,11 @@ async fn client_fields_umbra_owns_or_cannot_vouch_for_are_not_passed() {
         .await;
         assert_eq!(status(&r), "200", "{r}");
         let got = &up.requests()[0];
-        assert_eq!(field(got, "x-forwarded-for"), ["10.1.2.3, 127.0.0.1"], "{got}");
+        assert_eq!(
+            field(got, "x-forwarded-for"),
+            ["10.1.2.3, 127.0.0.1"],
+            "{got}"
+        );
         assert_eq!(field(got, "x_real_ip"), ["10.1.2.3"], "{got}");
     }
 }
@@ -248,7 +278,10 @@ async fn a_coded_response_reaches_the_client_without_its_length() {
             let (r, closed) = exchange(u.addr, req).await;
             assert_eq!(status(&r), "200", "lane {lane}: {r}");
             assert!(field(&r, "content-length").is_empty(), "lane {lane}: {r}");
-            assert!(r.contains("hello") && r.contains(" world"), "whole body: {r}");
+            assert!(
+                r.contains("hello") && r.contains(" world"),
+                "whole body: {r}"
+            );
             assert!(closed);
         }
     }
@@ -288,7 +321,10 @@ async fn a_get_with_a_chunked_body_keeps_it() {
         assert_eq!(status(&r), "200", "lane {lane}: {r}");
         let got = &up.requests()[0];
         assert!(got.starts_with("GET /search HTTP/1.1\r\n"), "{got}");
-        assert!(got.contains("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "body forwarded: {got:?}");
+        assert!(
+            got.contains("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+            "body forwarded: {got:?}"
+        );
     }
 }
 
@@ -304,7 +340,8 @@ async fn a_malformed_chunked_body_is_the_clients_fault() {
         for body in bodies {
             let up = Upstream::start(OK).await;
             let u = umbra(lane, &up, "", "");
-            let mut req = b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut req =
+                b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             req.extend_from_slice(body);
             let (r, closed) = exchange(u.addr, &req).await;
             let shown = String::from_utf8_lossy(body);
@@ -328,7 +365,11 @@ async fn only_allowed_upgrades_pass_and_an_unasked_switch_closes() {
               HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
         )
         .await;
-        assert_eq!(status(&r), "200", "lane {lane}: served as plain HTTP/1.1: {r}");
+        assert_eq!(
+            status(&r),
+            "200",
+            "lane {lane}: served as plain HTTP/1.1: {r}"
+        );
         let got = &up.requests()[0];
         assert!(field(got, "upgrade").is_empty(), "{got}");
         assert!(field(got, "http2-settings").is_empty(), "{got}");
@@ -338,5 +379,35 @@ async fn only_allowed_upgrades_pass_and_an_unasked_switch_closes() {
         let (r, closed) = exchange(u.addr, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
         assert_eq!(status(&r), "502", "lane {lane}: {r}");
         assert!(closed, "lane {lane}: the client is not left waiting");
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_body_ends_after_the_idle_timeout() {
+    const HALF: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf";
+    for lane in [true, false] {
+        // The upstream stalls mid-response (for far longer than the client waits here).
+        let up = Upstream::serve(HALF, Duration::from_secs(30)).await;
+        let u = umbra(lane, &up, "idle_timeout = \"300ms\"", "");
+        let (r, closed) = exchange(u.addr, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert!(
+            r.ends_with("half"),
+            "lane {lane}: what came is relayed: {r}"
+        );
+        assert!(closed, "lane {lane}: the cut body ends the connection");
+
+        // The client stalls mid-upload.
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &up, "idle_timeout = \"300ms\"", "");
+        let (r, closed) = exchange(
+            u.addr,
+            b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nhal",
+        )
+        .await;
+        assert!(closed, "lane {lane}: the stalled upload ends: {r}");
+        assert!(
+            r.is_empty() || status(&r) == "400",
+            "lane {lane}: the client's fault, never a 502: {r}"
+        );
     }
 }

@@ -174,8 +174,7 @@ async fn pipeline(
         has_host,
         body,
     };
-    let service = rec.service.clone().expect("choose_side picked a service");
-    let sent = forward(&service, out, &snap, rec).await?;
+    let sent = forward(side.service, out, &snap, rec).await?;
     let client_upgrade = req.client_upgrade.take();
     if sent.resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
         // Nothing on the client's side can switch: the connection ends with an error instead
@@ -194,6 +193,7 @@ async fn pipeline(
         side.set_cookie,
         copies,
         client_upgrade,
+        snap.config.proxy.idle_timeout,
     ))
 }
 
@@ -223,7 +223,7 @@ fn route(
     rec.route = Some(route.clone());
     if req.scan.upgrade {
         let wanted = req.scan.upgrade_protocol().unwrap_or_default();
-        if !route.spec.upgrades.iter().any(|p| *p == wanted) {
+        if !route.spec.upgrades.contains(&wanted) {
             // Not a protocol this route switches to: forwarded as a plain request, its
             // `Upgrade` and `Connection` dropped as hop-by-hop fields.
             req.scan.upgrade = false;
@@ -238,17 +238,18 @@ fn route(
 }
 
 /// The canary decision: which side, and the sticky cookie to set.
-struct SideChoice {
+struct SideChoice<'s> {
+    service: &'s Arc<Service>,
     set_cookie: Option<String>,
 }
 
 /// **Plan**, part one: the primary or the canary service (sticky per client).
-fn choose_side(
-    snap: &Snapshot,
+fn choose_side<'s>(
+    snap: &'s Snapshot,
     route: &Route,
     req: &Req<'_>,
     rec: &mut Record<'_>,
-) -> Result<SideChoice, ProxyError> {
+) -> Result<SideChoice<'s>, ProxyError> {
     let mut service_name = route.spec.service.as_str();
     let mut set_cookie = None;
     if let Some(c) = &route.spec.canary {
@@ -271,7 +272,10 @@ fn choose_side(
     match snap.service(service_name) {
         Some(s) => {
             rec.service = Some(s.clone());
-            Ok(SideChoice { set_cookie })
+            Ok(SideChoice {
+                service: s,
+                set_cookie,
+            })
         }
         None => Err(ProxyError::NoHealthy {
             service: service_name.to_string(),
@@ -444,7 +448,8 @@ fn start_shadow(
     let body = match body.filter(|b| !http_body::Body::is_end_stream(b)) {
         None => UpstreamBody::Empty,
         Some(incoming) => {
-            let mut tee = Tee::new(incoming).limit(max_body);
+            let idle = snap.config.proxy.idle_timeout;
+            let mut tee = Tee::new(incoming).limit(max_body).idle(idle);
             if let Some(plan) = &shadow {
                 request_copy = Some(tee.capture(plan.spec.max_body as usize));
             }
@@ -524,83 +529,56 @@ async fn forward(
     // Only a request without a body can be sent again, and only to another server.
     let retryable = empty && service.servers.len() > 1;
     let mut attempt = 0;
+    // One attempt per turn, on `server` (one future level: each level copies its state).
     loop {
         attempt += 1;
-        rec.upstream = Some(server.clone());
-        let sent = send_once(
-            &server,
-            &out.req.headers,
-            out.req,
-            out.uri,
-            out.added,
-            out.has_host,
+        // Without a Host from the client, the server's own authority.
+        let server_host = (!out.has_host)
+            .then(|| HeaderValue::from_str(&server.addr.authority).ok())
+            .flatten();
+        let mut added = out.added;
+        if let Some(v) = &server_host {
+            added.push(&HOST, v);
+        }
+        let wire = client::Outgoing {
+            method: out.req.method,
+            uri: out.uri,
+            headers: &out.req.headers,
+            added: &added,
+            upgrade: out.req.scan.upgrade,
+        };
+        let in_flight = server.begin();
+        let res = client::send(
+            &server.addr.authority,
+            wire,
             body.take().unwrap_or(UpstreamBody::Empty),
-            timeout,
+            CONNECT_TIMEOUT,
+            tokio::time::Instant::now() + timeout,
         )
         .await;
-        match sent {
-            Ok(sent) => return Ok(sent),
-            Err(e) if e.is_connect() && retryable && attempt < 3 => {
+        match res {
+            Ok((resp, relayed)) => {
+                server.record_success();
+                rec.upstream = Some(server);
+                return Ok(Sent {
+                    resp,
+                    relayed,
+                    _in_flight: in_flight,
+                });
+            }
+            Err(e) => {
+                if e.is_connect() {
+                    server.record_connect_failure();
+                }
+                rec.upstream = Some(server.clone());
+                if !(e.is_connect() && retryable && attempt < 3) {
+                    return Err(upstream_error(&server, e, timeout));
+                }
                 match service.pick(Some(&server)) {
                     Some(next) => server = next,
                     None => return Err(unavailable(&server, e)),
                 }
             }
-            Err(e) => return Err(upstream_error(&server, e, timeout)),
-        }
-    }
-}
-
-/// One attempt on one server.
-#[allow(clippy::too_many_arguments)]
-async fn send_once(
-    server: &Arc<ServerState>,
-    headers: &HeaderMap,
-    req: &Req<'_>,
-    uri: &Uri,
-    added: Added<'_>,
-    has_host: bool,
-    body: UpstreamBody,
-    timeout: Duration,
-) -> Result<Sent, client::SendError> {
-    // Without a Host from the client, the server's own authority.
-    let server_host = (!has_host)
-        .then(|| HeaderValue::from_str(&server.addr.authority).ok())
-        .flatten();
-    let mut added = added;
-    if let Some(v) = &server_host {
-        added.push(&HOST, v);
-    }
-    let out = client::Outgoing {
-        method: req.method,
-        uri,
-        headers,
-        added: &added,
-        upgrade: req.scan.upgrade,
-    };
-    let in_flight = server.begin();
-    let res = client::send(
-        &server.addr.authority,
-        out,
-        body,
-        CONNECT_TIMEOUT,
-        tokio::time::Instant::now() + timeout,
-    )
-    .await;
-    match res {
-        Ok((resp, relayed)) => {
-            server.record_success();
-            Ok(Sent {
-                resp,
-                relayed,
-                _in_flight: in_flight,
-            })
-        }
-        Err(e) => {
-            if e.is_connect() {
-                server.record_connect_failure();
-            }
-            Err(e)
         }
     }
 }
@@ -639,6 +617,7 @@ fn respond(
     set_cookie: Option<String>,
     copies: Option<Copies>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    idle: Duration,
 ) -> Reply {
     let Sent {
         mut resp,
@@ -674,7 +653,7 @@ fn respond(
             parts.headers.append(http::header::SET_COOKIE, v);
         }
     }
-    let mut tee = Tee::new(body);
+    let mut tee = Tee::new(body).idle(idle);
     if let Some(copies) = copies {
         let _ = copies
             .head

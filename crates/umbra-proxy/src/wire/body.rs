@@ -3,8 +3,9 @@
 //! limit for request bodies, and the response body type the proxy returns.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -72,12 +73,24 @@ impl Capture {
     }
 }
 
-/// Wraps a body; optionally copies up to a cap of what passes, optionally enforces a limit.
+/// A body that sent nothing for `proxy.idle_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("no body bytes for {} ms", .after.as_millis())]
+pub struct BodyIdle {
+    pub after: std::time::Duration,
+}
+
+/// Wraps a body; optionally copies up to a cap of what passes, optionally enforces a limit
+/// and an idle timeout.
 pub struct Tee<B> {
     inner: B,
     capture: Option<Capture>,
     limit: Option<u64>,
     seen: u64,
+    idle: Option<std::time::Duration>,
+    /// Armed the first time the body makes the reader wait (a body that is ready at once, the
+    /// usual small answer, never makes a timer).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> Tee<B> {
@@ -87,7 +100,26 @@ impl<B> Tee<B> {
             capture: None,
             limit: None,
             seen: 0,
+            idle: None,
+            timer: None,
         }
+    }
+
+    /// Fails the stream with `BodyIdle` when no frame comes for `after`.
+    pub fn idle(mut self, after: std::time::Duration) -> Self {
+        self.idle = Some(after);
+        self
+    }
+
+    /// On a wait: arms or polls the idle timer; true when it has run out.
+    fn idled(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(after) = self.idle else {
+            return false;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        timer.as_mut().poll(cx).is_ready()
     }
 
     /// Fails the stream with `BodyTooLarge` past `limit` bytes.
@@ -131,7 +163,20 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let res = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let res = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(res) => res,
+            Poll::Pending if this.idled(cx) => {
+                let after = this.idle.unwrap_or_default();
+                if let Some(c) = this.capture.take() {
+                    c.finish(false);
+                }
+                return Poll::Ready(Some(Err(Box::new(BodyIdle { after }))));
+            }
+            Poll::Pending => return Poll::Pending,
+        };
+        if let (Some(timer), Some(after)) = (this.timer.as_mut(), this.idle) {
+            timer.as_mut().reset(tokio::time::Instant::now() + after);
+        }
         match res {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
