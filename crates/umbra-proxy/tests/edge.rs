@@ -411,3 +411,38 @@ async fn a_stalled_body_ends_after_the_idle_timeout() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_oversized_upstream_head_gets_one_answer_from_either_client() {
+    let mut many = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
+    for i in 0..150 {
+        many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\nok");
+    let mut large = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: ".to_vec();
+    large.extend(std::iter::repeat_n(b'a', 70 * 1024));
+    large.extend_from_slice(b"\r\n\r\nok");
+    let heads: [&'static [u8]; 2] = [many.leak(), large.leak()];
+    for lane in [true, false] {
+        for head in heads {
+            // A bodiless GET goes on umbra's own client, a POST with a body on hyper's.
+            let requests: [&[u8]; 2] = [
+                b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+            ];
+            for req in requests {
+                let up = Upstream::start(head).await;
+                let u = umbra(lane, &up, "", "");
+                let (r, _) = exchange(u.addr, req).await;
+                assert_eq!(
+                    status(&r),
+                    "502",
+                    "lane {lane}, {} bytes, {}: {r}",
+                    head.len(),
+                    String::from_utf8_lossy(&req[..4])
+                );
+                assert!(r.contains("\"upstream_unavailable\""), "{r}");
+            }
+        }
+    }
+}

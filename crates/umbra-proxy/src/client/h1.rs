@@ -24,11 +24,13 @@ use crate::wire::headers::{list, put_field};
 use crate::wire::relay::{Framed, Kind, Relayed};
 
 /// Response headers read at most (hyper's client default).
-const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// A response head larger than this is refused.
-const MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// A chunk-size or trailer line longer than this is refused.
 const MAX_LINE: usize = 4096;
+/// Trailer lines read (and dropped) at most after a chunked body.
+const MAX_TRAILERS: u32 = 64;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -392,7 +394,8 @@ enum Chunk {
     Size,
     Data(u64),
     DataEnd,
-    Trailers,
+    /// Trailer lines read so far (dropped; at most `MAX_TRAILERS`).
+    Trailers(u32),
 }
 
 enum Step {
@@ -401,15 +404,17 @@ enum Step {
     End,
 }
 
-/// Takes one line (through `\n`) off the front of `buf`, without its line ending.
+/// Takes one line (through `\r\n`) off the front of `buf`, without its line ending. A bare
+/// `\n` is refused (RFC 9112 §7.1: chunk lines end in CRLF; a lenient reader disagrees with a
+/// strict one about where the body ends).
 fn line(buf: &mut BytesMut) -> Result<Option<BytesMut>, Error> {
     match buf.iter().position(|&b| b == b'\n') {
         Some(i) => {
-            let mut l = buf.split_to(i + 1);
-            l.truncate(i);
-            if l.last() == Some(&b'\r') {
-                l.truncate(i - 1);
+            if i == 0 || buf[i - 1] != b'\r' {
+                return Err(Error::Invalid("chunked line without CRLF"));
             }
+            let mut l = buf.split_to(i + 1);
+            l.truncate(i - 1);
             Ok(Some(l))
         }
         None if buf.len() > MAX_LINE => Err(Error::Invalid("chunked line too long")),
@@ -445,7 +450,7 @@ fn decode_chunked(state: &mut Chunk, buf: &mut BytesMut) -> Result<Step, Error> 
                 Some(l) => {
                     let n = chunk_size(&l)?;
                     *state = if n == 0 {
-                        Chunk::Trailers
+                        Chunk::Trailers(0)
                     } else {
                         Chunk::Data(n)
                     };
@@ -470,10 +475,11 @@ fn decode_chunked(state: &mut Chunk, buf: &mut BytesMut) -> Result<Step, Error> 
                 Some(_) => return Err(Error::Invalid("chunk data longer than its size")),
             },
             // Trailer fields are read and dropped.
-            Chunk::Trailers => match line(buf)? {
+            Chunk::Trailers(n) => match line(buf)? {
                 None => return Ok(Step::More),
                 Some(l) if l.is_empty() => return Ok(Step::End),
-                Some(_) => {}
+                Some(_) if n >= MAX_TRAILERS => return Err(Error::Invalid("too many trailers")),
+                Some(_) => *state = Chunk::Trailers(n + 1),
             },
         }
     }
@@ -785,6 +791,47 @@ mod tests {
             Ok(Step::Data(_))
         ));
         assert!(decode_chunked(&mut state, &mut long).is_err());
+    }
+
+    /// Decodes a whole chunked body, or says why not.
+    fn decode_all(wire: &[u8]) -> Result<Vec<u8>, Error> {
+        let (mut state, mut buf, mut out) = (Chunk::Size, BytesMut::from(wire), Vec::new());
+        loop {
+            match decode_chunked(&mut state, &mut buf)? {
+                Step::Data(d) => out.extend_from_slice(&d),
+                Step::More => return Err(Error::Invalid("incomplete")),
+                Step::End => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_framing_is_read_strictly() {
+        assert_eq!(decode_all(b"5\r\nhello\r\n0\r\n\r\n").unwrap(), b"hello");
+        let refused: [&[u8]; 6] = [
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\n",
+            b"ffffffffffffffffff\r\nx\r\n0\r\n\r\n",
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+        ];
+        for wire in refused {
+            assert!(
+                decode_all(wire).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        let mut trailers = b"0\r\n".to_vec();
+        for i in 0..MAX_TRAILERS {
+            trailers.extend_from_slice(format!("X-T{i}: v\r\n").as_bytes());
+        }
+        let mut ok = trailers.clone();
+        ok.extend_from_slice(b"\r\n");
+        assert!(decode_all(&ok).is_ok(), "{MAX_TRAILERS} trailers are read");
+        trailers.extend_from_slice(b"X-One-More: v\r\n\r\n");
+        assert!(decode_all(&trailers).is_err(), "one more is refused");
     }
 }
 

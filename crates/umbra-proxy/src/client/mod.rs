@@ -212,8 +212,12 @@ async fn connect(
     connect_timeout: Duration,
 ) -> Result<SendRequest<UpstreamBody>, SendError> {
     let stream = connect_tcp(authority, connect_timeout).await?;
+    // The same limits as the direct client's, so an upstream's head gets the same answer
+    // whichever client fetched it.
     let (sender, conn) = http1::Builder::new()
         .writev(false)
+        .max_headers(h1::MAX_HEADERS)
+        .max_buf_size(h1::MAX_HEAD)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| connect_error(authority, std::io::Error::other(e)))?;
@@ -312,7 +316,10 @@ async fn send_hyper(
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(wrap(authority, sender, resp)),
+            Ok(resp) => {
+                within_limits(&resp)?;
+                return Ok(wrap(authority, sender, resp));
+            }
             Err(mut e) => match e.take_message() {
                 Some(unsent) => req = unsent,
                 None => return Err(SendError::Http(e.into_error())),
@@ -323,7 +330,23 @@ async fn send_hyper(
     // and every caller's future (the shadow job's in particular) would otherwise carry it.
     let mut sender = Box::pin(connect(authority, connect_timeout)).await?;
     let resp = sender.send_request(req).await?;
+    within_limits(&resp)?;
     Ok(wrap(authority, sender, resp))
+}
+
+/// The direct client's head limit, applied to what hyper's client read (its buffer limit is
+/// not a head limit: a head that arrives whole is taken at any size), so an upstream's head
+/// gets the same answer whichever client fetched it.
+fn within_limits(resp: &Response<Incoming>) -> Result<(), SendError> {
+    let size: usize = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    match size >= h1::MAX_HEAD {
+        true => Err(SendError::Direct(h1::Error::HeadTooLarge)),
+        false => Ok(()),
+    }
 }
 
 fn wrap(
