@@ -68,6 +68,17 @@ pub struct Metrics {
     pub store_queue_depth: Gauge,
     pub store_dropped: Counter,
     pub config_reloads: Family<OutcomeLabels, Counter>,
+    /// Client connections open now.
+    pub connections_open: Gauge,
+    /// Client connections closed by umbra to stay within `proxy.max_connections`, by reason
+    /// (`idle`: the oldest idle one made room; `refused`: none was idle, the new one closed).
+    pub connections_shed: Family<ReasonOnly, Counter>,
+}
+
+/// A single `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ReasonOnly {
+    pub reason: &'static str,
 }
 
 impl Default for Metrics {
@@ -91,6 +102,18 @@ impl Metrics {
         let store_queue_depth = Gauge::default();
         let store_dropped = Counter::default();
         let config_reloads = Family::<OutcomeLabels, Counter>::default();
+        let connections_open = Gauge::default();
+        let connections_shed = Family::<ReasonOnly, Counter>::default();
+        registry.register(
+            "umbra_connections_open",
+            "Client connections open",
+            connections_open.clone(),
+        );
+        registry.register(
+            "umbra_connections_shed",
+            "Client connections closed to stay within proxy.max_connections, by reason",
+            connections_shed.clone(),
+        );
         // prometheus-client appends `_total` to counters itself.
         registry.register(
             "umbra_requests",
@@ -150,6 +173,8 @@ impl Metrics {
             store_queue_depth,
             store_dropped,
             config_reloads,
+            connections_open,
+            connections_shed,
         }
     }
 

@@ -26,6 +26,11 @@ impl Upstream {
 
     /// Answers with `reply`, then holds the connection open for `stall` before closing.
     async fn serve(reply: &'static [u8], stall: Duration) -> Upstream {
+        Upstream::slow(reply, Duration::ZERO, stall).await
+    }
+
+    /// Answers with `reply` after `delay`, then holds the connection open for `stall`.
+    async fn slow(reply: &'static [u8], delay: Duration, stall: Duration) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -36,6 +41,7 @@ impl Upstream {
                 tokio::spawn(async move {
                     let req = read_request(&mut s).await;
                     seen.lock().unwrap().push(req);
+                    tokio::time::sleep(delay).await;
                     let _ = s.write_all(reply).await;
                     tokio::time::sleep(stall).await;
                     let _ = s.shutdown().await;
@@ -443,6 +449,92 @@ async fn an_oversized_upstream_head_gets_one_answer_from_either_client() {
                 );
                 assert!(r.contains("\"upstream_unavailable\""), "{r}");
             }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    // The client preface and an empty SETTINGS frame (RFC 9113 §3.4), then nothing.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &up, "idle_timeout = \"300ms\"", "");
+        let (r, closed) = exchange(u.addr, PREFACE).await;
+        assert!(
+            r.len() >= 9,
+            "lane {lane}: umbra's SETTINGS came first: {r:?}"
+        );
+        assert!(closed, "lane {lane}: the idle h2c connection is closed");
+    }
+}
+
+/// A keep-alive connection that has had one answered request.
+async fn used_connection(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s
+}
+
+/// Whether the peer closed `s` (EOF or reset) within 5 s.
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn past_max_connections_the_oldest_idle_one_makes_room() {
+    const KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for lane in [true, false] {
+        let up = Upstream::start(KEEP).await;
+        let u = umbra(lane, &up, "max_connections = 2", "");
+        let mut first = used_connection(u.addr).await;
+        let _second = used_connection(u.addr).await;
+        let _third = used_connection(u.addr).await;
+        assert!(
+            closed(&mut first).await,
+            "lane {lane}: the oldest idle connection is shed"
+        );
+
+        // Two requests in flight fill the table: a third connection is refused.
+        let up = Upstream::slow(KEEP, Duration::from_secs(1), Duration::ZERO).await;
+        let u = umbra(lane, &up, "max_connections = 2", "");
+        let mut busy = Vec::new();
+        for _ in 0..2 {
+            let mut s = TcpStream::connect(u.addr).await.unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                .await
+                .unwrap();
+            busy.push(s);
+        }
+        umbra_testkit::assert_eventually!(up.requests().len() == 2);
+        let mut refused = TcpStream::connect(u.addr).await.unwrap();
+        assert!(
+            closed(&mut refused).await,
+            "lane {lane}: no idle connection to shed"
+        );
+        for s in &mut busy {
+            let mut buf = [0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+                .await
+                .expect("the busy ones finish")
+                .unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "lane {lane}");
         }
     }
 }

@@ -50,6 +50,10 @@ pub(super) struct Limits {
     pub max_head: usize,
     /// Whether the fast lane takes requests at all (`proxy.fast_lane`).
     pub fast_lane: bool,
+    /// How long a connection on hyper's server may stay idle (`proxy.idle_timeout`).
+    pub idle_timeout: Duration,
+    /// Client connections open at most per process; 0: no limit.
+    pub max_connections: usize,
 }
 
 /// Serves requests on `io` until it closes or hands over. `handle` answers one request. On
@@ -58,6 +62,7 @@ pub(super) async fn serve<F, Fut>(
     io: &mut TcpStream,
     limits: Limits,
     shutdown: &CancellationToken,
+    activity: Option<&super::conns::Activity>,
     handle: F,
 ) -> Outcome
 where
@@ -102,6 +107,9 @@ where
             }
         };
         let head_request = req.method() == Method::HEAD;
+        if let Some(a) = activity {
+            a.begin();
+        }
         let handling = handle(req);
         tokio::pin!(handling);
         // A client that leaves while its request is handled cancels it, upstream exchange and
@@ -123,7 +131,11 @@ where
             }
         };
         let keep_alive = !close && !shutdown.is_cancelled() && !resp.closes();
-        match write_response(io, &mut out, resp, head_request, keep_alive).await {
+        let written = write_response(io, &mut out, resp, head_request, keep_alive).await;
+        if let Some(a) = activity {
+            a.end();
+        }
+        match written {
             Ok(true) if keep_alive => {}
             _ => return Outcome::Closed,
         }

@@ -6,6 +6,7 @@
 //! and its own upstream pools, so the hot path shares nothing but atomics and one `ArcSwap`.
 
 mod balance;
+mod conns;
 mod front;
 mod handle;
 mod log;
@@ -56,6 +57,7 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
 /// every worker is done, so call it from a dedicated thread or `spawn_blocking`.
 pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Proxy>, shutdown: CancellationToken) {
     let grace = rt.runtime.load().config.proxy.grace;
+    let conns = conns::Conns::new(rt.runtime.metrics.clone());
     let (balance, inboxes) = balance::Balance::new(listeners.len());
     let handles: Vec<_> = listeners
         .into_iter()
@@ -64,6 +66,7 @@ pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Proxy>, shutdown: Cancellation
         .map(|(i, (l, inbox))| {
             let rt = rt.clone();
             let shutdown = shutdown.clone();
+            let conns = conns.clone();
             let lane = balance::Lane::new(i, balance.clone(), inbox);
             std::thread::Builder::new()
                 .name(format!("umbra-worker-{i}"))
@@ -72,7 +75,7 @@ pub fn serve(listeners: Vec<TcpListener>, rt: Arc<Proxy>, shutdown: Cancellation
                         .enable_all()
                         .build()
                         .expect("worker runtime");
-                    runtime.block_on(worker(l, lane, rt, shutdown, grace));
+                    runtime.block_on(worker(l, lane, rt, conns, shutdown, grace));
                 })
                 .expect("spawn worker thread")
         })
@@ -86,6 +89,7 @@ async fn worker(
     l: TcpListener,
     mut lane: balance::Lane,
     rt: Arc<Proxy>,
+    conns: Arc<conns::Conns>,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
@@ -128,17 +132,33 @@ async fn worker(
             limits = now;
             builder = hyper_server(limits);
         }
+        // Within `max_connections`, each connection has a close signal of its own (shedding
+        // it) and a place in the table; without a limit, the shared shutdown is enough.
+        let (close, ticket, activity) = match limits.max_connections {
+            0 => (shutdown.clone(), None, None),
+            max => {
+                let (close, activity) = (shutdown.child_token(), conns::Activity::new());
+                match conns.admit(max, activity.clone(), close.clone()) {
+                    Some(ticket) => (close, Some(ticket), Some(activity)),
+                    None => continue,
+                }
+            }
+        };
         let conn = connection(
             stream,
             peer,
             rt.clone(),
             limits,
             builder.clone(),
-            shutdown.clone(),
+            close,
+            activity,
         );
+        let open_gauge = rt.runtime.metrics.connections_open.clone();
+        open_gauge.inc();
         connections.spawn(async move {
             conn.await;
-            drop(open);
+            open_gauge.dec();
+            drop((open, ticket));
         });
     }
     drop(listener);
@@ -158,6 +178,8 @@ fn limits_of(rt: &Proxy) -> front::Limits {
         header_timeout: proxy.header_timeout,
         max_head: proxy.max_header_size,
         fast_lane: proxy.fast_lane,
+        idle_timeout: proxy.idle_timeout,
+        max_connections: proxy.max_connections,
     }
 }
 
@@ -185,11 +207,12 @@ async fn connection(
     limits: front::Limits,
     builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
     shutdown: CancellationToken,
+    activity: Option<Arc<conns::Activity>>,
 ) {
     let client = client_value(peer.ip());
     let outcome = match limits.fast_lane {
         true => {
-            front::serve(&mut stream, limits, &shutdown, |req| {
+            front::serve(&mut stream, limits, &shutdown, activity.as_deref(), |req| {
                 handle(req, peer, &client, &rt)
             })
             .await
@@ -199,25 +222,43 @@ async fn connection(
     let front::Outcome::HandOver(read) = outcome else {
         return;
     };
+    // On hyper's server the connection's activity is watched: requests in flight, bytes moved.
+    let activity = activity.unwrap_or_else(conns::Activity::new);
+    activity.touch();
+    let watched = activity.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let rt = rt.clone();
         let client = client.clone();
+        let activity = watched.clone();
         async move {
+            activity.begin();
             let reply = handle(req.map(Some), peer, &client, &rt).await;
+            activity.end();
             Ok::<_, Infallible>(reply.into_response())
         }
     });
     // The bytes the fast lane already read are read again first.
     let (read_half, write_half) = stream.into_split();
     let rewound = std::io::Cursor::new(read).chain(read_half);
-    let io = TokioIo::new(tokio::io::join(rewound, write_half));
+    let io = TokioIo::new(conns::Watched {
+        inner: tokio::io::join(rewound, write_half),
+        activity: activity.clone(),
+    });
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
+    // An idle connection closes after `idle_timeout`: HTTP/1.1 has its header timeout too,
+    // HTTP/2 has only this.
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
+        }
+        _ = activity.idled(limits.idle_timeout) => {
+            // HTTP/2's goodbye waits for the client to answer a PING; a client that never
+            // answers is dropped after one more idle period.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(limits.idle_timeout, conn).await;
         }
     }
 }
