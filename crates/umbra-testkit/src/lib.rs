@@ -29,6 +29,7 @@ pub use net::free_addr;
 pub use record::{Recorded, Reply};
 pub use wire::{
     show, Body, Framing, Head, RawRequest, RawUpstream, RawUpstreamBuilder, WireError, WireReader,
+    PART_GAP,
 };
 
 /// Re-exports used by the exported macros; not part of the public API.

@@ -24,6 +24,8 @@ use crate::tasks::Tasks;
 const MAX_HEAD: usize = 1024 * 1024;
 /// How long [`RawUpstream`] waits for the next request on a connection, and for its body.
 const UPSTREAM_PATIENCE: Duration = Duration::from_secs(30);
+/// The pause between the parts of a response given with [`RawUpstream::script_parts`].
+pub const PART_GAP: Duration = Duration::from_millis(200);
 
 /// A message head as it arrived: the start line and the fields in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,10 +124,10 @@ impl Head {
         if !codings.is_empty() {
             let last = codings
                 .iter()
-                .flat_map(|v| v.split(|&b| b == b','))
+                .rev()
+                .flat_map(|v| v.rsplit(|&b| b == b','))
                 .map(trim)
-                .filter(|t| !t.is_empty())
-                .last();
+                .find(|t| !t.is_empty());
             return match last {
                 Some(t) if t.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
                 _ if request => Err(WireError::Malformed(format!(
@@ -391,6 +393,7 @@ impl RawUpstreamBuilder {
             script: Mutex::new(VecDeque::new()),
             seen: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
+            reading: AtomicUsize::new(0),
         });
         let tasks = Tasks::default();
         tasks.spawn(raw_accept(shared.clone(), listener, tasks.clone()));
@@ -414,9 +417,11 @@ pub struct RawUpstream {
 struct RawShared {
     default: Bytes,
     aside: Vec<(String, Bytes)>,
-    script: Mutex<VecDeque<Bytes>>,
+    script: Mutex<VecDeque<Vec<Bytes>>>,
     seen: Mutex<Vec<RawRequest>>,
     connections: AtomicUsize,
+    /// Requests whose head arrived and whose body is still being read.
+    reading: AtomicUsize,
 }
 
 impl RawUpstream {
@@ -438,6 +443,12 @@ impl RawUpstream {
     /// after them the default reply. Each is written as is: it may hold interim (1xx) heads
     /// before the final one, and need not be valid HTTP.
     pub fn script(&self, responses: Vec<Bytes>) {
+        self.script_parts(responses.into_iter().map(|r| vec![r]).collect());
+    }
+
+    /// Like [`RawUpstream::script`], each response given in parts that are written
+    /// [`PART_GAP`] apart (a body that stalls, a close that comes after the last bytes).
+    pub fn script_parts(&self, responses: Vec<Vec<Bytes>>) {
         *self.shared.script.lock().expect("raw upstream script") = responses.into();
     }
 
@@ -449,6 +460,12 @@ impl RawUpstream {
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.shared.seen.lock().expect("raw upstream log").clear();
+    }
+
+    /// How many requests are being read: their head arrived, their body is not whole yet (a
+    /// test waits for 0 before it looks at [`RawUpstream::requests`]).
+    pub fn reading(&self) -> usize {
+        self.shared.reading.load(Ordering::SeqCst)
     }
 
     /// How many connections were accepted.
@@ -501,6 +518,8 @@ async fn raw_conn(shared: Arc<RawShared>, stream: TcpStream, connection: usize) 
                 return;
             }
         };
+        shared.reading.fetch_add(1, Ordering::SeqCst);
+        let reading = Decrement(&shared.reading);
         let body = match head.framing(true, false) {
             Ok(framing) => wire.body(framing, deadline).await,
             Err(e) => Err(e),
@@ -521,16 +540,18 @@ async fn raw_conn(shared: Arc<RawShared>, stream: TcpStream, connection: usize) 
                 return;
             }
         };
-        let reply = match aside {
-            Some(raw) => raw,
+        let parts = match aside {
+            Some(raw) => vec![raw],
             None => {
                 shared.record(connection, head, body, None);
                 shared.next_reply()
             }
         };
-        if wire.get_mut().write_all(&reply).await.is_err() {
+        drop(reading);
+        if write_parts(wire.get_mut(), &parts).await.is_err() {
             return;
         }
+        let reply = parts.concat();
         if close || !keeps_going(&reply, head_request) {
             let _ = wire.get_mut().shutdown().await;
             return;
@@ -555,13 +576,24 @@ impl RawShared {
             });
     }
 
-    fn next_reply(&self) -> Bytes {
+    fn next_reply(&self) -> Vec<Bytes> {
         self.script
             .lock()
             .expect("raw upstream script")
             .pop_front()
-            .unwrap_or_else(|| self.default.clone())
+            .unwrap_or_else(|| vec![self.default.clone()])
     }
+}
+
+/// Writes a response's parts, [`PART_GAP`] apart.
+async fn write_parts(stream: &mut TcpStream, parts: &[Bytes]) -> std::io::Result<()> {
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(PART_GAP).await;
+        }
+        stream.write_all(part).await?;
+    }
+    Ok(())
 }
 
 /// Whether the connection may carry another request after this raw response: its final head
@@ -614,6 +646,15 @@ async fn echo(mut wire: WireReader<TcpStream>) {
         if stream.write_all(&buf[..n]).await.is_err() {
             return;
         }
+    }
+}
+
+/// Takes one off a counter when dropped (also when the task is cancelled).
+struct Decrement<'a>(&'a AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
