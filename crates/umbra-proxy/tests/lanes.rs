@@ -10,6 +10,12 @@
 //! got), the ephemeral addresses, and the case of field names. Cases the lanes still disagree
 //! on are listed in [`KNOWN_LANE_DIFFERENCES`]; the test fails when one of them starts to agree,
 //! so the list cannot go stale.
+//!
+//! Today the fast lane hands most unusual requests (bodies, upgrades, `Expect`, HTTP/1.0,
+//! absolute-form, CONNECT, heads httparse refuses) to hyper's server itself, so on those the
+//! two umbras run the same code; they are in the corpus so that they stay equal when the fast
+//! lane takes more. Run with `LANES_VERBOSE=1` (and `--nocapture`) to print every case as the
+//! fast lane saw it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
