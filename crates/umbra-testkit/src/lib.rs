@@ -16,6 +16,7 @@ mod fixture;
 mod net;
 mod record;
 mod tasks;
+mod wire;
 
 pub use client::{
     get, post_json, raw_http, send, try_get, try_send, ClientError, KeepAlive, TestResponse,
@@ -26,6 +27,10 @@ pub use fault::{websocket_accept, RawServer, GARBAGE};
 pub use fixture::{Fixture, FixtureBuilder};
 pub use net::free_addr;
 pub use record::{Recorded, Reply};
+pub use wire::{
+    show, Body, Framing, Head, RawRequest, RawUpstream, RawUpstreamBuilder, WireError, WireReader,
+    PART_GAP,
+};
 
 /// Re-exports used by the exported macros; not part of the public API.
 #[doc(hidden)]
