@@ -40,36 +40,14 @@ use umbra_testkit::{show, Body, Head, RawRequest, RawUpstream, WireError, WireRe
 ///
 /// `fast` is umbra with its fast lane, `hyper` umbra with `proxy.fast_lane = false`.
 const KNOWN_LANE_DIFFERENCES: &[(&str, &str)] = &[
-    // Field order. The fast lane writes `date` before the fields it adds itself (framing,
-    // `connection: close`); hyper's server writes them first and `date` last.
-    ("connection_close_request", "fast writes `connection: close` after `date`, hyper before it"),
-    ("resp_chunked", CHUNKED_AFTER_DATE),
-    ("resp_chunked_trailers", CHUNKED_AFTER_DATE),
-    ("resp_cl_and_te", CHUNKED_AFTER_DATE),
-    ("resp_until_close", CHUNKED_AFTER_DATE),
-    ("resp_cut_chunked", CHUNKED_AFTER_DATE),
-    ("resp_streamed_chunked", CHUNKED_AFTER_DATE),
-    ("resp_streamed_until_close", CHUNKED_AFTER_DATE),
-    ("resp_keep_alive_sequence_mixed", CHUNKED_AFTER_DATE),
-    ("resp_cl_conflicting", LENGTH_AFTER_DATE),
-    ("resp_garbage", LENGTH_AFTER_DATE),
     // The upstream's `Content-Length: 0` stays where the upstream put it on the fast lane;
-    // hyper's server writes it after umbra's `x-request-id`.
+    // hyper's server writes a zero length itself, after umbra's `x-request-id`. The same
+    // fields, in another order; left as it is (moving it would cost the fast lane a pass
+    // over the relayed lines).
     ("resp_90_headers", ZERO_LENGTH_MOVES),
     ("resp_16k_header", ZERO_LENGTH_MOVES),
     ("resp_location_under_strip", ZERO_LENGTH_MOVES),
-    // More than order.
-    ("resp_cl_twice", "upstream sends `Content-Length: 5` twice: fast relays both lines, hyper one"),
-    ("resp_204_with_cl", "upstream 204 with `Content-Length: 0`: fast relays the field (RFC 9110 §8.6 forbids it on 204), hyper drops it"),
-    ("resp_304", "upstream 304 with `Content-Length: 10`: fast relays the field, hyper drops it"),
-    ("resp_http10_close_delimited", "upstream HTTP/1.0 close-delimited answer: fast answers `HTTP/1.1` chunked and keeps the connection; hyper answers `HTTP/1.0` close-delimited and closes"),
-    ("resp_unknown_status_599", "status line for 599: fast writes `HTTP/1.1 599 ` (empty reason), hyper `HTTP/1.1 599 <none>`"),
-    ("unsolicited_101", "upstream 101 to a request without Upgrade, passed on by both: fast then reads the tunnel bytes as a request (400, close), hyper closes at once"),
 ];
-const CHUNKED_AFTER_DATE: &str =
-    "fast writes the `transfer-encoding: chunked` it adds after `date`, hyper before it";
-const LENGTH_AFTER_DATE: &str =
-    "umbra's own 502: fast writes `content-length` after `date`, hyper before it";
 const ZERO_LENGTH_MOVES: &str =
     "upstream `Content-Length: 0`: fast keeps it in place, hyper writes it after `x-request-id`";
 

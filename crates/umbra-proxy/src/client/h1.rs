@@ -295,7 +295,9 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Er
             resp.headers,
             &kinds,
             Framed {
-                coded: facts.chunked.is_some(),
+                // A 204 or 304 has no body: its length, if any, is not relayed (RFC 9110
+                // §8.6 forbids one on a 204; hyper's server drops both).
+                coded: facts.chunked.is_some() || code == 204 || code == 304,
                 connection_plain: facts.connection_plain,
             },
         );

@@ -235,7 +235,8 @@ async fn write_response(
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    // hyper's server spells a status without a reason phrase `<none>`; so does this lane.
+    out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut head = Head {
         out,
@@ -245,9 +246,6 @@ async fn write_response(
     answer.fields(&mut head);
     let (dated, known) = (head.dated, head.known);
     let (_, mut body) = answer.into_body();
-    if !dated {
-        date(out);
-    }
     if !keep_alive {
         put_field(out, b"connection", b"close");
     }
@@ -260,6 +258,10 @@ async fn write_response(
         put_field(out, b"transfer-encoding", b"chunked");
         true
     };
+    // Last, as hyper's server writes it: the two lanes answer field for field alike.
+    if !dated {
+        date(out);
+    }
     out.extend_from_slice(b"\r\n");
     if bodiless {
         io.write_all(out).await?;

@@ -629,6 +629,9 @@ fn respond(
         splice_upgrade(client_up, &mut resp);
     }
     let (mut parts, body) = resp.into_parts();
+    // umbra answers in its own HTTP version, whatever the upstream spoke (an HTTP/1.0
+    // upstream does not make the client's connection HTTP/1.0).
+    parts.version = http::Version::HTTP_11;
     // The upstream's fields stay lines unless they must be read or changed: a shadow compares
     // them, a hop-by-hop field needs stripping, a protocol switches.
     if copies.is_some() || is_101 || relayed.needs_map() {
