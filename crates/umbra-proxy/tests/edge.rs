@@ -538,3 +538,30 @@ async fn past_max_connections_the_oldest_idle_one_makes_room() {
         }
     }
 }
+
+#[tokio::test]
+async fn on_http2_the_authority_wins_over_a_host_field() {
+    use http_body_util::{BodyExt, Empty};
+    let up = Upstream::start(OK).await;
+    let u = umbra(true, &up, "grace = \"1s\"", "");
+    let tcp = TcpStream::connect(u.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("http://a.test/h2?x=1")
+        .header("host", "elsewhere.test")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"ok");
+    let got = &up.requests()[0];
+    assert!(got.starts_with("GET /h2?x=1 HTTP/1.1\r\n"), "{got}");
+    assert_eq!(field(got, "host"), ["a.test"], "routed and sent by :authority: {got}");
+    drop(send);
+}
