@@ -562,6 +562,10 @@ async fn on_http2_the_authority_wins_over_a_host_field() {
     assert_eq!(&body[..], b"ok");
     let got = &up.requests()[0];
     assert!(got.starts_with("GET /h2?x=1 HTTP/1.1\r\n"), "{got}");
-    assert_eq!(field(got, "host"), ["a.test"], "routed and sent by :authority: {got}");
+    assert_eq!(
+        field(got, "host"),
+        ["a.test"],
+        "routed and sent by :authority: {got}"
+    );
     drop(send);
 }

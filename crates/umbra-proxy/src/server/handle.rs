@@ -63,7 +63,7 @@ pub async fn handle(
     let host_value = original_host(scan.host.as_ref(), &uri);
     let host = strip_port(host_value.to_str().unwrap_or(""));
     let mut rec = Record::new(start, &method, uri.path(), host, &request_id);
-    let req = Req {
+    let mut req = Req {
         method: &method,
         uri: &uri,
         headers,
@@ -76,15 +76,71 @@ pub async fn handle(
         client_upgrade,
         request_id: &request_id,
     };
-    let result = match refuse(&req, version) {
-        Some(e) => Err(e),
-        None => pipeline(req, proxy, &mut rec).await,
+    // The stages, in this function's own future (a nested future per stage would be moved,
+    // whole, at each level): each returns its value, or the error that ends the request.
+    let result: Result<Reply, ProxyError> = 'stages: {
+        macro_rules! stage {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(e) => break 'stages Err(e),
+                }
+            };
+        }
+        if let Some(e) = refuse(&req, version) {
+            break 'stages Err(e);
+        }
+        let snap = proxy.runtime.load();
+        let body = req.body.take();
+        let route = stage!(route(&snap, &mut req, &mut rec));
+        let side = stage!(choose_side(&snap, &route, &req, &mut rec));
+        let trusted = snap.config.proxy.trusts(req.peer.ip());
+        let target = target(&route, &mut req, trusted);
+        let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
+        let prefix = target
+            .stripped
+            .as_ref()
+            .and_then(|p| HeaderValue::from_str(p).ok());
+        let (added, has_host) = upstream_fields(&req, &forwarded, prefix.as_ref());
+        let shadow = plan_shadow(&snap, &route, &req, body.as_ref(), proxy, &mut rec);
+        let (body, copies) = start_shadow(
+            &snap, &route, &req, body, &target, &added, shadow, proxy, &rec,
+        );
+        let out = Outgoing {
+            req: &req,
+            uri: &target.uri,
+            added,
+            has_host,
+            body,
+        };
+        let sent = stage!(forward(side.service, out, &snap, &mut rec).await);
+        let client_upgrade = req.client_upgrade.take();
+        if sent.resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
+            // Nothing on the client's side can switch: the connection ends with an error instead
+            // of waiting for bytes that will never be HTTP.
+            let server = rec
+                .upstream
+                .as_ref()
+                .map(|s| s.addr.url())
+                .unwrap_or_default();
+            break 'stages Err(ProxyError::UnsolicitedSwitch { server });
+        }
+        Ok(respond(
+            sent,
+            &req,
+            &route,
+            side.set_cookie,
+            copies,
+            client_upgrade,
+            snap.config.proxy.idle_timeout,
+        ))
     };
     let reply = match result {
         Ok(reply) => reply,
         Err(e) => error_reply(e, &rec, &request_id),
     };
-    rec.finish(&proxy.runtime, reply)
+    rec.finish(&proxy.runtime, &reply);
+    reply
 }
 
 /// The one mapping from a failed stage to the client's answer: the JSON error, and the
@@ -146,57 +202,6 @@ struct Req<'a> {
     request_id: &'a HeaderValue,
 }
 
-async fn pipeline(
-    mut req: Req<'_>,
-    proxy: &Arc<Proxy>,
-    rec: &mut Record<'_>,
-) -> Result<Reply, ProxyError> {
-    let snap = proxy.runtime.load();
-    let body = req.body.take();
-    let route = route(&snap, &mut req, rec)?;
-    let side = choose_side(&snap, &route, &req, rec)?;
-    let trusted = snap.config.proxy.trusts(req.peer.ip());
-    let target = target(&route, &mut req, trusted);
-    let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
-    let prefix = target
-        .stripped
-        .as_ref()
-        .and_then(|p| HeaderValue::from_str(p).ok());
-    let (added, has_host) = upstream_fields(&req, &forwarded, prefix.as_ref());
-    let shadow = plan_shadow(&snap, &route, &req, body.as_ref(), proxy, rec);
-    let (body, copies) = start_shadow(
-        &snap, &route, &req, body, &target, &added, shadow, proxy, rec,
-    );
-    let out = Outgoing {
-        req: &req,
-        uri: &target.uri,
-        added,
-        has_host,
-        body,
-    };
-    let sent = forward(side.service, out, &snap, rec).await?;
-    let client_upgrade = req.client_upgrade.take();
-    if sent.resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
-        // Nothing on the client's side can switch: the connection ends with an error instead
-        // of waiting for bytes that will never be HTTP.
-        let server = rec
-            .upstream
-            .as_ref()
-            .map(|s| s.addr.url())
-            .unwrap_or_default();
-        return Err(ProxyError::UnsolicitedSwitch { server });
-    }
-    Ok(respond(
-        sent,
-        &req,
-        &route,
-        side.set_cookie,
-        copies,
-        client_upgrade,
-        snap.config.proxy.idle_timeout,
-    ))
-}
-
 /// **Route**: the route that matches, and whether the declared body fits the limit.
 fn route(
     snap: &Snapshot,
@@ -222,7 +227,7 @@ fn route(
     route.stats.requests.fetch_add(1, Ordering::Relaxed);
     rec.route = Some(route.clone());
     if req.scan.upgrade {
-        let wanted = req.scan.upgrade_protocol().unwrap_or_default();
+        let wanted = upgrade_protocol(&req.headers).unwrap_or_default();
         if !route.spec.upgrades.contains(&wanted) {
             // Not a protocol this route switches to: forwarded as a plain request, its
             // `Upgrade` and `Connection` dropped as hop-by-hop fields.

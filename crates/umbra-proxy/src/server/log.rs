@@ -61,8 +61,8 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Counts the request, writes its log line and hands the reply back.
-    pub fn finish(self, rt: &Runtime, reply: Reply) -> Reply {
+    /// Counts the request and writes its log line.
+    pub fn finish(self, rt: &Runtime, reply: &Reply) {
         let status = reply.status().as_u16();
         let elapsed = self.start.elapsed();
         let route_name = self.route.as_ref().map_or("", |r| r.spec.name.as_str());
@@ -95,6 +95,5 @@ impl<'a> Record<'a> {
             text.push('\n');
             rt.access_log.write_line(text.as_bytes());
         }
-        reply
     }
 }

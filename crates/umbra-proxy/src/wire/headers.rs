@@ -119,8 +119,6 @@ pub struct Scan {
     pub hop_by_hop: bool,
     /// How many `Host` fields the request has (RFC 9112 §3.2: exactly one on HTTP/1.1).
     pub hosts: u8,
-    /// The `Upgrade` field's first protocol, when the request asks to switch.
-    pub upgrade_to: Option<HeaderValue>,
     /// `Content-Length` is repeated, or lists several values (`5, 5`).
     pub length_repeated: bool,
     /// A field the client may not send through umbra: `X-Umbra-*`, `HTTP2-Settings`.
@@ -143,10 +141,7 @@ impl Scan {
                 scan.length(value);
             } else if is_hop_by_hop(name) {
                 scan.hop_by_hop = true;
-                if name == http::header::UPGRADE {
-                    upgrade_field = true;
-                    scan.upgrade_to.get_or_insert_with(|| value.clone());
-                }
+                upgrade_field |= name == http::header::UPGRADE;
                 connection_upgrade |= name == CONNECTION && lists(value.as_bytes(), b"upgrade");
             } else if name == X_REQUEST_ID {
                 scan.request_id.get_or_insert_with(|| value.clone());
@@ -188,7 +183,7 @@ impl Scan {
         } else if n == "http2-settings" {
             self.umbra_own = true;
         }
-        self.underscore |= memchr::memchr(b'_', n.as_bytes()).is_some();
+        self.underscore |= n.as_bytes().contains(&b'_');
     }
 
     /// Forgets what a client outside the trusted proxies said about earlier hops.
@@ -231,10 +226,10 @@ pub fn sanitize(headers: &mut HeaderMap, trusted: bool, underscores: bool, lengt
     }
 }
 
-impl Scan {
-    /// The protocol an upgrade asks for (`websocket` of `WebSocket/13`), lowercase.
-    pub fn upgrade_protocol(&self) -> Option<String> {
-        let v = self.upgrade_to.as_ref()?;
+/// The protocol an upgrade asks for (`websocket` of `WebSocket/13`), lowercase.
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<String> {
+    {
+        let v = headers.get(http::header::UPGRADE)?;
         let first = list(v.as_bytes()).next()?;
         let name = first.split(|&b| b == b'/').next().unwrap_or(first);
         Some(String::from_utf8_lossy(name).to_ascii_lowercase())
