@@ -28,7 +28,7 @@ fn ends_param(b: u8) -> bool {
 /// Redacts the parameters of a URL, or of a path and query: those after its first `?` or `#`
 /// (the path is left alone). `None` when nothing changed.
 pub fn redact_url(url: &str, names: &SecretNames) -> Option<String> {
-    let start = url.find(['?', '#'])? + 1;
+    let start = url.bytes().position(|b| b == b'?' || b == b'#')? + 1;
     redact_params(url.as_bytes(), start, names).map(into_string)
 }
 

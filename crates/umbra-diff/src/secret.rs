@@ -94,16 +94,38 @@ fn with_squashed<R>(name: &[u8], f: impl FnOnce(&str) -> R) -> R {
     f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
+// Every header, parameter and JSON key of every comparison is judged here, on the compare
+// threads: the checks compare bytes in place (no searcher set up, no `memcmp` call per word)
+// and most words are ruled out by one byte.
+
+/// Whether `w` occurs in `s`.
+fn has(s: &[u8], w: &[u8]) -> bool {
+    s.len() >= w.len()
+        && (0..=s.len() - w.len()).any(|i| s[i] == w[0] && same(&s[i..i + w.len()], w))
+}
+
+/// Whether `s` ends with `w`.
+fn ends(s: &[u8], w: &[u8]) -> bool {
+    s.len() >= w.len() && s.last() == w.last() && same(&s[s.len() - w.len()..], w)
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Whether a squashed name is a secret by umbra's default rules at `place`.
 fn is_default_secret(squashed: &str, place: Place) -> bool {
-    let s = squashed.trim_end_matches(|c: char| c.is_ascii_digit());
-    if s.is_empty() {
+    let s = squashed
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .as_bytes();
+    // No rule's word is shorter than three letters.
+    if s.len() < 3 {
         return false;
     }
-    CONTAINS.iter().any(|w| s.contains(w))
-        || SUFFIXES.iter().any(|w| s.ends_with(w))
-        || EXACT.contains(&s)
-        || (place == Place::Param && EXACT_PARAM.contains(&s))
+    CONTAINS.iter().any(|w| has(s, w.as_bytes()))
+        || SUFFIXES.iter().any(|w| ends(s, w.as_bytes()))
+        || EXACT.iter().any(|w| same(s, w.as_bytes()))
+        || (place == Place::Param && EXACT_PARAM.iter().any(|w| same(s, w.as_bytes())))
 }
 
 /// The secret names in force for one route: the default rules plus the route's additions.
