@@ -84,10 +84,13 @@ pub struct BodyIdle {
 /// and an idle timeout.
 pub struct Tee<B> {
     inner: B,
-    capture: Option<Capture>,
-    limit: Option<u64>,
+    /// Boxed: only mirrored requests copy, and every body carries the field.
+    capture: Option<Box<Capture>>,
+    /// `u64::MAX`: no limit.
+    limit: u64,
     seen: u64,
-    idle: Option<std::time::Duration>,
+    /// Milliseconds; 0: no idle timeout.
+    idle_ms: u32,
     /// Armed the first time the body makes the reader wait (a body that is ready at once, the
     /// usual small answer, never makes a timer).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -98,24 +101,25 @@ impl<B> Tee<B> {
         Tee {
             inner,
             capture: None,
-            limit: None,
+            limit: u64::MAX,
             seen: 0,
-            idle: None,
+            idle_ms: 0,
             timer: None,
         }
     }
 
     /// Fails the stream with `BodyIdle` when no frame comes for `after`.
     pub fn idle(mut self, after: std::time::Duration) -> Self {
-        self.idle = Some(after);
+        self.idle_ms = u32::try_from(after.as_millis()).unwrap_or(u32::MAX).max(1);
         self
     }
 
     /// On a wait: arms or polls the idle timer; true when it has run out.
     fn idled(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(after) = self.idle else {
+        if self.idle_ms == 0 {
             return false;
-        };
+        }
+        let after = std::time::Duration::from_millis(u64::from(self.idle_ms));
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
@@ -124,20 +128,20 @@ impl<B> Tee<B> {
 
     /// Fails the stream with `BodyTooLarge` past `limit` bytes.
     pub fn limit(mut self, limit: u64) -> Self {
-        self.limit = Some(limit);
+        self.limit = limit;
         self
     }
 
     /// Copies up to `cap` bytes and returns where the copy arrives.
     pub fn capture(&mut self, cap: usize) -> oneshot::Receiver<Captured> {
         let (tx, rx) = oneshot::channel();
-        self.capture = Some(Capture {
+        self.capture = Some(Box::new(Capture {
             chunks: Vec::new(),
             len: 0,
             cap,
             truncated: false,
             tx,
-        });
+        }));
         rx
     }
 }
@@ -166,7 +170,7 @@ where
         let res = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(res) => res,
             Poll::Pending if this.idled(cx) => {
-                let after = this.idle.unwrap_or_default();
+                let after = std::time::Duration::from_millis(u64::from(this.idle_ms));
                 if let Some(c) = this.capture.take() {
                     c.finish(false);
                 }
@@ -174,20 +178,20 @@ where
             }
             Poll::Pending => return Poll::Pending,
         };
-        if let (Some(timer), Some(after)) = (this.timer.as_mut(), this.idle) {
+        if let Some(timer) = this.timer.as_mut() {
+            let after = std::time::Duration::from_millis(u64::from(this.idle_ms));
             timer.as_mut().reset(tokio::time::Instant::now() + after);
         }
         match res {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.seen += data.len() as u64;
-                    if let Some(limit) = this.limit {
-                        if this.seen > limit {
-                            if let Some(c) = this.capture.take() {
-                                c.finish(false);
-                            }
-                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit }))));
+                    let limit = this.limit;
+                    if this.seen > limit {
+                        if let Some(c) = this.capture.take() {
+                            c.finish(false);
                         }
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit }))));
                     }
                     if let Some(c) = &mut this.capture {
                         c.push(data);

@@ -183,7 +183,7 @@ impl Scan {
         } else if n == "http2-settings" {
             self.umbra_own = true;
         }
-        self.underscore |= n.as_bytes().contains(&b'_');
+        self.underscore |= has_underscore(n.as_bytes());
     }
 
     /// Forgets what a client outside the trusted proxies said about earlier hops.
@@ -199,6 +199,22 @@ impl Scan {
             || (self.forwarded && !trusted)
             || (self.underscore && !underscores)
     }
+}
+
+/// Whether a field name holds `_`, eight bytes at a time (every field of every request is
+/// checked; names are short, and most have none).
+fn has_underscore(name: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = name.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x =
+            u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ (ONES * u64::from(b'_'));
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().contains(&b'_')
 }
 
 /// Removes what a client may not send upstream (`X-Umbra-*`, `HTTP2-Settings`; every
@@ -375,6 +391,30 @@ pub fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn underscores_are_found_anywhere_in_a_name() {
+        for n in [
+            "x_a",
+            "_",
+            "abcdefgh_",
+            "abcdefg_h",
+            "abcdefghijklmnop_q",
+            "a_bcdefghijklmnopq",
+        ] {
+            assert!(has_underscore(n.as_bytes()), "{n}");
+        }
+        for n in [
+            "",
+            "x-a",
+            "abcdefgh",
+            "abcdefghijklmnopq",
+            "user-agent",
+            "\x7f\x5e\x60",
+        ] {
+            assert!(!has_underscore(n.as_bytes()), "{n}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named() {
