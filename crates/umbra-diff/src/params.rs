@@ -28,7 +28,7 @@ fn ends_param(b: u8) -> bool {
 /// Redacts the parameters of a URL, or of a path and query: those after its first `?` or `#`
 /// (the path is left alone). `None` when nothing changed.
 pub fn redact_url(url: &str, names: &SecretNames) -> Option<String> {
-    let start = url.bytes().position(|b| b == b'?' || b == b'#')? + 1;
+    let start = memchr::memchr2(b'?', b'#', url.as_bytes())? + 1;
     redact_params(url.as_bytes(), start, names).map(into_string)
 }
 
@@ -40,7 +40,7 @@ pub fn redact_form(body: &[u8], names: &SecretNames) -> Option<Vec<u8>> {
 /// Redacts URL parameters in raw bytes (for text inside JSON strings). `None` when nothing
 /// changed or there is no `?` or `#`.
 pub fn redact_url_bytes(text: &[u8], names: &SecretNames) -> Option<Vec<u8>> {
-    let start = text.iter().position(|&b| b == b'?' || b == b'#')? + 1;
+    let start = memchr::memchr2(b'?', b'#', text)? + 1;
     redact_params(text, start, names)
 }
 

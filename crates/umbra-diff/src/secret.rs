@@ -80,28 +80,27 @@ fn squash_bytes(name: &[u8]) -> String {
 
 /// Calls `f` with a name's squashed form, built on the stack for names of usual length: every
 /// key of every compared JSON body passes through here.
-fn with_squashed<R>(name: &[u8], f: impl FnOnce(&str) -> R) -> R {
+fn with_squashed<R>(name: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     let mut buf = [0u8; 64];
     let mut len = 0;
     for &b in name.iter().filter(|b| b.is_ascii_alphanumeric()) {
         if len == buf.len() {
-            return f(&squash_bytes(name));
+            return f(squash_bytes(name).as_bytes());
         }
         buf[len] = b.to_ascii_lowercase();
         len += 1;
     }
-    // ASCII letters and digits only: always UTF-8.
-    f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    f(&buf[..len])
 }
 
 // Every header, parameter and JSON key of every comparison is judged here, on the compare
-// threads: the checks compare bytes in place (no searcher set up, no `memcmp` call per word)
-// and most words are ruled out by one byte.
+// threads: the checks compare bytes in place (no searcher set up, no `memcmp` call per word),
+// most words are ruled out by one byte, and the verdicts on header names and JSON keys, which
+// repeat from one comparison to the next, are remembered per thread.
 
-/// Whether `w` occurs in `s`.
-fn has(s: &[u8], w: &[u8]) -> bool {
-    s.len() >= w.len()
-        && (0..=s.len() - w.len()).any(|i| s[i] == w[0] && same(&s[i..i + w.len()], w))
+/// Whether `w` occurs in `s` at `i`.
+fn at(s: &[u8], i: usize, w: &[u8]) -> bool {
+    s.len() - i >= w.len() && same(&s[i..i + w.len()], w)
 }
 
 /// Whether `s` ends with `w`.
@@ -113,19 +112,57 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// Whether one of the `CONTAINS` words occurs in `s`: the words start with `p` or `s`, so
+/// only those positions are compared.
+fn contains_word(s: &[u8]) -> bool {
+    (0..s.len()).any(|i| match s[i] {
+        b'p' | b's' => CONTAINS
+            .iter()
+            .any(|w| w.as_bytes()[0] == s[i] && at(s, i, w.as_bytes())),
+        _ => false,
+    })
+}
+
 /// Whether a squashed name is a secret by umbra's default rules at `place`.
-fn is_default_secret(squashed: &str, place: Place) -> bool {
-    let s = squashed
-        .trim_end_matches(|c: char| c.is_ascii_digit())
-        .as_bytes();
+fn is_default_secret(squashed: &[u8], place: Place) -> bool {
+    let digits = squashed
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let s = &squashed[..squashed.len() - digits];
     // No rule's word is shorter than three letters.
     if s.len() < 3 {
         return false;
     }
-    CONTAINS.iter().any(|w| has(s, w.as_bytes()))
+    contains_word(s)
         || SUFFIXES.iter().any(|w| ends(s, w.as_bytes()))
         || EXACT.iter().any(|w| same(s, w.as_bytes()))
         || (place == Place::Param && EXACT_PARAM.iter().any(|w| same(s, w.as_bytes())))
+}
+
+/// Names remembered per thread and place, at most this many (then the memory starts over).
+const REMEMBERED: usize = 4096;
+
+thread_local! {
+    static VERDICTS: std::cell::RefCell<[foldhash::HashMap<Box<[u8]>, bool>; 2]> =
+        std::cell::RefCell::new(Default::default());
+}
+
+/// The default verdict on a header name (`slot` 0) or a JSON key (`slot` 1), remembered.
+fn remembered(slot: usize, name: &[u8], place: Place) -> bool {
+    VERDICTS.with_borrow_mut(|maps| {
+        let map = &mut maps[slot];
+        if let Some(&v) = map.get(name) {
+            return v;
+        }
+        let v = with_squashed(name, |s| is_default_secret(s, place));
+        if map.len() >= REMEMBERED {
+            map.clear();
+        }
+        map.insert(name.into(), v);
+        v
+    })
 }
 
 /// The secret names in force for one route: the default rules plus the route's additions.
@@ -140,8 +177,9 @@ pub struct SecretNames<'a> {
 impl SecretNames<'_> {
     /// Whether a header (any case) is a secret.
     pub fn header(&self, name: &str) -> bool {
+        // Header names are case-insensitive: remembered as written, judged squashed.
         self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
-            || with_squashed(name.as_bytes(), |s| is_default_secret(s, Place::Header))
+            || remembered(0, name.as_bytes(), Place::Header)
     }
 
     /// Whether a query or form parameter, given as its raw (still percent-encoded) bytes,
@@ -152,11 +190,17 @@ impl SecretNames<'_> {
 
     /// Whether a JSON object key is a secret.
     pub fn key(&self, name: &str) -> bool {
-        with_squashed(name.as_bytes(), |s| self.squashed(s, Place::Key))
+        remembered(1, name.as_bytes(), Place::Key)
+            || (!self.names.is_empty() && with_squashed(name.as_bytes(), |s| self.added(s)))
     }
 
-    fn squashed(&self, squashed: &str, place: Place) -> bool {
-        is_default_secret(squashed, place) || self.names.iter().any(|n| n == squashed)
+    fn squashed(&self, squashed: &[u8], place: Place) -> bool {
+        is_default_secret(squashed, place) || self.added(squashed)
+    }
+
+    /// Whether a squashed name is one the route added.
+    fn added(&self, squashed: &[u8]) -> bool {
+        self.names.iter().any(|n| n.as_bytes() == squashed)
     }
 }
 
@@ -184,7 +228,7 @@ mod tests {
     use super::*;
 
     fn default_secret(name: &str, place: Place) -> bool {
-        is_default_secret(&squash_name(name), place)
+        is_default_secret(squash_name(name).as_bytes(), place)
     }
 
     #[test]
