@@ -8,6 +8,7 @@
 //! (`field_key`, kind, and for type changes the two JSON types). A cause is reported once per
 //! comparison, with the field keys it covers.
 
+use foldhash::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::model::{DiffKind, Difference};
@@ -125,11 +126,11 @@ impl Cause {
     }
 
     /// The field key a cause is about, if any (`status` for a status change).
-    pub(crate) fn own_field(&self) -> Option<String> {
+    pub(crate) fn own_field(&self) -> Option<&str> {
         match self {
             Cause::ShadowError => None,
-            Cause::Status { .. } => Some("status".to_owned()),
-            Cause::Field { key, .. } | Cause::Order { key } => Some(key.clone()),
+            Cause::Status { .. } => Some("status"),
+            Cause::Field { key, .. } | Cause::Order { key } => Some(key),
         }
     }
 }
@@ -138,18 +139,17 @@ impl Cause {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Seen {
     pub cause: Cause,
-    /// Field keys of the differences this cause covers here (its own and explained ones).
-    pub fields: Vec<String>,
+    /// Field keys of the differences this cause explains here (besides its own field).
+    pub explained: Vec<String>,
     /// Every difference of this cause here is type-aware noise (see `is_typed_noise`).
     pub typed_noise: bool,
 }
 
 impl Seen {
     fn new(cause: Cause, typed_noise: bool) -> Seen {
-        let fields = cause.own_field().into_iter().collect();
         Seen {
             cause,
-            fields,
+            explained: Vec::new(),
             typed_noise,
         }
     }
@@ -194,14 +194,69 @@ fn status_of(v: Option<&Value>) -> Option<u16> {
 fn status_cause(primary: u16, candidate: u16, diffs: &[Difference]) -> Seen {
     let mut seen = Seen::new(Cause::Status { primary, candidate }, false);
     let explained = diffs.iter().filter(|d| d.kind != DiffKind::Status);
-    seen.fields.extend(explained.map(|d| field_key(&d.path)));
+    seen.explained.extend(explained.map(|d| field_key(&d.path)));
     seen
+}
+
+/// Causes up to which `Causes::add` scans linearly before building a hash index.
+const LINEAR_CAUSES: usize = 16;
+
+/// The causes of one comparison, one entry per cause.
+#[derive(Default)]
+struct Causes {
+    seen: Vec<Seen>,
+    /// Built once there are more than `LINEAR_CAUSES` entries.
+    index: Option<HashMap<Cause, usize>>,
+}
+
+impl Causes {
+    /// Adds (or joins) a cause; returns its entry's index.
+    fn add(&mut self, cause: Cause, typed_noise: bool) -> usize {
+        if let Some(i) = self.find(&cause) {
+            self.seen[i].typed_noise &= typed_noise;
+            return i;
+        }
+        let i = self.seen.len();
+        if let Some(index) = &mut self.index {
+            index.insert(cause.clone(), i);
+        } else if i == LINEAR_CAUSES {
+            let index = self
+                .seen
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (s.cause.clone(), j));
+            let mut index: HashMap<Cause, usize> = index.collect();
+            index.insert(cause.clone(), i);
+            self.index = Some(index);
+        }
+        self.seen.push(Seen::new(cause, typed_noise));
+        i
+    }
+
+    fn find(&self, cause: &Cause) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(cause).copied(),
+            None => self.seen.iter().position(|s| s.cause == *cause),
+        }
+    }
+
+    /// The entries sorted by cause, each with its fields sorted and unique.
+    fn finish(self) -> Vec<Seen> {
+        let mut out = self.seen;
+        out.sort_by(|a, b| a.cause.cmp(&b.cause));
+        for s in &mut out {
+            s.explained.sort_unstable();
+            s.explained.dedup();
+        }
+        out
+    }
 }
 
 /// Causes of a comparison whose status did not change.
 fn field_causes(diffs: &[Difference]) -> Vec<Seen> {
     let mut consumed = vec![false; diffs.len()];
-    let mut out = order_causes(diffs, &mut consumed);
+    let mut causes = Causes::default();
+    order_causes(diffs, &mut consumed, &mut causes);
     let anchors = anchors(diffs, &consumed);
     let mut explained: Vec<(&str, usize)> = Vec::new();
     let mut anchor_seen: Vec<(&str, usize)> = Vec::new();
@@ -212,19 +267,22 @@ fn field_causes(diffs: &[Difference]) -> Vec<Seen> {
         match top_anchor(&d.path, &anchors) {
             Some(anchor) => explained.push((anchor, i)),
             None => {
-                if anchors.binary_search(&d.path.as_str()).is_ok() {
-                    anchor_seen.push((d.path.as_str(), out.len()));
+                let at = causes.add(field_cause(d), typed(d));
+                if anchors.contains(d.path.as_str()) {
+                    anchor_seen.push((d.path.as_str(), at));
                 }
-                out.push(Seen::new(field_cause(d), typed(d)));
             }
         }
     }
+    anchor_seen.sort_unstable();
     for (anchor, i) in explained {
-        if let Some((_, at)) = anchor_seen.iter().find(|(p, _)| *p == anchor) {
-            out[*at].fields.push(field_key(&diffs[i].path));
+        if let Ok(j) = anchor_seen.binary_search_by(|(p, _)| (*p).cmp(anchor)) {
+            causes.seen[anchor_seen[j].1]
+                .explained
+                .push(field_key(&diffs[i].path));
         }
     }
-    dedup(out)
+    causes.finish()
 }
 
 fn field_cause(d: &Difference) -> Cause {
@@ -246,38 +304,14 @@ fn typed(d: &Difference) -> bool {
     }
 }
 
-/// One entry per cause: fields joined (sorted, unique), typed noise only if every
-/// difference of the cause was.
-fn dedup(mut seen: Vec<Seen>) -> Vec<Seen> {
-    seen.sort_by(|a, b| a.cause.cmp(&b.cause));
-    let mut out: Vec<Seen> = Vec::with_capacity(seen.len());
-    for s in seen {
-        match out.last_mut() {
-            Some(last) if last.cause == s.cause => {
-                last.fields.extend(s.fields);
-                last.typed_noise &= s.typed_noise;
-            }
-            _ => out.push(s),
-        }
-    }
-    for s in &mut out {
-        s.fields.sort_unstable();
-        s.fields.dedup();
-    }
-    out
-}
-
-/// Paths of differences that explain what lies under them, sorted for binary search.
-fn anchors<'d>(diffs: &'d [Difference], consumed: &[bool]) -> Vec<&'d str> {
-    let mut out: Vec<&str> = diffs
+/// Paths of differences that explain what lies under them.
+fn anchors<'d>(diffs: &'d [Difference], consumed: &[bool]) -> HashSet<&'d str> {
+    diffs
         .iter()
         .zip(consumed)
         .filter(|(d, used)| !**used && is_anchor(d))
         .map(|(d, _)| d.path.as_str())
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
+        .collect()
 }
 
 fn is_anchor(d: &Difference) -> bool {
@@ -289,39 +323,39 @@ fn is_anchor(d: &Difference) -> bool {
 }
 
 /// The outermost anchor that is a proper ancestor of a JSON Pointer `path`.
-fn top_anchor<'a>(path: &str, anchors: &[&'a str]) -> Option<&'a str> {
+fn top_anchor<'a>(path: &str, anchors: &HashSet<&'a str>) -> Option<&'a str> {
     if !path.starts_with('/') || anchors.is_empty() {
         return None;
     }
-    let ancestors =
-        std::iter::once(0).chain(path.match_indices('/').map(|(i, _)| i).filter(|i| *i > 0));
-    ancestors
-        .map(|end| &path[..end])
-        .find_map(|prefix| anchors.binary_search(&prefix).ok().map(|i| anchors[i]))
+    let b = path.as_bytes();
+    let mut ancestors = std::iter::once(0).chain((1..b.len()).filter(|i| b[*i] == b'/'));
+    ancestors.find_map(|end| anchors.get(&path[..end]).copied())
 }
 
 /// Arrays whose differing scalar elements are a permutation of each other: one `Order` cause
 /// each; their differences are marked consumed.
-fn order_causes(diffs: &[Difference], consumed: &mut [bool]) -> Vec<Seen> {
+fn order_causes(diffs: &[Difference], consumed: &mut [bool], causes: &mut Causes) {
     let mut elements: Vec<(&str, usize)> = diffs
         .iter()
         .enumerate()
         .filter_map(|(i, d)| scalar_element_change(d).map(|parent| (parent, i)))
         .collect();
     if elements.len() < 2 {
-        return Vec::new();
+        return;
     }
     elements.sort_by_key(|(parent, _)| *parent);
-    let mut out = Vec::new();
     for group in elements.chunk_by(|a, b| a.0 == b.0) {
         let members: Vec<&Difference> = group.iter().map(|(_, i)| &diffs[*i]).collect();
         if members.len() >= 2 && members.len() <= MAX_ORDER_CHECK && is_permutation(&members) {
             group.iter().for_each(|(_, i)| consumed[*i] = true);
-            let key = field_key(group[0].0);
-            out.push(Seen::new(Cause::Order { key }, false));
+            causes.add(
+                Cause::Order {
+                    key: field_key(group[0].0),
+                },
+                false,
+            );
         }
     }
-    out
 }
 
 /// The parent array's path when `d` is a changed scalar element (`/tags/2`: `"a"` → `"b"`).
@@ -382,8 +416,8 @@ mod tests {
         let seen = candidate_causes(200, Some(500), &diffs);
         assert_eq!(keys(&seen), ["status 200 500"]);
         assert_eq!(
-            seen[0].fields,
-            ["status", "/error", "/items", "header:content-type"]
+            seen[0].explained,
+            ["/error", "/items", "header:content-type"]
         );
         // The secondary's status change is read from its difference.
         assert_eq!(keys(&noise_causes(&diffs)), ["status 200 500"]);
@@ -420,10 +454,10 @@ mod tests {
             keys(&seen),
             ["removed /customer", "changed /customerx", "length /tags"]
         );
-        assert_eq!(seen[2].fields, ["/tags", "/tags/*"]);
+        assert_eq!(seen[2].explained, ["/tags/*"]);
         assert_eq!(
-            seen[0].fields,
-            ["/customer", "/customer/address", "/customer/address/city"]
+            seen[0].explained,
+            ["/customer/address", "/customer/address/city"]
         );
         // A type change of the whole body explains every body difference, not headers.
         let root = [
@@ -465,7 +499,20 @@ mod tests {
                 "type /items/*/price2 number string"
             ]
         );
-        assert_eq!(seen[0].fields, ["/items/*/price"]);
+        assert!(seen[0].explained.is_empty());
+        // Beyond a few causes the lookup switches to a hash index, with the same result.
+        let many: Vec<Difference> = (0..40)
+            .map(|i| {
+                d(
+                    &format!("/f{}", i % 20),
+                    DiffKind::Changed,
+                    Some(json!(1)),
+                    Some(json!(2)),
+                )
+            })
+            .collect();
+        let seen = candidate_causes(200, Some(200), &many);
+        assert_eq!(seen.len(), 20);
     }
 
     #[test]

@@ -190,7 +190,12 @@ impl CauseStats {
             }
             self.examples.push_back(obs.id);
         }
-        for f in seen.fields {
+        if let Some(own) = seen.cause.own_field() {
+            if !self.fields.contains(own) && self.fields.len() < limits.max_fields {
+                self.fields.insert(own.to_owned());
+            }
+        }
+        for f in seen.explained {
             if self.fields.len() < limits.max_fields || self.fields.contains(&f) {
                 self.fields.insert(f);
             }
@@ -215,11 +220,14 @@ struct EndpointFindings {
 
 impl EndpointFindings {
     /// The stats of a cause, if it is tracked or there is room for it.
-    fn slot(&mut self, cause: Cause, max_causes: usize) -> Option<&mut CauseStats> {
-        if !self.causes.contains_key(&cause) && self.causes.len() >= max_causes {
-            return None;
+    fn slot(&mut self, cause: &Cause, max_causes: usize) -> Option<&mut CauseStats> {
+        if !self.causes.contains_key(cause) {
+            if self.causes.len() >= max_causes {
+                return None;
+            }
+            self.causes.insert(cause.clone(), CauseStats::new());
         }
-        Some(self.causes.entry(cause).or_insert_with(CauseStats::new))
+        self.causes.get_mut(cause)
     }
 }
 
@@ -278,7 +286,7 @@ impl FindingsModel {
         let seq = ep.total;
         let mut dropped = 0;
         for seen in candidate_causes(obs.primary_status, obs.answered_status(), obs.differences) {
-            match ep.slot(seen.cause.clone(), limits.max_causes) {
+            match ep.slot(&seen.cause, limits.max_causes) {
                 Some(stats) => stats.record(seen, seq, obs, &limits),
                 None => dropped += 1,
             }
@@ -286,7 +294,7 @@ impl FindingsModel {
         if let Some(noise) = obs.noise {
             ep.noise_total += 1;
             for seen in noise_causes(noise) {
-                match ep.slot(seen.cause, limits.max_causes) {
+                match ep.slot(&seen.cause, limits.max_causes) {
                     Some(stats) => stats.noise_count += 1,
                     None => dropped += 1,
                 }
