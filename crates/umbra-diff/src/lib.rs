@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod decode;
 pub mod endpoint;
+pub mod findings;
 mod json_text;
 pub mod latency;
 pub mod model;
@@ -19,10 +20,12 @@ pub mod pointer;
 pub mod redact;
 pub mod secret;
 mod tree;
+pub mod typed_noise;
 
 pub use compare::{compare, digest, line_diff, CompareConfig, LineChange, LineOp};
 pub use decode::{decode_body, DecodeError};
 pub use endpoint::{EndpointGrouper, TemplateError};
+pub use findings::{Finding, FindingsConfig, FindingsLimits, FindingsModel, Observation, Severity};
 pub use latency::{regression, LatencyRegression, Percentiles};
 pub use model::{Comparison, DiffKind, Difference, Request, Response, Verdict};
 pub use noise::{field_key, is_significant, FieldStat, NoiseLimits, NoiseModel, Thresholds};
@@ -32,3 +35,4 @@ pub use redact::{
     redact_response, Redaction, DEFAULT_REDACTED_HEADERS, REDACTED,
 };
 pub use secret::{squash_name, SecretNames};
+pub use typed_noise::is_typed_noise;
