@@ -62,6 +62,8 @@ pub async fn handle(
     // for matching and logs.
     let host_value = original_host(scan.host.as_ref(), &uri);
     let host = strip_port(host_value.to_str().unwrap_or(""));
+    // The snapshot the whole request is handled under; the record borrows its route and service.
+    let snap = proxy.runtime.load();
     let mut rec = Record::new(start, &method, uri.path(), host, &request_id);
     let mut req = Req {
         method: &method,
@@ -90,7 +92,6 @@ pub async fn handle(
         if let Some(e) = refuse(&req, version) {
             break 'stages Err(e);
         }
-        let snap = proxy.runtime.load();
         let body = req.body.take();
         let route = stage!(route(&snap, &mut req, &mut rec));
         let side = stage!(choose_side(&snap, &route, &req, &mut rec));
@@ -203,11 +204,11 @@ struct Req<'a> {
 }
 
 /// **Route**: the route that matches, and whether the declared body fits the limit.
-fn route(
-    snap: &Snapshot,
+fn route<'s>(
+    snap: &'s Snapshot,
     req: &mut Req<'_>,
-    rec: &mut Record<'_>,
-) -> Result<Arc<Route>, ProxyError> {
+    rec: &mut Record<'s>,
+) -> Result<&'s Arc<Route>, ProxyError> {
     let view = RequestView {
         method: req.method,
         host: req.host,
@@ -216,7 +217,7 @@ fn route(
         headers: &req.headers,
         client_ip: Some(req.peer.ip()),
     };
-    let Some(route) = snap.route_for(&view).cloned() else {
+    let Some(route) = snap.route_for(&view) else {
         rec.shadow = "no_route";
         return Err(ProxyError::NoRoute {
             method: req.method.to_string(),
@@ -225,7 +226,7 @@ fn route(
         });
     };
     route.stats.requests.fetch_add(1, Ordering::Relaxed);
-    rec.route = Some(route.clone());
+    rec.route = Some(route);
     if req.scan.upgrade {
         let wanted = upgrade_protocol(&req.headers).unwrap_or_default();
         if !route.spec.upgrades.contains(&wanted) {
@@ -253,7 +254,7 @@ fn choose_side<'s>(
     snap: &'s Snapshot,
     route: &Route,
     req: &Req<'_>,
-    rec: &mut Record<'_>,
+    rec: &mut Record<'s>,
 ) -> Result<SideChoice<'s>, ProxyError> {
     let mut service_name = route.spec.service.as_str();
     let mut set_cookie = None;
@@ -276,7 +277,7 @@ fn choose_side<'s>(
     }
     match snap.service(service_name) {
         Some(s) => {
-            rec.service = Some(s.clone());
+            rec.service = Some(s);
             Ok(SideChoice {
                 service: s,
                 set_cookie,

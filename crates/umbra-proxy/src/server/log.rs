@@ -20,8 +20,9 @@ pub(super) struct Record<'a> {
     path: &'a str,
     host: &'a str,
     request_id: &'a HeaderValue,
-    pub route: Option<Arc<Route>>,
-    pub service: Option<Arc<Service>>,
+    /// Borrowed from the snapshot the request is handled under.
+    pub route: Option<&'a Arc<Route>>,
+    pub service: Option<&'a Arc<Service>>,
     pub upstream: Option<Arc<ServerState>>,
     /// Whether the request was mirrored, or why not.
     pub shadow: &'static str,
