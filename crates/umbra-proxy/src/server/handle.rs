@@ -94,18 +94,18 @@ pub async fn handle(
         }
         let body = req.body.take();
         let route = stage!(route(&snap, &mut req, &mut rec));
-        let side = stage!(choose_side(&snap, &route, &req, &mut rec));
+        let side = stage!(choose_side(&snap, route, &req, &mut rec));
         let trusted = snap.config.proxy.trusts(req.peer.ip());
-        let target = target(&route, &mut req, trusted);
+        let target = target(route, &mut req, trusted);
         let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
         let prefix = target
             .stripped
             .as_ref()
             .and_then(|p| HeaderValue::from_str(p).ok());
         let (added, has_host) = upstream_fields(&req, &forwarded, prefix.as_ref());
-        let shadow = plan_shadow(&snap, &route, &req, body.as_ref(), proxy, &mut rec);
+        let shadow = plan_shadow(&snap, route, &req, body.as_ref(), proxy, &mut rec);
         let (body, copies) = start_shadow(
-            &snap, &route, &req, body, &target, &added, shadow, proxy, &rec,
+            &snap, route, &req, body, &target, &added, shadow, proxy, &rec,
         );
         let out = Outgoing {
             req: &req,
@@ -129,7 +129,7 @@ pub async fn handle(
         Ok(respond(
             sent,
             &req,
-            &route,
+            route,
             side.set_cookie,
             copies,
             client_upgrade,
