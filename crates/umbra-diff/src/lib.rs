@@ -10,6 +10,8 @@
 pub mod compare;
 pub mod decode;
 pub mod endpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod latency;
 pub mod model;
 pub mod noise;

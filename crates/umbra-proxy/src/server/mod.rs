@@ -6,7 +6,7 @@
 //! and its own upstream pools, so the hot path shares nothing but atomics and one `ArcSwap`.
 
 mod balance;
-mod front;
+pub(crate) mod front;
 mod handle;
 mod log;
 mod reply;
