@@ -7,14 +7,20 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   default 60 s, every target
 #   scripts/fuzz.sh --ci [TARGET...]                   20 s each, as CI runs it
 #
+# Targets are built with AddressSanitizer (FUZZ_SANITIZER=none to skip it); --ci skips it, as
+# the build is most of CI's time and umbra's own code is safe Rust (a failed assertion or a
+# panic is what a target finds there).
+#
 # Needs rustup's nightly toolchain (installed if missing), cargo-fuzz (installed if missing)
 # and a C++ compiler for libFuzzer (Debian: g++).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=60
+sanitizer=${FUZZ_SANITIZER:-address}
 if [ "${1:-}" = "--ci" ]; then
   seconds=20
+  sanitizer=${FUZZ_SANITIZER:-none}
   shift
 elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
   seconds=$1
@@ -45,7 +51,7 @@ fi
 
 start=$SECONDS
 echo "fuzz.sh: building ${#targets[@]} targets"
-cargo "+$toolchain" fuzz build
+cargo "+$toolchain" fuzz build --sanitizer "$sanitizer"
 echo "fuzz.sh: built in $((SECONDS - start)) s; ${seconds} s per target"
 
 failed=()
@@ -53,7 +59,7 @@ for t in "${targets[@]}"; do
   mkdir -p "fuzz/work/$t" "fuzz/artifacts/$t"
   log="fuzz/work/$t.log"
   echo "fuzz.sh: $t"
-  if cargo "+$toolchain" fuzz run "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
+  if cargo "+$toolchain" fuzz run --sanitizer "$sanitizer" "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$seconds" -timeout="$input_timeout" -print_final_stats=1 >"$log" 2>&1; then
     # The last status line says how many inputs ran and how fast.
     grep -E '^#[0-9]+' "$log" | tail -n 1 || true
@@ -64,8 +70,8 @@ for t in "${targets[@]}"; do
     artifact=$(grep -o 'Test unit written to .*' "$log" | sed 's/Test unit written to //' | tail -n 1)
     if [ -n "$artifact" ]; then
       echo "fuzz.sh: the input is $artifact" >&2
-      echo "fuzz.sh: reproduce with: cargo +$toolchain fuzz run $t $artifact" >&2
-      echo "fuzz.sh: minimize with:  cargo +$toolchain fuzz tmin $t $artifact" >&2
+      echo "fuzz.sh: reproduce with: cargo +$toolchain fuzz run -s $sanitizer $t $artifact" >&2
+      echo "fuzz.sh: minimize with:  cargo +$toolchain fuzz tmin -s $sanitizer $t $artifact" >&2
     fi
   fi
 done

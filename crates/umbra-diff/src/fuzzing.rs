@@ -39,3 +39,23 @@ pub fn structural(a: &[u8], b: &[u8]) -> Option<(bool, u64, u64)> {
     let (a, b) = (a.root(), b.root());
     Some((a.same(b), a.structural_hash(), b.structural_hash()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_duplicates_and_structure() {
+        assert_eq!(
+            json_value(b" [1, {\"a\": null}] "),
+            Some(serde_json::json!([1, {"a": null}]))
+        );
+        assert_eq!(json_value(b"[1,]"), None);
+        assert!(has_duplicate_keys(br#"[{"a":1},{"b":{"c":1,"c":2}}]"#));
+        assert!(!has_duplicate_keys(br#"{"a":{"a":1},"b":[{"a":2}]}"#));
+        let (same, ha, hb) = structural(br#"{"x":1,"y":2}"#, br#"{"y":2.0,"x":1}"#).unwrap();
+        assert!(same);
+        assert_eq!(ha, hb);
+        assert_eq!(structural(b"1", b"{"), None);
+    }
+}

@@ -11,6 +11,8 @@ use crate::server::front::{self, Parsed};
 use crate::wire::relay::Relayed;
 
 /// What the fast lane made of the bytes at the front of a buffer.
+// Matched at once, as the parser's own result is.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RequestHead {
     /// A fast-lane request (its body dropped: the fast lane takes none), and whether the
@@ -101,5 +103,50 @@ impl ChunkedDecoder {
             Step::More => ChunkStep::More,
             Step::End => ChunkStep::End,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_heads_are_taken_or_left_in_place() {
+        let mut buf =
+            BytesMut::from(&b"GET /a?b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET"[..]);
+        match request_head(&mut buf) {
+            RequestHead::Request(req, close) => {
+                assert_eq!(req.uri(), "/a?b");
+                assert_eq!(req.headers()["host"], "h");
+                assert!(close);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(&buf[..], b"GET", "the next request's bytes stay");
+        assert!(matches!(request_head(&mut buf), RequestHead::Partial));
+        let body = &b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"[..];
+        let mut buf = BytesMut::from(body);
+        assert!(matches!(request_head(&mut buf), RequestHead::Other));
+        assert_eq!(&buf[..], body);
+    }
+
+    #[test]
+    fn response_heads_and_chunks() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
+        let head = response_head(&mut buf, false).unwrap().unwrap();
+        assert_eq!(
+            (head.status, head.framing),
+            (StatusCode::OK, Framing::Chunked)
+        );
+        assert!(head.reusable && buf.is_empty());
+
+        let mut dec = ChunkedDecoder::default();
+        let mut buf = BytesMut::from(&b"2\r\nhi\r\n0\r\n\r\nrest"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            ChunkStep::Data(Bytes::from("hi"))
+        );
+        assert_eq!(dec.decode(&mut buf).unwrap(), ChunkStep::End);
+        assert_eq!(&buf[..], b"rest");
     }
 }
