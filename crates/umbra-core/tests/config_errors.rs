@@ -51,6 +51,35 @@ fn invalid_rule_shows_column() {
     assert!(e.contains("umbra.toml:7:22:"), "{e}");
 }
 
+/// Found by the `config` fuzz target: a rule spread over lines (or spelled with escapes) had
+/// its error column counted from the opening quote as if the value were one line of plain
+/// characters, pointing past the end of the line.
+#[test]
+fn rule_columns_are_found_in_the_file_text() {
+    let route = |rule: &str| {
+        format!("{SERVICES}\n[[routes]]\nname = \"a\"\nrule = {rule}\nservice = \"api\"\n")
+    };
+    // Multi-line: `Path(`x`)` is refused at its value, rule column 21 on the rule's 2nd line.
+    let e = errors(&route("\"\"\"Host(`a`)\n  && Path(`x`)\"\"\""));
+    assert!(e.contains("invalid rule at column 21"), "{e}");
+    assert!(e.contains("umbra.toml:8:11:"), "{e}");
+    // The newline right after `\"\"\"` is not part of the value.
+    let e = errors(&route("\"\"\"\nHost(`a`) && Pth(`/x`)\"\"\""));
+    assert!(e.contains("invalid rule at column 14"), "{e}");
+    assert!(e.contains("umbra.toml:8:14:"), "{e}");
+    // An escape takes two characters of the file for one of the rule.
+    let e = errors(&route("\"Host(\\\"a\\\") && Pth(`/x`)\""));
+    assert!(e.contains("invalid rule at column 14"), "{e}");
+    assert!(e.contains("umbra.toml:7:24:"), "{e}");
+    // A literal string has no escapes.
+    let e = errors(&route("'Host(`a`) && Pth(`/x`)'"));
+    assert!(e.contains("umbra.toml:7:22:"), "{e}");
+    // After `${VAR}` expansion the rule's columns are not the file's: the value is pointed at.
+    let e = errors(&route("\"Host(`${SET}`) && Pth(`/x`)\""));
+    assert!(e.contains("invalid rule at column 18"), "{e}");
+    assert!(e.contains("umbra.toml:7:8:"), "{e}");
+}
+
 #[test]
 fn bad_units_and_urls() {
     let e = errors("[proxy]\ntimeout = \"30 parsecs\"\nmax_body = \"ten\"\n[services.api]\nservers = [\"ftp//x\"]\n");

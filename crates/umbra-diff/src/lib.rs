@@ -11,6 +11,8 @@ pub mod compare;
 pub mod decode;
 pub mod endpoint;
 pub mod findings;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json_text;
 pub mod latency;
 pub mod model;

@@ -17,6 +17,8 @@ use umbra_core::Runtime;
 
 pub mod client;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mirror;
 pub mod server;
 pub mod wire;

@@ -76,6 +76,93 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The byte offset in `text` of the `column`-th character (1-based) of the TOML string whose
+/// token starts at `start` (escapes, line continuations and a multi-line string's first
+/// newline accounted for); one past the end points at the closing quote. None when no string
+/// starts there, or when the value holds a `$`: the rule was read after `${VAR}` expansion,
+/// so its columns are not the file's.
+pub(crate) fn string_char_offset(text: &str, start: usize, column: usize) -> Option<usize> {
+    let token = text.get(start..)?;
+    let delim = ["\"\"\"", "'''", "\"", "'"]
+        .into_iter()
+        .find(|d| token.starts_with(d))?;
+    let literal = delim.starts_with('\'');
+    let mut at = delim.len();
+    if delim.len() == 3 {
+        at += [("\r\n", 2), ("\n", 1)]
+            .iter()
+            .find(|(nl, _)| token[at..].starts_with(nl))
+            .map_or(0, |(_, n)| *n);
+    }
+    // Where each character of the value starts.
+    let mut chars = Vec::new();
+    loop {
+        let rest = &token[at..];
+        if rest.starts_with(delim) {
+            // Up to two quotes right before a multi-line string's closing delimiter are
+            // part of the value.
+            let quote = delim.as_bytes()[0];
+            let extra = rest.as_bytes()[delim.len()..]
+                .iter()
+                .take(2)
+                .take_while(|&&b| b == quote && delim.len() == 3)
+                .count();
+            chars.extend((0..extra).map(|i| at + i));
+            at += extra;
+            break;
+        }
+        let c = rest.chars().next()?;
+        let len = if c == '\\' && !literal {
+            match escape_len(rest)? {
+                Escape::Char(len) => len,
+                Escape::Continuation(len) => {
+                    at += len;
+                    continue;
+                }
+            }
+        } else {
+            c.len_utf8()
+        };
+        let escaped = rest.get(..len)?;
+        if c == '$' || escaped_char(escaped) == Some('$') {
+            return None;
+        }
+        chars.push(at);
+        at += len;
+    }
+    Some(start + chars.get(column.max(1) - 1).copied().unwrap_or(at))
+}
+
+enum Escape {
+    /// An escape of this many bytes that stands for one character.
+    Char(usize),
+    /// A line-ending backslash and the whitespace it swallows, this many bytes.
+    Continuation(usize),
+}
+
+/// The escape at the front of `rest` (which starts with a backslash).
+fn escape_len(rest: &str) -> Option<Escape> {
+    let next = rest[1..].chars().next()?;
+    Some(match next {
+        'u' => Escape::Char(6),
+        'U' => Escape::Char(10),
+        'x' => Escape::Char(4),
+        ' ' | '\t' | '\r' | '\n' => {
+            let ws = rest[1..]
+                .find(|c: char| !c.is_ascii_whitespace())
+                .unwrap_or(rest.len() - 1);
+            Escape::Continuation(1 + ws)
+        }
+        c => Escape::Char(1 + c.len_utf8()),
+    })
+}
+
+/// The character a `\u`, `\U` or `\x` escape stands for.
+fn escaped_char(escape: &str) -> Option<char> {
+    let hex = escape.strip_prefix('\\')?.get(1..)?;
+    u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+}
+
 /// Finds the span of a dotted key path (`routes[1].shadow.service`) in a TOML document, so
 /// validation errors can point at the line. Falls back to the closest parent that exists.
 pub fn locate(doc: &toml_edit::ImDocument<&str>, key: &str) -> Option<Range<usize>> {

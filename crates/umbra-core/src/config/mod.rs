@@ -268,12 +268,13 @@ impl Config {
             if let Ok(doc) = toml_edit::ImDocument::parse(text) {
                 for err in &mut errors {
                     if let Some(span) = error::locate(&doc, &err.key) {
-                        let (line, mut col) = line_col(text, span.start);
-                        if let Some(inner) = err.inner_column {
-                            // Skip the opening quote of the string value.
-                            col += inner;
-                        }
-                        err.position = Some((line, col));
+                        // A column inside the value (a rule's) is found in the file's text,
+                        // which may spread the value over lines and spell it with escapes.
+                        let at = err
+                            .inner_column
+                            .and_then(|c| error::string_char_offset(text, span.start, c))
+                            .unwrap_or(span.start);
+                        err.position = Some(line_col(text, at));
                     }
                 }
             }

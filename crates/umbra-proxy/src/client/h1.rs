@@ -160,7 +160,7 @@ pub fn encode_request(
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     Length(u64),
     Chunked,
     /// Until the server closes the connection (never reusable).
@@ -174,8 +174,8 @@ pub struct Head {
     pub status: StatusCode,
     pub version: Version,
     pub fields: Relayed,
-    framing: Framing,
-    reusable: bool,
+    pub(crate) framing: Framing,
+    pub(crate) reusable: bool,
 }
 
 /// Writes `wire` and reads the response head, by `deadline`. `head_request`: the request was
@@ -258,7 +258,7 @@ impl Facts {
 
 /// Parses one complete final response head off the front of `buf` (skipping 1xx interim
 /// responses); None when more bytes are needed.
-fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Error> {
+pub(crate) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Error> {
     loop {
         let mut slots =
             [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
@@ -392,7 +392,7 @@ enum State {
 
 /// Where a chunked decoder stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(crate) enum Chunk {
     Size,
     Data(u64),
     DataEnd,
@@ -400,7 +400,7 @@ enum Chunk {
     Trailers(u32),
 }
 
-enum Step {
+pub(crate) enum Step {
     Data(Bytes),
     More,
     End,
@@ -444,7 +444,7 @@ fn chunk_size(l: &[u8]) -> Result<u64, Error> {
 }
 
 /// Decodes what `buf` holds of a chunked body.
-fn decode_chunked(state: &mut Chunk, buf: &mut BytesMut) -> Result<Step, Error> {
+pub(crate) fn decode_chunked(state: &mut Chunk, buf: &mut BytesMut) -> Result<Step, Error> {
     loop {
         match *state {
             Chunk::Size => match line(buf)? {

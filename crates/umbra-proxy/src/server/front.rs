@@ -145,7 +145,7 @@ where
 /// A request head, read or not yet.
 // Returned once per request and matched at once: a move is cheaper than a box.
 #[allow(clippy::large_enum_variant)]
-enum Parsed {
+pub(crate) enum Parsed {
     /// A request for the fast lane, and whether the client asked to close after it.
     Request(Request<Option<hyper::body::Incoming>>, bool),
     Partial,
@@ -154,7 +154,7 @@ enum Parsed {
 }
 
 /// Parses the head at the start of `buf`; a fast-lane request's bytes leave the buffer.
-fn parse(buf: &mut BytesMut) -> Parsed {
+pub(crate) fn parse(buf: &mut BytesMut) -> Parsed {
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default()

@@ -7,7 +7,7 @@
 
 mod balance;
 mod conns;
-mod front;
+pub(crate) mod front;
 mod handle;
 mod log;
 mod reply;
