@@ -196,3 +196,63 @@ fn admin_hosts_are_host_names() {
     let e = errors("[admin]\nhostz = [\"x\"]\n");
     assert!(e.contains("unknown field `hostz`"), "{e}");
 }
+
+#[test]
+fn edge_keys_are_checked_and_named() {
+    let e = errors(
+        "[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\", \"proxy.internal\"]\nidle_timeout = \"10ms\"\n",
+    );
+    assert!(!e.contains("trusted_proxies[0]"), "{e}");
+    assert!(
+        e.contains("proxy.trusted_proxies[1]") && e.contains("CIDR"),
+        "{e}"
+    );
+    assert!(e.contains("proxy.trusted_proxies[2]"), "{e}");
+    assert!(
+        e.contains("proxy.idle_timeout: must be at least 100ms"),
+        "{e}"
+    );
+
+    let route = |extra: &str| {
+        format!("{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n{extra}\n")
+    };
+    let e = errors(&route("upgrades = [\"websocket\", \"h2c\", \"a b\"]"));
+    assert!(
+        e.contains("routes[0].upgrades[1]") && e.contains("h2c"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].upgrades[2]") && e.contains("not a protocol"),
+        "{e}"
+    );
+    assert!(!e.contains("upgrades[0]"), "{e}");
+
+    let ok = Config::parse(
+        &route("upgrades = [\"WebSocket\"]\nunderscores_in_headers = true"),
+        "umbra.toml",
+        &|_| None,
+    )
+    .expect("valid");
+    assert_eq!(ok.routes[0].upgrades, ["websocket"]);
+    assert!(ok.routes[0].underscores_in_headers);
+    let plain = Config::parse(&route(""), "umbra.toml", &|_| None).expect("valid");
+    assert_eq!(
+        plain.routes[0].upgrades,
+        ["websocket"],
+        "WebSocket by default"
+    );
+    assert!(
+        !plain.proxy.trusts("127.0.0.1".parse().unwrap()),
+        "no peer trusted by default"
+    );
+    let trusted = Config::parse(
+        "[proxy]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        "umbra.toml",
+        &|_| None,
+    )
+    .expect("valid");
+    assert!(
+        trusted.proxy.trusts("::ffff:127.0.0.1".parse().unwrap()),
+        "v4-mapped peers too"
+    );
+}
