@@ -143,7 +143,11 @@ fn own_matchers(req: &Req) -> Vec<String> {
             out.push(format!("PathPrefix(`{}`)", &req.path[..cut]));
         }
     }
-    out.push(format!("Method(`{}`)", req.method));
+    // As in Traefik, a rule's method is upper-cased and a request's compared as sent: only an
+    // upper-case request method is matched by its own name.
+    if !req.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        out.push(format!("Method(`{}`)", req.method));
+    }
     for (name, value) in &req.headers {
         if let Ok(v) = value.to_str() {
             if quotable(v) {
@@ -151,9 +155,9 @@ fn own_matchers(req: &Req) -> Vec<String> {
             }
         }
     }
-    for pair in req.query.as_deref().unwrap_or("").split('&') {
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        if !key.is_empty() && quotable(key) && !key.contains(['%', '+']) {
+    // A key-only `Query` matches the key given with no value (Traefik's `?mobile`).
+    for key in req.query.as_deref().unwrap_or("").split('&') {
+        if !key.is_empty() && !key.contains('=') && quotable(key) && !key.contains(['%', '+']) {
             out.push(format!("Query(`{key}`)"));
         }
     }
