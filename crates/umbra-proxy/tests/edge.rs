@@ -569,3 +569,44 @@ async fn on_http2_the_authority_wins_over_a_host_field() {
     );
     drop(send);
 }
+
+#[tokio::test]
+async fn upstream_framing_umbra_does_not_pass_on() {
+    const NO_CONTENT: &[u8] =
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\nConnection: close\r\n\r\n";
+    const OLD: &[u8] = b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nuntil close";
+    const BARE_LF: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\nhello\r\n0\r\n\r\n";
+    let get = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    for lane in [true, false] {
+        // A 204 carries no length (RFC 9110 §8.6).
+        let up = Upstream::start(NO_CONTENT).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(u.addr, get).await;
+        assert_eq!(status(&r), "204", "lane {lane}: {r}");
+        assert_eq!(field(&r, "x-a"), ["1"], "{r}");
+        assert!(field(&r, "content-length").is_empty(), "lane {lane}: {r}");
+
+        // An HTTP/1.0 upstream does not make the client's answer HTTP/1.0.
+        let up = Upstream::start(OLD).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, _) = exchange(u.addr, get).await;
+        assert!(r.starts_with("HTTP/1.1 200 "), "lane {lane}: {r}");
+        assert!(r.contains("until close"), "the whole body: {r}");
+
+        // A chunk line ended by a bare LF is refused: the client never gets a body that looks
+        // complete (no last chunk), and the connection ends.
+        let up = Upstream::start(BARE_LF).await;
+        let u = umbra(lane, &up, "", "");
+        let (r, closed) = exchange(u.addr, get).await;
+        assert!(closed, "lane {lane}: {r}");
+        assert!(
+            !r.contains("hello"),
+            "lane {lane}: the misframed chunk is not relayed: {r:?}"
+        );
+        assert!(
+            !r.ends_with("0\r\n\r\n"),
+            "lane {lane}: no last chunk: {r:?}"
+        );
+    }
+}

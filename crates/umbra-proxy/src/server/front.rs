@@ -245,7 +245,7 @@ async fn write_response(
     };
     answer.fields(&mut head);
     let (dated, known) = (head.dated, head.known);
-    let (_, mut body) = answer.into_body();
+    let mut body = answer.into_body();
     if !keep_alive {
         put_field(out, b"connection", b"close");
     }

@@ -115,26 +115,7 @@ pub async fn handle(
             body,
         };
         let sent = stage!(forward(side.service, out, &snap, &mut rec).await);
-        let client_upgrade = req.client_upgrade.take();
-        if sent.resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
-            // Nothing on the client's side can switch: the connection ends with an error instead
-            // of waiting for bytes that will never be HTTP.
-            let server = rec
-                .upstream
-                .as_ref()
-                .map(|s| s.addr.url())
-                .unwrap_or_default();
-            break 'stages Err(ProxyError::UnsolicitedSwitch { server });
-        }
-        Ok(respond(
-            sent,
-            &req,
-            route,
-            side.set_cookie,
-            copies,
-            client_upgrade,
-            snap.config.proxy.idle_timeout,
-        ))
+        respond(sent, &mut req, route, side.set_cookie, copies, &snap, &rec)
     };
     let reply = match result {
         Ok(reply) => reply,
@@ -618,21 +599,30 @@ fn upstream_error(server: &ServerState, e: client::SendError, timeout: Duration)
 /// protocol switch spliced when both sides upgrade.
 fn respond(
     sent: Sent,
-    req: &Req<'_>,
+    req: &mut Req<'_>,
     route: &Route,
     set_cookie: Option<String>,
     copies: Option<Copies>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    idle: Duration,
-) -> Reply {
+    snap: &Snapshot,
+    rec: &Record<'_>,
+) -> Result<Reply, ProxyError> {
     let Sent {
         mut resp,
         mut relayed,
         _in_flight,
     } = sent;
     let is_101 = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if let Some(client_up) = client_upgrade.filter(|_| is_101) {
-        splice_upgrade(client_up, &mut resp);
+    match req.client_upgrade.take() {
+        Some(client_up) if is_101 => splice_upgrade(client_up, &mut resp),
+        // Nothing on the client's side can switch: the connection ends with an error instead
+        // of waiting for bytes that will never be HTTP.
+        None if is_101 => {
+            let server = rec.upstream.as_ref().map(|s| s.addr.url());
+            return Err(ProxyError::UnsolicitedSwitch {
+                server: server.unwrap_or_default(),
+            });
+        }
+        _ => {}
     }
     let (mut parts, body) = resp.into_parts();
     // umbra answers in its own HTTP version, whatever the upstream spoke (an HTTP/1.0
@@ -662,18 +652,18 @@ fn respond(
             parts.headers.append(http::header::SET_COOKIE, v);
         }
     }
-    let mut tee = Tee::new(body).idle(idle);
+    let mut tee = Tee::new(body).idle(snap.config.proxy.idle_timeout);
     if let Some(copies) = copies {
         let _ = copies
             .head
             .send((parts.status.as_u16(), parts.headers.clone()));
         let _ = copies.body.send(tee.capture(route.spec.compare.max_body));
     }
-    Reply::new(
+    Ok(Reply::new(
         Response::from_parts(parts, ProxyBody::Stream(tee)),
         relayed,
         own_id,
-    )
+    ))
 }
 
 /// The response framing the client may see: no `Content-Length` beside a

@@ -127,10 +127,9 @@ impl Reply {
         }
     }
 
-    /// The status and body, for the fast lane once it has written the fields.
-    pub(crate) fn into_body(self) -> (http::StatusCode, ProxyBody) {
-        let (parts, body) = self.resp.into_parts();
-        (parts.status, body)
+    /// The body, for the fast lane once it has written the status line and the fields.
+    pub(crate) fn into_body(self) -> ProxyBody {
+        self.resp.into_body()
     }
 
     /// The reply as one `Response`, for hyper's server.
