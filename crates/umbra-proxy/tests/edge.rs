@@ -5,12 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod support;
+
+use support::Umbra;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use umbra_core::telemetry::Metrics;
-use umbra_core::{Config, Runtime};
-use umbra_proxy::{ComparisonSink, Proxy};
+use umbra_core::Config;
 
 /// An upstream that records every request's raw bytes and answers each with `reply`, then
 /// closes the connection.
@@ -89,21 +89,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-struct Umbra {
-    addr: std::net::SocketAddr,
-    shutdown: CancellationToken,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Umbra {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// umbra on one lane in front of `upstream`, with `extra` proxy keys and route keys.
 fn umbra(fast_lane: bool, upstream: &Upstream, proxy_keys: &str, route_keys: &str) -> Umbra {
     let text = format!(
@@ -114,19 +99,7 @@ fn umbra(fast_lane: bool, upstream: &Upstream, proxy_keys: &str, route_keys: &st
         upstream.addr
     );
     let config = Config::parse(&text, "test.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    let (etx, _erx) = tokio::sync::mpsc::channel(100);
-    let rt = Runtime::new(config, Arc::new(Metrics::new()), etx);
-    let proxy = Proxy::new(rt, Arc::new(ComparisonSink::disabled()));
-    let listeners = umbra_proxy::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
-    let addr = listeners[0].local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let s = shutdown.clone();
-    let thread = std::thread::spawn(move || umbra_proxy::serve(listeners, proxy, s));
-    Umbra {
-        addr,
-        shutdown,
-        thread: Some(thread),
-    }
+    support::start(config)
 }
 
 /// What the client got: the whole bytes until umbra closed or 2 s of silence.

@@ -20,18 +20,16 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use umbra_core::telemetry::Metrics;
-use umbra_core::{Config, Runtime};
-use umbra_proxy::{ComparisonSink, Proxy};
+use umbra_core::Config;
+
+mod support;
+use support::Umbra;
 use umbra_testkit::{show, Body, Head, RawRequest, RawUpstream, WireError, WireReader};
 
 /// Cases on which the two lanes are known to disagree today: (case name, what each lane does).
@@ -70,40 +68,6 @@ const TUNNEL_PING: &[u8] = b"ping through the tunnel";
 
 // ---------------------------------------------------------------------------------------------
 // The two umbras
-
-/// One umbra in-process, stopped on drop.
-struct Umbra {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Umbra {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn start_umbra(config: Config) -> Umbra {
-    let (sink, _comparisons) = ComparisonSink::new(1000);
-    let (events, _) = mpsc::channel(100);
-    let rt = Runtime::new(config, Arc::new(Metrics::new()), events);
-    let proxy = Proxy::new(rt, Arc::new(sink));
-    let listeners = umbra_proxy::bind("127.0.0.1:0".parse().expect("an address"), 1)
-        .expect("bind umbra on 127.0.0.1:0");
-    let addr = listeners[0].local_addr().expect("local_addr");
-    let shutdown = CancellationToken::new();
-    let s = shutdown.clone();
-    let thread = std::thread::spawn(move || umbra_proxy::serve(listeners, proxy, s));
-    Umbra {
-        addr,
-        shutdown,
-        thread: Some(thread),
-    }
-}
 
 /// The config both lanes share but for `fast_lane`: a catch-all route to `main`, a
 /// strip-prefix route, a canary route sticky by cookie (canary: `alt`), a route by `Host`
@@ -172,7 +136,7 @@ impl Lane {
                 .start()
         };
         let (main, alt) = (upstream().await, upstream().await);
-        let umbra = start_umbra(config(fast_lane, &main, &alt));
+        let umbra = support::start(config(fast_lane, &main, &alt));
         Lane {
             name,
             umbra,

@@ -7,59 +7,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::json;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use umbra_core::telemetry::Metrics;
-use umbra_core::{Config, Runtime};
-use umbra_diff::Comparison;
-use umbra_proxy::{ComparisonSink, Proxy};
+use umbra_core::Config;
+
+mod support;
+
+use support::{start, start_workers};
 use umbra_testkit::{assert_eventually, get, raw_http, send, Fixture, KeepAlive};
-
-struct Umbra {
-    url: String,
-    addr: std::net::SocketAddr,
-    rt: Arc<Runtime>,
-    comparisons: mpsc::Receiver<Comparison>,
-    shutdown: CancellationToken,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Umbra {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn config(body: &str) -> Config {
     let text = format!("[proxy]\nlisten = \"127.0.0.1:0\"\ntimeout = \"1s\"\nmax_body = \"1KiB\"\ngrace = \"2s\"\n[log]\naccess = false\n{body}");
     Config::parse(&text, "test.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn start(config: Config) -> Umbra {
-    start_workers(config, 1)
-}
-
-fn start_workers(config: Config, workers: usize) -> Umbra {
-    let (sink, rx) = ComparisonSink::new(1000);
-    let (etx, _erx) = mpsc::channel(100);
-    let rt = Runtime::new(config, Arc::new(Metrics::new()), etx);
-    let proxy = Proxy::new(rt.clone(), Arc::new(sink));
-    let listeners = umbra_proxy::bind("127.0.0.1:0".parse().unwrap(), workers).unwrap();
-    let addr = listeners[0].local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let s = shutdown.clone();
-    let thread = std::thread::spawn(move || umbra_proxy::serve(listeners, proxy, s));
-    Umbra {
-        url: format!("http://{addr}"),
-        addr,
-        rt,
-        comparisons: rx,
-        shutdown,
-        thread: Some(thread),
-    }
 }
 
 fn service(name: &str, fx: &[&Fixture]) -> String {
