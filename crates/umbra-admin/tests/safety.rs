@@ -14,22 +14,7 @@ use tokio_util::sync::CancellationToken;
 use umbra_core::Config;
 use umbra_testkit::TestResponse;
 
-const CONFIG: &str = r#"
-[log]
-access = false
-
-[services.v1]
-servers = ["http://127.0.0.1:9"]
-
-[services.v2]
-servers = ["http://127.0.0.1:10"]
-
-[[routes]]
-name = "api"
-rule = "PathPrefix(`/api`)"
-service = "v1"
-shadow = { service = "v2", percent = 50 }
-"#;
+use common::CONFIG;
 
 /// An admin serving on `bind` (port 0), stopped when dropped.
 struct Admin {
