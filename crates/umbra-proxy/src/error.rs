@@ -4,7 +4,7 @@
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::server::ProxyBody;
-use crate::wire::body::{BodyTooLarge, BoxError, ClientBodyError};
+use crate::wire::body::BoxError;
 
 /// Where a failure came from (pingora's `ErrorSource`): the client's request, the upstream,
 /// or umbra itself. Only upstream failures count against an upstream.
@@ -128,26 +128,9 @@ impl ProxyError {
     }
 }
 
-/// Finds the client-body error inside an error's source chain, taking it out of its box.
-pub(crate) fn find_client_body(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<ClientBodyError>() {
-            return Some(t.to_string());
-        }
-        cur = err.source();
-    }
-    None
-}
-
-/// Finds the body-limit error inside an error's source chain.
-pub(crate) fn find_too_large(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<BodyTooLarge>() {
-            return Some(t.limit);
-        }
-        cur = err.source();
-    }
-    None
+/// The first error of type `T` in `e`'s source chain (`e` included).
+pub(crate) fn find_in_chain<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    std::iter::successors(Some(e), |err| err.source()).find_map(|err| err.downcast_ref::<T>())
 }

@@ -23,9 +23,9 @@ use umbra_core::upstream::{InFlight, ServerState, Service};
 use super::log::Record;
 use super::reply::{ProxyBody, Reply};
 use crate::client::{self, PooledBody};
-use crate::error::ProxyError;
+use crate::error::{find_in_chain, ProxyError};
 use crate::mirror::{DropReason, ShadowJob};
-use crate::wire::body::{Captured, Tee, UpstreamBody};
+use crate::wire::body::{BodyTooLarge, Captured, ClientBodyError, Tee, UpstreamBody};
 use crate::wire::headers::*;
 use crate::wire::relay::Relayed;
 use crate::Proxy;
@@ -585,11 +585,13 @@ fn upstream_error(server: &ServerState, e: client::SendError, timeout: Duration)
             timeout_ms: timeout.as_millis(),
         };
     }
-    if let Some(limit) = crate::error::find_too_large(&e) {
-        return ProxyError::BodyTooLarge { limit };
+    if let Some(t) = find_in_chain::<BodyTooLarge>(&e) {
+        return ProxyError::BodyTooLarge { limit: t.limit };
     }
-    if let Some(reason) = crate::error::find_client_body(&e) {
-        return ProxyError::ClientBody { reason };
+    if let Some(c) = find_in_chain::<ClientBodyError>(&e) {
+        return ProxyError::ClientBody {
+            reason: c.to_string(),
+        };
     }
     unavailable(server, e)
 }
