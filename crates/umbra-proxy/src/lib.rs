@@ -25,13 +25,16 @@ pub mod wire;
 
 pub use error::{Origin, ProxyError};
 pub use mirror::{ComparisonSink, Mirror};
-pub use server::{bind, serve, Reply};
+pub use server::{bind, serve, serve_secure, PlainHook, Reply, Secure};
 
 /// What the data plane shares between its workers: the control plane's runtime state and the
 /// mirror's queues and models.
 pub struct Proxy {
     pub runtime: Arc<Runtime>,
     pub mirror: Mirror,
+    /// Answers plain-listener requests before routing (ACME challenges, HTTPS redirects);
+    /// set once at start by umbra-edge when `[tls]` is configured.
+    pub plain_hook: std::sync::OnceLock<Arc<dyn PlainHook>>,
 }
 
 impl Proxy {
@@ -39,6 +42,7 @@ impl Proxy {
         Arc::new(Proxy {
             runtime,
             mirror: Mirror::new(sink),
+            plain_hook: std::sync::OnceLock::new(),
         })
     }
 }

@@ -8,6 +8,7 @@
 mod error;
 mod expand;
 pub mod raw;
+mod tls;
 pub mod units;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use error::{line_col, ConfigError, ConfigErrors};
 pub use expand::expand;
 pub use raw::*;
+pub use tls::{AcmeConfig, CertPair, TlsConfig};
 pub use validate::{valid_name, validate_route, validate_service, RouteContext};
 
 use crate::rules::Rule;
@@ -53,6 +55,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub log: LogConfig,
     pub docker: Option<DockerConfig>,
+    /// `[tls]`: absent, umbra speaks plain HTTP only.
+    pub tls: Option<TlsConfig>,
     pub services: BTreeMap<String, ServiceSpec>,
     pub routes: Vec<RouteSpec>,
 }
@@ -264,28 +268,48 @@ impl Config {
                 return Err(fail(vec![err]));
             }
         };
-        validate::validate(raw, source_name, env).map_err(|mut errors| {
-            if let Ok(doc) = toml_edit::ImDocument::parse(text) {
-                for err in &mut errors {
-                    if let Some(span) = error::locate(&doc, &err.key) {
-                        // A column inside the value (a rule's) is found in the file's text,
-                        // which may spread the value over lines and spell it with escapes.
-                        let at = err
-                            .inner_column
-                            .and_then(|c| error::string_char_offset(text, span.start, c))
-                            .unwrap_or(span.start);
-                        err.position = Some(line_col(text, at));
-                    }
-                }
-            }
-            fail(errors)
-        })
+        validate::validate(raw, source_name, env)
+            .map_err(|errors| positioned(text, source_name, errors))
     }
 
     /// The config used when there is no file: listen on the defaults, no routes.
     pub fn empty() -> Config {
         validate::validate(RawConfig::default(), "<builtin>", &|_| None)
             .expect("the empty config is valid")
+    }
+}
+
+/// Problems found after validation (umbra-edge's certificate checks), placed at their keys'
+/// `file:line:col` in the config file at `path` when it can be read.
+pub fn file_errors(path: &Path, errors: Vec<ConfigError>) -> ConfigErrors {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => positioned(&text, &name, errors),
+        Err(_) => ConfigErrors {
+            source_name: name,
+            errors,
+        },
+    }
+}
+
+/// Gives each error the position of its key in the config text.
+fn positioned(text: &str, source_name: &str, mut errors: Vec<ConfigError>) -> ConfigErrors {
+    if let Ok(doc) = toml_edit::ImDocument::parse(text) {
+        for err in &mut errors {
+            if let Some(span) = error::locate(&doc, &err.key) {
+                // A column inside the value (a rule's) is found in the file's text,
+                // which may spread the value over lines and spell it with escapes.
+                let at = err
+                    .inner_column
+                    .and_then(|c| error::string_char_offset(text, span.start, c))
+                    .unwrap_or(span.start);
+                err.position = Some(line_col(text, at));
+            }
+        }
+    }
+    ConfigErrors {
+        source_name: source_name.to_string(),
+        errors,
     }
 }
 

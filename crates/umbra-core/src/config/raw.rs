@@ -20,6 +20,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub docker: Option<RawDocker>,
     #[serde(default)]
+    pub tls: Option<RawTls>,
+    #[serde(default)]
     pub services: BTreeMap<String, RawService>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -205,4 +207,36 @@ pub struct RawRedact {
     /// like secrets; matched ignoring case and punctuation (`pin_code` = `pinCode`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+}
+
+/// `[tls]`: the HTTPS listener, its certificates and automatic ones over ACME.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub listen: Option<String>,
+    /// `[proxy].listen` answers 308 to `https://` (ACME challenges excepted).
+    pub redirect_http: Option<bool>,
+    #[serde(default)]
+    pub certs: Vec<RawCertPair>,
+    pub acme: Option<RawAcme>,
+    /// Directory for the ACME account key and certificates (0600 files).
+    pub storage: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertPair {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcme {
+    pub email: Option<String>,
+    pub directory: Option<String>,
+    /// The root certificate of a private ACME CA (PEM), to trust its directory.
+    pub ca: Option<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
 }

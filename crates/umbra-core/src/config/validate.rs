@@ -177,6 +177,11 @@ pub(super) fn validate(
         project: d.project.filter(|p| !p.is_empty()),
     });
 
+    let tls = raw
+        .tls
+        .as_ref()
+        .and_then(|t| super::tls::validate(t, &mut |k, m| errs.push(k, m)));
+
     let mut services = BTreeMap::new();
     for (name, rs) in &raw.services {
         match validate_service(name, rs, Source::File, &format!("services.{name}")) {
@@ -217,6 +222,7 @@ pub(super) fn validate(
             store,
             log,
             docker,
+            tls,
             services,
             routes,
         })
@@ -309,7 +315,7 @@ fn admin_hosts(errs: &mut Errors, hosts: Vec<String>) -> Vec<String> {
 }
 
 /// Why `name` is not a DNS host name, if it is not.
-fn host_name_problem(name: &str) -> Option<&'static str> {
+pub(super) fn host_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("is empty");
     }

@@ -50,6 +50,7 @@ pub async fn handle(
         _ => new_request_id(),
     };
     let client_upgrade = scan.upgrade.then(|| hyper::upgrade::on(&mut req));
+    let secure = req.extensions().get::<super::Secure>().is_some();
     let (parts, body) = req.into_parts();
     let http::request::Parts {
         method,
@@ -65,6 +66,15 @@ pub async fn handle(
     // The snapshot the whole request is handled under; the record borrows its route and service.
     let snap = proxy.runtime.load();
     let mut rec = Record::new(start, &method, uri.path(), host, &request_id);
+    if let Some(answer) = (!secure)
+        .then(|| proxy.plain_hook.get())
+        .flatten()
+        .and_then(|hook| hook.answer(&method, &uri, &host_value))
+    {
+        let reply = Reply::from(answer);
+        rec.finish(&proxy.runtime, &reply);
+        return reply;
+    }
     let mut req = Req {
         method: &method,
         uri: &uri,
@@ -97,7 +107,8 @@ pub async fn handle(
         let side = stage!(choose_side(&snap, route, &req, &mut rec));
         let trusted = snap.config.proxy.trusts(req.peer.ip());
         let target = target(route, &mut req, trusted);
-        let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
+        let mut forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
+        forwarded.secure = secure;
         let prefix = target
             .stripped
             .as_ref()

@@ -222,43 +222,126 @@ async fn connection(
     let front::Outcome::HandOver(read) = outcome else {
         return;
     };
-    // On hyper's server the connection's activity is watched: requests in flight, bytes moved.
-    let activity = activity.unwrap_or_else(conns::Activity::new);
-    activity.touch();
-    let watched = activity.clone();
-    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let rt = rt.clone();
-        let client = client.clone();
-        let activity = watched.clone();
-        async move {
-            activity.begin();
-            let reply = handle(req.map(Some), peer, &client, &rt).await;
-            activity.end();
-            Ok::<_, Infallible>(reply.into_response())
-        }
-    });
     // The bytes the fast lane already read are read again first.
     let (read_half, write_half) = stream.into_split();
     let rewound = std::io::Cursor::new(read).chain(read_half);
-    let io = TokioIo::new(conns::Watched {
-        inner: tokio::io::join(rewound, write_half),
-        activity: activity.clone(),
-    });
-    let conn = builder.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(conn);
-    // An idle connection closes after `idle_timeout`: HTTP/1.1 has its header timeout too,
-    // HTTP/2 has only this.
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-        _ = activity.idled(limits.idle_timeout) => {
-            // HTTP/2's goodbye waits for the client to answer a PING; a client that never
-            // answers is dropped after one more idle period.
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(limits.idle_timeout, conn).await;
+    let lane = HyperLane {
+        peer,
+        client,
+        rt,
+        limits,
+        builder,
+        shutdown,
+        secure: false,
+    };
+    lane.serve(tokio::io::join(rewound, write_half), activity)
+        .await;
+}
+
+/// Serves one connection that arrived on another transport (umbra-edge's TLS) with hyper's
+/// server (HTTP/2 and HTTP/1.1, whichever the client speaks), every request marked
+/// [`Secure`], until the connection closes or, on `shutdown`, its in-flight requests finish.
+pub async fn serve_secure<I>(io: I, peer: SocketAddr, rt: Arc<Proxy>, shutdown: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = limits_of(&rt);
+    let lane = HyperLane {
+        peer,
+        client: client_value(peer.ip()),
+        rt: rt.clone(),
+        limits,
+        builder: hyper_server(limits),
+        shutdown,
+        secure: true,
+    };
+    let open_gauge = rt.runtime.metrics.connections_open.clone();
+    open_gauge.inc();
+    lane.serve(io, None).await;
+    open_gauge.dec();
+}
+
+/// Marks a request that came over TLS (a request extension): its `X-Forwarded-Proto` is
+/// `https`, and the plain listener's [`PlainHook`] leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Secure;
+
+/// What the plain listener asks before routing a request that did not come over TLS:
+/// umbra-edge answers ACME's HTTP-01 challenges and redirects to HTTPS through it.
+pub trait PlainHook: Send + Sync {
+    /// umbra's own answer to a plain request, or `None` to route it as usual.
+    fn answer(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        host: &http::HeaderValue,
+    ) -> Option<http::Response<ProxyBody>>;
+}
+
+/// One connection on hyper's server.
+struct HyperLane {
+    peer: SocketAddr,
+    /// The peer's address as a header value.
+    client: http::HeaderValue,
+    rt: Arc<Proxy>,
+    limits: front::Limits,
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    shutdown: CancellationToken,
+    secure: bool,
+}
+
+impl HyperLane {
+    async fn serve<I>(self, io: I, activity: Option<Arc<conns::Activity>>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let HyperLane {
+            peer,
+            client,
+            rt,
+            limits,
+            builder,
+            shutdown,
+            secure,
+        } = self;
+        // The connection's activity is watched: requests in flight, bytes moved.
+        let activity = activity.unwrap_or_else(conns::Activity::new);
+        activity.touch();
+        let watched = activity.clone();
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let rt = rt.clone();
+            let client = client.clone();
+            let activity = watched.clone();
+            if secure {
+                req.extensions_mut().insert(Secure);
+            }
+            async move {
+                activity.begin();
+                let reply = handle(req.map(Some), peer, &client, &rt).await;
+                activity.end();
+                Ok::<_, Infallible>(reply.into_response())
+            }
+        });
+        let io = TokioIo::new(conns::Watched {
+            inner: io,
+            activity: activity.clone(),
+        });
+        let conn = builder.serve_connection_with_upgrades(io, svc);
+        tokio::pin!(conn);
+        // An idle connection closes after `idle_timeout`: HTTP/1.1 has its header timeout too,
+        // HTTP/2 has only this.
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            _ = activity.idled(limits.idle_timeout) => {
+                // HTTP/2's goodbye waits for the client to answer a PING; a client that never
+                // answers is dropped after one more idle period.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(limits.idle_timeout, conn).await;
+            }
         }
     }
 }

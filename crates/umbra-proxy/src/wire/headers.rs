@@ -277,6 +277,7 @@ pub fn client_value(client: IpAddr) -> HeaderValue {
 /// `Host`, as a static for `Added` to point at.
 pub static HOST: HeaderName = http::header::HOST;
 static HTTP: HeaderValue = HeaderValue::from_static("http");
+static HTTPS: HeaderValue = HeaderValue::from_static("https");
 static NOTHING: HeaderValue = HeaderValue::from_static("");
 
 /// The fields umbra adds to a request it forwards (`X-Forwarded-*`, `X-Request-Id`, `Host`
@@ -327,6 +328,8 @@ pub struct Forwarded {
     pub for_: HeaderValue,
     /// `X-Forwarded-Host`, set only when the request carried none.
     pub host: Option<HeaderValue>,
+    /// The request came over TLS: `X-Forwarded-Proto: https`.
+    pub secure: bool,
 }
 
 impl Forwarded {
@@ -344,13 +347,17 @@ impl Forwarded {
             _ => client.clone(),
         };
         let host = (!host.is_empty() && !scan.forwarded_host).then(|| host.clone());
-        Forwarded { for_, host }
+        Forwarded {
+            for_,
+            host,
+            secure: false,
+        }
     }
 
-    /// Adds `X-Forwarded-For`, `-Proto` (plain HTTP: umbra's listener) and `-Host`.
+    /// Adds `X-Forwarded-For`, `-Proto` (the scheme of umbra's listener) and `-Host`.
     pub fn add_to<'a>(&'a self, added: &mut Added<'a>) {
         added.push(&X_FORWARDED_FOR, &self.for_);
-        added.push(&X_FORWARDED_PROTO, &HTTP);
+        added.push(&X_FORWARDED_PROTO, if self.secure { &HTTPS } else { &HTTP });
         if let Some(h) = &self.host {
             added.push(&X_FORWARDED_HOST, h);
         }
