@@ -69,12 +69,14 @@ async fn summary(state: &AdminState) -> (&'static str, Value) {
     };
 
     let (store_state, store_ms) = check_store(state).await;
-    let status = if store_state == StoreState::Down || config_state != "up" {
+    let tls_problem = state.tls.as_ref().and_then(|t| t.problem());
+    let status = if store_state == StoreState::Down || config_state != "up" || tls_problem.is_some()
+    {
         "degraded"
     } else {
         "healthy"
     };
-    let checks = json!({
+    let mut checks = json!({
         "config": {
             "state": config_state,
             "latency_ms": config_ms,
@@ -87,6 +89,12 @@ async fn summary(state: &AdminState) -> (&'static str, Value) {
             "kind": state.store.as_ref().map(|s| s.kind()),
         },
     });
+    if state.tls.is_some() {
+        checks["tls"] = json!({
+            "state": if tls_problem.is_some() { "degraded" } else { "up" },
+            "problem": tls_problem,
+        });
+    }
     (status, json!({ "status": status, "checks": checks }))
 }
 

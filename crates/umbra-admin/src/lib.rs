@@ -6,10 +6,10 @@
 //! | method and path | what |
 //! | --- | --- |
 //! | `GET /health/live` | liveness: `{"status": "healthy"}` |
-//! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}}}`; the store is pinged with a 1 s timeout; a store that is down makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
+//! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}}}`; the store is pinged with a 1 s timeout; a store that is down, or a certificate `[tls]` needs that is missing or failing (`checks.tls`), makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //! | `GET /api/openapi.json` | the OpenAPI 3.0 document of this API (see [`openapi`]) |
-//! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, generation, counts |
+//! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, generation, counts, `tls` (HTTPS listener, certificate files and ACME names with their state; `null` without `[tls]`) |
 //! | `GET /api/routes`, `GET /api/routes/{name}` | routes with rule, service, shadow, canary, source, override state and live stats |
 //! | `PUT /api/routes/{name}`, `DELETE /api/routes/{name}` | create/replace/delete an API route (422 invalid, 409 file/docker route) |
 //! | `PUT`/`DELETE /api/routes/{name}/shadow` | start (`{"service", "percent", ...}`) / stop shadowing |
@@ -89,6 +89,16 @@ pub struct AdminState {
     safety: Arc<Safety>,
     /// The address the admin listens on (None until [`serve`], e.g. in router tests).
     local_addr: Option<SocketAddr>,
+    /// The HTTPS edge's report, when `[tls]` is on.
+    pub tls: Option<Arc<dyn TlsReport>>,
+}
+
+/// What the HTTPS edge reports (umbra-edge's status, handed in by the binary).
+pub trait TlsReport: Send + Sync {
+    /// The `tls` object of `/api/status`.
+    fn json(&self) -> serde_json::Value;
+    /// Why the edge is degraded (a certificate missing or failing), if it is.
+    fn problem(&self) -> Option<String>;
 }
 
 #[derive(Default)]
@@ -114,7 +124,14 @@ impl AdminState {
             sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
             safety: Arc::default(),
             local_addr: None,
+            tls: None,
         }
+    }
+
+    /// The HTTPS edge, reported in `/api/status` and `/health/ready`.
+    pub fn with_tls(mut self, tls: Arc<dyn TlsReport>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The data plane's queue to the store, whose depth the admin shows and exports.

@@ -144,6 +144,7 @@ pub async fn status(State(state): State<AdminState>) -> Json<Value> {
         "generation": snap.generation,
         "routes": snap.routes.len(),
         "services": snap.services.len(),
+        "tls": state.tls.as_ref().map(|t| t.json()),
     }))
 }
 

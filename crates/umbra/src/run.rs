@@ -19,7 +19,13 @@ use umbra_proxy::{ComparisonSink, Proxy};
 use umbra_store::{ComparisonStore, StoreWriter, WriterConfig};
 
 pub fn check(path: &Path) -> ExitCode {
-    match Config::load(path) {
+    let checked = Config::load(path).and_then(|c| match &c.tls {
+        Some(tls) => umbra_edge::check(tls)
+            .map(|()| c)
+            .map_err(|errors| umbra_core::config::file_errors(path, errors)),
+        None => Ok(c),
+    });
+    match checked {
         Ok(c) => {
             println!(
                 "{}: ok ({} services, {} routes)",
@@ -45,6 +51,8 @@ pub struct Running {
     pub shutdown: CancellationToken,
     proxy_threads: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
     writer: Option<umbra_store::WriterHandle>,
+    /// The HTTPS listener, when `[tls]` is on.
+    pub edge: Option<umbra_edge::Edge>,
 }
 
 impl Running {
@@ -55,6 +63,9 @@ impl Running {
             std::mem::take(&mut *self.proxy_threads.lock().expect("threads lock"));
         for t in threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some(edge) = self.edge.take() {
+            let _ = tokio::task::spawn_blocking(move || edge.join()).await;
         }
         if let Some(w) = self.writer.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), w.join()).await;
@@ -81,6 +92,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     let (events_tx, events_rx) = mpsc::channel::<RuntimeEvent>(1024);
     let metrics = Arc::new(Metrics::new());
     let proxy_listen = config.proxy.listen;
+    let path_for_errors = path.clone();
     let workers = config.proxy.workers;
     let admin_listen = config.admin.listen;
     let keep = config.store.keep;
@@ -151,6 +163,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     let listeners = umbra_proxy::bind(proxy_listen, workers)
         .with_context(|| format!("cannot listen on {proxy_listen} (proxy.listen)"))?;
     let proxy_addr = listeners[0].local_addr()?;
+    let edge = start_edge(&proxy, path_for_errors.as_deref(), &shutdown)?;
     let admin_listener = tokio::net::TcpListener::bind(admin_listen)
         .await
         .with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
@@ -163,6 +176,10 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         store_dropped,
     )
     .with_sink(sink);
+    let state = match &edge {
+        Some(e) => state.with_tls(Arc::new(EdgeReport(e.status()))),
+        None => state,
+    };
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
     let proxy_threads = Arc::new(std::sync::Mutex::new(Vec::new()));
     let first = spawn_proxy(listeners, proxy.clone(), shutdown.child_token())?;
@@ -183,7 +200,41 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         shutdown,
         proxy_threads,
         writer,
+        edge,
     })
+}
+
+/// Starts the HTTPS listener when `[tls]` is on; certificate problems stop the start, named
+/// with the config file's positions.
+fn start_edge(
+    proxy: &Arc<Proxy>,
+    path: Option<&Path>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<umbra_edge::Edge>> {
+    let Some(tls) = proxy.runtime.load().config.tls.clone() else {
+        return Ok(None);
+    };
+    match umbra_edge::Edge::start(&tls, proxy.clone(), shutdown.child_token()) {
+        Ok(edge) => Ok(Some(edge)),
+        Err(umbra_edge::StartError::Certs(errors)) => match path {
+            Some(p) => anyhow::bail!("{}", umbra_core::config::file_errors(p, errors)),
+            None => anyhow::bail!("{}", umbra_edge::StartError::Certs(errors)),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// umbra-edge's status as the admin API reads it.
+struct EdgeReport(Arc<umbra_edge::status::Status>);
+
+impl umbra_admin::TlsReport for EdgeReport {
+    fn json(&self) -> serde_json::Value {
+        self.0.json()
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.0.problem()
+    }
 }
 
 type ProxyThread = (std::thread::JoinHandle<()>, CancellationToken);
