@@ -61,7 +61,6 @@ pub fn backoff(failures: u32) -> Duration {
 impl Manager {
     /// Obtains and renews certificates until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        self.status.acme_start(&self.config.directory);
         let mut state = State::default();
         loop {
             self.tick(&mut state).await;
@@ -84,6 +83,10 @@ impl Manager {
                 }
             }
         }
+        for name in &wanted {
+            state.names.entry(name.clone()).or_default();
+        }
+        self.status.acme_names(state.names.clone());
         let now = SystemTime::now();
         let due: Vec<String> = wanted
             .iter()
@@ -190,7 +193,7 @@ impl Manager {
             return builder()?
                 .from_credentials(creds.credentials)
                 .await
-                .map_err(|e| format!("{}: {e}", self.config.directory));
+                .map_err(|e| causes(&e));
         }
         let contact = self.config.email.as_ref().map(|e| format!("mailto:{e}"));
         let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
@@ -202,7 +205,7 @@ impl Manager {
         let (account, credentials) = builder()?
             .create(&new, self.config.directory.clone(), None)
             .await
-            .map_err(|e| format!("{}: {e}", self.config.directory))?;
+            .map_err(|e| causes(&e))?;
         let stored = StoredAccount {
             directory: self.config.directory.clone(),
             credentials,
@@ -243,7 +246,7 @@ impl Manager {
         let mut order = account
             .new_order(&NewOrder::new(&ids))
             .await
-            .map_err(|e| format!("new order: {e}"))?;
+            .map_err(|e| format!("new order: {}", causes(&e)))?;
         let mut tokens = Vec::new();
         let result = self.prove(&mut order, &mut tokens).await;
         for t in &tokens {
@@ -253,12 +256,12 @@ impl Manager {
         let key = order
             .finalize()
             .await
-            .map_err(|e| format!("finalize: {e}"))?;
+            .map_err(|e| format!("finalize: {}", causes(&e)))?;
         let policy = RetryPolicy::new().timeout(Duration::from_secs(60));
         let chain = order
             .poll_certificate(&policy)
             .await
-            .map_err(|e| format!("certificate: {e}"))?;
+            .map_err(|e| format!("certificate: {}", causes(&e)))?;
         Ok((chain, key))
     }
 
@@ -271,7 +274,7 @@ impl Manager {
     ) -> Result<(), String> {
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
-            let mut authz = authz.map_err(|e| format!("authorization: {e}"))?;
+            let mut authz = authz.map_err(|e| format!("authorization: {}", causes(&e)))?;
             match authz.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
@@ -286,7 +289,7 @@ impl Manager {
             challenge
                 .set_ready()
                 .await
-                .map_err(|e| format!("challenge: {e}"))?;
+                .map_err(|e| format!("challenge: {}", causes(&e)))?;
         }
         let policy = RetryPolicy::new().timeout(Duration::from_secs(60));
         match order.poll_ready(&policy).await {
@@ -294,7 +297,7 @@ impl Manager {
             Ok(status) => Err(format!(
                 "order is {status:?} (the CA could not validate the HTTP-01 challenge)"
             )),
-            Err(e) => Err(format!("order: {e}")),
+            Err(e) => Err(format!("order: {}", causes(&e))),
         }
     }
 
@@ -328,6 +331,22 @@ impl Manager {
             dir.join(format!("{name}.key")),
         )
     }
+}
+
+/// An error and its causes, `a: b: c` (an HTTP client's "client error (Connect)" says little
+/// without the "Connection refused" under it).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 /// The account as stored: which directory it belongs to, and its credentials.

@@ -108,6 +108,7 @@ impl Edge {
             shutdown.clone(),
         ));
         if let Some(acme) = &tls.acme {
+            status.acme_start(&acme.directory);
             let manager = acme::Manager {
                 config: acme.clone(),
                 storage: tls.storage.clone(),

@@ -115,8 +115,15 @@ impl Status {
                 return Some(format!("{}: {}", f.cert, f.error.as_deref().unwrap_or("")));
             }
             let a = s.acme.as_ref()?;
-            if let (None, Some(e)) = (&a.account, &a.error) {
-                return Some(format!("ACME account at {}: {e}", a.directory));
+            match (&a.account, &a.error) {
+                (None, Some(e)) => return Some(format!("ACME account at {}: {e}", a.directory)),
+                (None, None) => {
+                    return Some(format!(
+                        "ACME account at {}: not registered yet",
+                        a.directory
+                    ))
+                }
+                _ => {}
             }
             a.names
                 .iter()

@@ -4,6 +4,8 @@
 // Each test binary compiles this module on its own and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod pebble;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
