@@ -157,3 +157,23 @@ async fn run_serves_https_and_reports_an_acme_directory_that_is_down() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_https_compose_example_config_checks() {
+    let cfg = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/compose-https/umbra.toml"
+    );
+    let out = umbra()
+        .args(["check", "-c", cfg])
+        .env("API_DOMAIN", "api.example.com")
+        .env("ACME_EMAIL", "ops@example.com")
+        .env("UMBRA_ADMIN_TOKEN", "change-me")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
