@@ -13,6 +13,8 @@ RUN cargo build --release --locked --target x86_64-unknown-linux-musl -p umbra \
  && mkdir -p /out/rootfs/etc/umbra /out/data \
  && cp target/x86_64-unknown-linux-musl/release/umbra /out/rootfs/umbra \
  && cp docker/umbra.toml /out/rootfs/etc/umbra/umbra.toml \
+ && mkdir -p /out/rootfs/etc/ssl/certs \
+ && cp /etc/ssl/certs/ca-certificates.crt /out/rootfs/etc/ssl/certs/ \
  && echo 'umbra:x:65532:65532:umbra:/data:/umbra' > /out/rootfs/etc/passwd \
  && echo 'umbra:x:65532:' > /out/rootfs/etc/group
 

@@ -38,6 +38,11 @@ if ldd "$bin" >/dev/null 2>&1; then
   done
 fi
 cp docker/umbra.toml "$ctx/rootfs/etc/umbra/umbra.toml"
+# The system roots, for ACME directories such as Let's Encrypt's ([tls] acme without `ca`).
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  mkdir -p "$ctx/rootfs/etc/ssl/certs"
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/rootfs/etc/ssl/certs/"
+fi
 echo 'umbra:x:65532:65532:umbra:/data:/umbra' > "$ctx/rootfs/etc/passwd"
 echo 'umbra:x:65532:' > "$ctx/rootfs/etc/group"
 cp docker/Dockerfile.runtime "$ctx/Dockerfile"
