@@ -2,7 +2,7 @@
 # TLS benchmark (issue 15): umbra's HTTPS listener against nginx with TLS, same certificate
 # (ECDSA P-256), same TLS 1.3 suite (TLS_AES_128_GCM_SHA256, forced on the client), same
 # upstream (an nginx answering a small JSON body), h2load from Debian's nghttp2-client.
-#   - new TLS handshakes/s: h2load -n 1000 -c 1000 (each connection: a full handshake and one request)
+#   - new TLS handshakes/s: h2load -n 3000 -c 3000 (each connection: a full handshake and one request)
 #   - keep-alive req/s over TLS HTTP/1.1 (h2load --h1 -c 32) and HTTP/2 (h2load -c 32 -m 10)
 #   - umbra's idle RSS with TLS on, after start and after the runs
 # Uses the release binary (built once if missing). Prints a table and appends it to
@@ -105,7 +105,7 @@ declare -A R
 for round in 1 2; do
   for port in $P_UMBRA $P_NGINX; do
     log "round $round :$port"
-    R[hs,$port,$round]=$(run_h2load handshakes $port --h1 -t 2 -n 1000 -c 1000)
+    R[hs,$port,$round]=$(run_h2load handshakes $port --h1 -t 2 -n 3000 -c 3000)
     R[h1,$port,$round]=$(run_h2load h1 $port --h1 -t 2 -c 32 -D "$DURATION" --warm-up-time=2)
     R[h2,$port,$round]=$(run_h2load h2 $port -t 2 -c 32 -m 10 -D "$DURATION" --warm-up-time=2)
   done
@@ -121,7 +121,7 @@ REPORT="$WORK/report.md"
   echo
   echo "| measure | umbra round 1 | umbra round 2 | nginx round 1 | nginx round 2 |"
   echo "|---|---:|---:|---:|---:|"
-  echo "| new TLS handshakes/s (1000 connections, 1 request each, HTTP/1.1) | ${R[hs,$P_UMBRA,1]} | ${R[hs,$P_UMBRA,2]} | ${R[hs,$P_NGINX,1]} | ${R[hs,$P_NGINX,2]} |"
+  echo "| new TLS handshakes/s (3000 connections, 1 request each, HTTP/1.1) | ${R[hs,$P_UMBRA,1]} | ${R[hs,$P_UMBRA,2]} | ${R[hs,$P_NGINX,1]} | ${R[hs,$P_NGINX,2]} |"
   echo "| keep-alive req/s, TLS HTTP/1.1, 32 connections, ${DURATION} s | ${R[h1,$P_UMBRA,1]} | ${R[h1,$P_UMBRA,2]} | ${R[h1,$P_NGINX,1]} | ${R[h1,$P_NGINX,2]} |"
   echo "| req/s, TLS HTTP/2, 32 connections × 10 streams, ${DURATION} s | ${R[h2,$P_UMBRA,1]} | ${R[h2,$P_UMBRA,2]} | ${R[h2,$P_NGINX,1]} | ${R[h2,$P_NGINX,2]} |"
   echo
