@@ -176,6 +176,12 @@ async fn an_acme_directory_that_is_down_leaves_the_plain_listener_serving_and_sa
             && problem.contains("Connection refused"),
         "{problem}"
     );
+    // No certificate yet: a handshake ends with an alert (umbra does not panic or hang).
+    let err = TlsConn::open(umbra.https, "a.test", &[Pki::new().ca_der()], &[])
+        .await
+        .err()
+        .expect("no certificate to serve");
+    assert!(err.contains("alert"), "{err}");
     let got = umbra_testkit::get(format!("http://{}/still", umbra.plain)).await;
     assert_eq!(got.status, 200, "the plain listener keeps serving");
 }

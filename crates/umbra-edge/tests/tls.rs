@@ -86,6 +86,24 @@ async fn alpn_offers_http2_and_http1_and_both_reach_the_upstream() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_1_3_is_preferred_and_tls_1_2_is_served() {
+    let app = Fixture::builder().start().await;
+    let t = two("versions", "");
+    let umbra = start(&config(&app.url(), &t.tls));
+    let roots = [t.pki.ca_der()];
+    let c = TlsConn::open(umbra.https, "a.test", &roots, &[])
+        .await
+        .unwrap();
+    assert_eq!(c.version, Some(rustls::ProtocolVersion::TLSv1_3));
+    let only12 = client_config_versions(&roots, &[b"h2"], &[&rustls::version::TLS12]);
+    let mut c = TlsConn::open_with(umbra.https, "b.test", only12)
+        .await
+        .unwrap();
+    assert_eq!(c.version, Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(c.get("b.test", "/").await.unwrap().status, 200);
+}
+
 /// `curl -w %{http_version}` against umbra, resolving the name to 127.0.0.1.
 fn curl_version(args: &[&str]) -> String {
     run(Command::new("curl")

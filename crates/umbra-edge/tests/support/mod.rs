@@ -161,14 +161,23 @@ pub fn toml_path(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// A TLS client that trusts `roots`.
+/// A TLS client that trusts `roots` (TLS 1.3 and 1.2).
 pub fn client_config(roots: &[CertificateDer<'static>], alpn: &[&[u8]]) -> rustls::ClientConfig {
+    client_config_versions(roots, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// The same, offering only `versions`.
+pub fn client_config_versions(
+    roots: &[CertificateDer<'static>],
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
         store.add(r.clone()).unwrap();
     }
     let mut c = rustls::ClientConfig::builder_with_provider(umbra_edge::certs::provider())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(store)
         .with_no_client_auth();
@@ -180,6 +189,7 @@ pub fn client_config(roots: &[CertificateDer<'static>], alpn: &[&[u8]]) -> rustl
 pub struct TlsConn {
     pub cert: CertificateDer<'static>,
     pub alpn: Option<Vec<u8>>,
+    pub version: Option<rustls::ProtocolVersion>,
     send: Sender,
 }
 
@@ -203,7 +213,16 @@ impl TlsConn {
         roots: &[CertificateDer<'static>],
         alpn: &[&[u8]],
     ) -> Result<TlsConn, String> {
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(roots, alpn)));
+        TlsConn::open_with(addr, sni, client_config(roots, alpn)).await
+    }
+
+    /// Connects with a client config of the caller's.
+    pub async fn open_with(
+        addr: SocketAddr,
+        sni: &str,
+        config: rustls::ClientConfig,
+    ) -> Result<TlsConn, String> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -215,6 +234,7 @@ impl TlsConn {
         let (_, session) = tls.get_ref();
         let cert = session.peer_certificates().ok_or("no certificate")?[0].clone();
         let alpn = session.alpn_protocol().map(|p| p.to_vec());
+        let version = session.protocol_version();
         let io = TokioIo::new(tls);
         let send = if alpn.as_deref() == Some(b"h2") {
             let (s, conn) =
@@ -230,7 +250,12 @@ impl TlsConn {
             tokio::spawn(conn);
             Sender::H1(s)
         };
-        Ok(TlsConn { cert, alpn, send })
+        Ok(TlsConn {
+            cert,
+            alpn,
+            version,
+            send,
+        })
     }
 
     /// `GET path` with `Host: host`.
