@@ -284,6 +284,7 @@ pub fn build(
                 health: health_path.as_deref().map(health),
                 balance: Balance::RoundRobin,
                 source: Source::Docker,
+                ca: None,
             });
             if spec.health.is_none() {
                 spec.health = health_path.as_deref().map(health);

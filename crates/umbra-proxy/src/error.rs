@@ -95,11 +95,18 @@ impl ProxyError {
         }
     }
 
-    /// The JSON error response. Upstream details stay in the log, not in the client's answer.
+    /// The JSON error response. Upstream details stay in the log, not in the client's answer,
+    /// except a refused TLS handshake's reason (an operator's fix, e.g. the service's `ca`;
+    /// nothing of the upstream's own).
     pub fn to_response(&self, request_id: &HeaderValue) -> Response<ProxyBody> {
         let message = match self {
-            ProxyError::Unavailable { .. } => {
-                "the upstream server could not be reached".to_string()
+            ProxyError::Unavailable { source, .. } => {
+                match umbra_core::upstream_client::tls_cause(&**source) {
+                    Some(tls) => format!(
+                        "the upstream server could not be reached: TLS handshake failed: {tls}"
+                    ),
+                    None => "the upstream server could not be reached".to_string(),
+                }
             }
             ProxyError::UnsolicitedSwitch { .. } => {
                 "the upstream server switched protocols unasked".to_string()

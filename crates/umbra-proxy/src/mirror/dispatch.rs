@@ -19,7 +19,7 @@ use umbra_core::snapshot::Route;
 use umbra_core::upstream::Service;
 
 use super::compare::{CompareJob, Fetched};
-use crate::client::{self, h1, SendError};
+use crate::client::{self, SendError};
 use crate::wire::body::{collect_capped, BoxError, Captured};
 use crate::wire::headers::{Added, HOST, X_REQUEST_ID, X_UMBRA_SHADOW};
 use crate::Proxy;
@@ -127,23 +127,23 @@ async fn fetch(
     if let Some(h) = &host {
         added.push(&HOST, h);
     }
-    let wire = h1::encode_request(
-        &m.method,
-        &m.path_and_query,
-        &m.headers,
-        added.as_slice(),
-        &m.body,
-    );
     let _guard = server.begin();
     let start = Instant::now();
     // The worker's own upstream pool (shadow and primary requests to one server share idle
     // connections; each request still has a connection of its own).
     let timed_out = || MirrorError::Timeout(timeout.as_millis());
     let work = async {
-        let resp = client::send_wire(
-            &server.addr.authority,
-            &wire,
+        let dest = client::Dest {
+            addr: &server.addr,
+            ca: service.spec.ca.as_ref(),
+        };
+        let resp = client::send_buffered(
+            dest,
             &m.method,
+            &m.path_and_query,
+            &m.headers,
+            &added,
+            &m.body,
             SHADOW_CONNECT_TIMEOUT,
             tokio::time::Instant::now() + timeout,
         )
