@@ -1,8 +1,8 @@
 //! gRPC through umbra with real grpcio servers and client (`grpc_fixture.py`): the client
 //! speaks HTTP/2 with prior knowledge to umbra's plain listener, umbra to `h2c://` servers;
 //! the status and metadata in trailers come back, and each call is shadowed to a second gRPC
-//! server and compared as binary. Without grpcio the test skips loudly; under `CI=true` it
-//! fails instead.
+//! server and compared as binary, trailers (`grpc-status`) with the fields. Without grpcio
+//! the test skips loudly; under `CI=true` it fails instead.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -114,6 +114,9 @@ async fn grpc_unary_calls_pass_trailers_and_are_shadowed_as_binary() {
     let shadow = c.shadow.as_ref().expect("the shadow answered");
     assert_eq!(shadow.status, 200);
     assert_eq!(shadow.body, c.primary.body, "alike answers");
+    // The status that ended each answer (in trailers) is compared with the fields.
+    assert_eq!(c.primary.header("grpc-status"), Some("0"), "{c:?}");
+    assert_eq!(shadow.header("grpc-status"), Some("0"), "{c:?}");
     assert!(!c.differences.iter().any(|d| d.path == "body"), "{c:?}");
 
     // Answers that differ are told apart by digest: no protobuf decoding.
@@ -132,4 +135,14 @@ async fn grpc_unary_calls_pass_trailers_and_are_shadowed_as_binary() {
     let failed = call(&target, "Fail", b"x").await;
     assert_eq!(failed["code"], "NOT_FOUND", "{failed}");
     assert_eq!(failed["details"], "no such thing: a", "{failed}");
+    // Its comparison holds both statuses: they agree, the messages do not.
+    let c = next_comparison(&mut u).await;
+    let shadow = c.shadow.as_ref().expect("the shadow answered");
+    assert_eq!(c.primary.header("grpc-status"), Some("5"), "{c:?}");
+    assert_eq!(shadow.header("grpc-status"), Some("5"), "{c:?}");
+    let message = c
+        .differences
+        .iter()
+        .find(|d| d.path == "header:grpc-message");
+    assert!(message.is_some(), "{c:?}");
 }

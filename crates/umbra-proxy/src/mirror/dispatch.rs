@@ -155,8 +155,9 @@ async fn fetch(
         let (resp, fields) = resp;
         let (mut parts, body) = resp.into_parts();
         fields.merge_into(&mut parts.headers, false);
-        let (body, truncated) = collect_capped(body, cap).await.map_err(MirrorError::Body)?;
-        Ok::<_, MirrorError>((parts, body, truncated))
+        let got = collect_capped(body, cap).await.map_err(MirrorError::Body)?;
+        with_trailers(&mut parts.headers, got.trailers);
+        Ok::<_, MirrorError>((parts, got.body, got.truncated))
     };
     match tokio::time::timeout(timeout, work).await {
         Err(_) => Err(timed_out()),
@@ -168,6 +169,16 @@ async fn fetch(
             truncated,
             latency_us: start.elapsed().as_micros() as u64,
         }),
+    }
+}
+
+/// A response's trailers compared as its fields (gRPC's `grpc-status` and `grpc-message`
+/// arrive there), after the head's.
+fn with_trailers(headers: &mut HeaderMap, trailers: Option<HeaderMap>) {
+    for (name, value) in trailers.into_iter().flatten() {
+        if let Some(name) = name {
+            headers.append(name, value);
+        }
     }
 }
 
@@ -234,9 +245,10 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
     .await
     .ok()
     .flatten();
-    let Some((status, head, captured)) = primary else {
+    let Some((status, mut head, mut captured)) = primary else {
         return dropped(DropReason::Incomplete);
     };
+    with_trailers(&mut head, captured.trailers.take());
     let primary = Fetched {
         status,
         headers: head,
