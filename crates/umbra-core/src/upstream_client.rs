@@ -53,21 +53,23 @@ impl UpstreamCa {
     }
 }
 
-/// The system's trust roots, read once (an empty store, and a warning, when there are none).
+/// The system's trust roots, read once; where the system has none (umbra's `FROM scratch`
+/// image), Mozilla's, as webpki-roots ships them.
 fn system_roots() -> &'static RootCertStore {
     static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let found = rustls_native_certs::load_native_certs();
-        for e in &found.errors {
-            tracing::warn!(error = %e, "reading the system's CA certificates");
-        }
         let mut roots = RootCertStore::empty();
-        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        let (added, _) = roots.add_parsable_certificates(found.certs);
         if added == 0 {
-            tracing::warn!(
-                ignored,
-                "no system CA certificates: https:// upstreams need `ca` on their service"
+            tracing::info!(
+                "no system CA certificates; https:// upstreams are checked against Mozilla's roots (webpki-roots)"
             );
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        } else {
+            for e in &found.errors {
+                tracing::warn!(error = %e, "reading the system's CA certificates");
+            }
         }
         roots
     })
@@ -221,6 +223,11 @@ mod tests {
         let bad = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let bad = UpstreamCa::load(&temp("bad.pem", bad)).unwrap_err();
         assert!(bad.contains("not usable as a CA"), "{bad}");
+    }
+
+    #[test]
+    fn there_are_always_roots_for_https_without_a_ca() {
+        assert!(!system_roots().is_empty());
     }
 
     #[test]
