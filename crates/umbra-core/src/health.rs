@@ -1,5 +1,6 @@
 //! Active health checks (control plane): every service with a `health` block has each server
-//! probed on its interval; `rise` successes mark it up, `fall` failures mark it down.
+//! (`http://`, `https://` with its service's CA, or `h2c://`) probed on its interval; `rise`
+//! successes mark it up, `fall` failures mark it down.
 
 use std::collections::HashMap;
 use std::sync::Arc;
