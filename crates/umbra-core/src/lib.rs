@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod snapshot;
 pub mod telemetry;
 pub mod upstream;
+pub mod upstream_client;
 
 pub use config::Config;
 pub use runtime::Runtime;

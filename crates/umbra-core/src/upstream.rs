@@ -216,6 +216,7 @@ mod tests {
             health: None,
             balance,
             source: Source::File,
+            ca: None,
         };
         Service::new(spec, servers)
     }

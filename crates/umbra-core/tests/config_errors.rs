@@ -256,3 +256,37 @@ fn edge_keys_are_checked_and_named() {
         "v4-mapped peers too"
     );
 }
+
+/// `https://` and `h2c://` servers are accepted (the port defaulting to the scheme's); a
+/// service's `ca` must be a readable PEM file and is for `https://` servers only.
+#[test]
+fn upstream_schemes_and_the_service_ca() {
+    let cfg = Config::parse(
+        "[services.a]\nservers = [\"https://a.internal\", \"h2c://b.internal\"]\n",
+        "umbra.toml",
+        &|_| None,
+    )
+    .expect("https and h2c servers are valid");
+    let servers = &cfg.services["a"].servers;
+    assert_eq!(servers[0].url(), "https://a.internal:443");
+    assert_eq!(servers[1].url(), "h2c://b.internal:80");
+
+    let e = errors("[services.a]\nservers = [\"ftp://x:1\"]\n");
+    assert!(e.contains("services.a.servers[0]"), "{e}");
+    assert!(e.contains("`http`, `https` or `h2c` (got `ftp`)"), "{e}");
+
+    let e =
+        errors("[services.a]\nservers = [\"https://127.0.0.1:1\"]\nca = \"/no/such/dir/ca.pem\"\n");
+    assert!(e.starts_with("umbra.toml:3:"), "{e}");
+    assert!(
+        e.contains("services.a.ca: cannot read `/no/such/dir/ca.pem`"),
+        "{e}"
+    );
+
+    let e = errors("[services.a]\nservers = [\"h2c://127.0.0.1:1\"]\nca = \"/etc/hostname\"\n");
+    assert!(e.starts_with("umbra.toml:3:"), "{e}");
+    assert!(
+        e.contains("services.a.ca: a CA applies to `https://` servers only, and `h2c://127.0.0.1:1` is not one"),
+        "{e}"
+    );
+}

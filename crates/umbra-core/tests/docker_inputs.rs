@@ -34,6 +34,7 @@ fn docker_service(name: &str) -> ServiceSpec {
         health: None,
         balance: Balance::RoundRobin,
         source: Source::Docker,
+        ca: None,
     }
 }
 

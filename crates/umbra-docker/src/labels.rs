@@ -20,6 +20,8 @@ pub struct RouterLabels {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceLabels {
     pub port: Option<u16>,
+    /// `http` (default), `https` (system roots) or `h2c`.
+    pub scheme: Option<String>,
     pub health_path: Option<String>,
 }
 
@@ -309,13 +311,14 @@ fn service_label(p: &mut Parsed, key: &str, name: &str, rest: &[&str], value: &s
             ),
         },
         ["loadbalancer", "server", "scheme"] => {
-            if !value.trim().eq_ignore_ascii_case("http") {
+            let scheme = value.trim().to_ascii_lowercase();
+            if matches!(scheme.as_str(), "http" | "https" | "h2c") {
+                service.scheme = Some(scheme);
+            } else {
                 err(
                     &mut p.errors,
                     key,
-                    format!(
-                        "umbra speaks plain HTTP (h1/h2c) to upstreams; `{value}` is not supported"
-                    ),
+                    format!("expected `http`, `https` or `h2c`; `{value}` is not supported"),
                 );
             }
         }
@@ -462,7 +465,7 @@ mod tests {
             ("traefik.http.services.api.loadbalancer.server.port", "http"),
             (
                 "traefik.http.services.api.loadbalancer.server.scheme",
-                "https",
+                "wss",
             ),
             ("traefik.http.routers.api.priority", "high"),
             ("traefik.http.middlewares.m.stripprefix.prefixes", "/a,/b"),
@@ -486,7 +489,9 @@ mod tests {
         assert!(has(
             "server.port: expected a port from 1 to 65535, got `http`"
         ));
-        assert!(has("`https` is not supported"));
+        assert!(has(
+            "expected `http`, `https` or `h2c`; `wss` is not supported"
+        ));
         assert!(has("priority: expected an integer, got `high`"));
         assert!(has("exactly one prefix"));
         assert!(has("middleware type `basicauth` is not supported"));

@@ -12,7 +12,7 @@ use umbra_core::discovery::{ContainerStatus, LabelError};
 use umbra_core::rules::Rule;
 use umbra_core::runtime::{Attach, DockerInputs};
 
-use crate::labels::{self, Parsed};
+use crate::labels::{self, Parsed, ServiceLabels};
 
 /// What the engine told us about one container, plus what umbra observed itself.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -229,14 +229,14 @@ pub fn build(
             continue;
         }
         let c = e.c;
-        let mut declared: Vec<(String, Option<u16>, Option<String>)> = e
+        let mut declared: Vec<(String, ServiceLabels)> = e
             .parsed
             .services
             .iter()
-            .map(|(n, s)| (n.clone(), s.port, s.health_path.clone()))
+            .map(|(n, s)| (n.clone(), s.clone()))
             .collect();
         if declared.is_empty() {
-            declared.push((default_service(c), None, None));
+            declared.push((default_service(c), ServiceLabels::default()));
         }
         let network = match pick_network(c, &e.parsed, settings) {
             Ok(n) => Some(n),
@@ -251,7 +251,13 @@ pub fn build(
             Some(_) => false,
             None => c.ready,
         };
-        for (name, port, svc_health) in declared {
+        for (name, labels) in declared {
+            let ServiceLabels {
+                port,
+                scheme,
+                health_path: svc_health,
+            } = labels;
+            let scheme = scheme.unwrap_or_else(|| "http".to_string());
             let port = match port {
                 Some(p) => Some(p),
                 None => match c.exposed_ports.as_slice() {
@@ -284,6 +290,7 @@ pub fn build(
                 health: health_path.as_deref().map(health),
                 balance: Balance::RoundRobin,
                 source: Source::Docker,
+                ca: None,
             });
             if spec.health.is_none() {
                 spec.health = health_path.as_deref().map(health);
@@ -294,7 +301,7 @@ pub fn build(
             };
             let ip = ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)); // host networking
             let addr = SocketAddr::new(ip, port);
-            e.status.address = Some(format!("http://{addr}"));
+            e.status.address = Some(format!("{scheme}://{addr}"));
             e.status.network = Some(net.clone());
             if running && !healthy && c.health.is_none() {
                 probes.push((c.id.clone(), addr));
@@ -302,7 +309,7 @@ pub fn build(
             if running && healthy {
                 e.status.in_rotation = true;
                 let server = ServerAddr {
-                    scheme: "http".into(),
+                    scheme,
                     authority: addr.to_string(),
                 };
                 if !spec.servers.contains(&server) {
@@ -594,6 +601,35 @@ mod tests {
             .containers
             .iter()
             .all(|c| c.errors.is_empty() && c.in_rotation));
+    }
+
+    /// Traefik's `server.scheme`: a gRPC container is reached over h2c, a TLS one over https.
+    #[test]
+    fn the_service_scheme_label_picks_http_https_or_h2c() {
+        let grpc = container(
+            "greeter",
+            "10.0.0.7",
+            &[
+                ("umbra.enable", "true"),
+                (
+                    "traefik.http.routers.g.rule",
+                    "PathPrefix(`/helloworld.Greeter/`)",
+                ),
+                ("traefik.http.services.g.loadbalancer.server.port", "50051"),
+                ("traefik.http.services.g.loadbalancer.server.scheme", "H2C"),
+            ],
+        );
+        let b = build(&[grpc], &Settings::default(), &none());
+        let urls: Vec<String> = b.inputs.services["g"]
+            .servers
+            .iter()
+            .map(|s| s.url())
+            .collect();
+        assert_eq!(urls, ["h2c://10.0.0.7:50051"]);
+        assert_eq!(
+            b.containers[0].address.as_deref(),
+            Some("h2c://10.0.0.7:50051")
+        );
     }
 
     #[test]

@@ -95,11 +95,18 @@ impl ProxyError {
         }
     }
 
-    /// The JSON error response. Upstream details stay in the log, not in the client's answer.
+    /// The JSON error response. Upstream details stay in the log, not in the client's answer,
+    /// except a refused TLS handshake's reason (an operator's fix, e.g. the service's `ca`;
+    /// nothing of the upstream's own).
     pub fn to_response(&self, request_id: &HeaderValue) -> Response<ProxyBody> {
         let message = match self {
-            ProxyError::Unavailable { .. } => {
-                "the upstream server could not be reached".to_string()
+            ProxyError::Unavailable { source, .. } => {
+                match umbra_core::upstream_client::tls_cause(&**source) {
+                    Some(tls) => format!(
+                        "the upstream server could not be reached: TLS handshake failed: {tls}"
+                    ),
+                    None => "the upstream server could not be reached".to_string(),
+                }
             }
             ProxyError::UnsolicitedSwitch { .. } => {
                 "the upstream server switched protocols unasked".to_string()
@@ -133,4 +140,43 @@ pub(crate) fn find_in_chain<'e, T: std::error::Error + 'static>(
     e: &'e (dyn std::error::Error + 'static),
 ) -> Option<&'e T> {
     std::iter::successors(Some(e), |err| err.source()).find_map(|err| err.downcast_ref::<T>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::SendError;
+
+    /// A refused certificate is named in the log line (the error's text) and in the answer.
+    #[test]
+    fn a_refused_certificate_is_named_in_the_log_and_the_answer() {
+        let e = ProxyError::Unavailable {
+            server: "https://10.0.0.1:443".into(),
+            source: Box::new(SendError::Tls {
+                authority: "10.0.0.1:443".into(),
+                source: rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "upstream https://10.0.0.1:443 is unavailable: TLS handshake with 10.0.0.1:443 \
+             failed: invalid peer certificate: UnknownIssuer"
+        );
+        let resp = e.to_response(&HeaderValue::from_static("r1"));
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        let ProxyBody::Full(body) = resp.into_body() else {
+            panic!("a JSON body")
+        };
+        let body = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(body))
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "upstream_unavailable");
+        assert_eq!(
+            json["message"],
+            "the upstream server could not be reached: TLS handshake failed: invalid peer \
+             certificate: UnknownIssuer"
+        );
+    }
 }

@@ -155,7 +155,8 @@ pub struct HealthSpec {
     pub fall: u32,
 }
 
-/// An upstream server address: scheme + authority, e.g. `http://127.0.0.1:9001`.
+/// An upstream server address: scheme (`http`, `https` or `h2c`) + authority, e.g.
+/// `http://127.0.0.1:9001`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerAddr {
     pub scheme: String,
@@ -175,6 +176,8 @@ pub struct ServiceSpec {
     pub health: Option<HealthSpec>,
     pub balance: Balance,
     pub source: Source,
+    /// The private CA its `https://` servers are checked against (None: the system's roots).
+    pub ca: Option<crate::upstream_client::UpstreamCa>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -93,6 +93,10 @@ pub struct RawService {
     /// `round_robin` (default) or `least_requests`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<String>,
+    /// A PEM file of CA certificates trusted for this service's `https://` servers (instead
+    /// of the system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -365,19 +365,25 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Parses `http://host:port` into a server address.
+/// Parses `http://host:port` (also `https://`, and `h2c://` for HTTP/2 without TLS) into a
+/// server address; the port defaults to the scheme's (443 for https, else 80).
 pub fn parse_server(text: &str) -> Result<ServerAddr, String> {
     let uri: http::Uri = text.parse().map_err(|e| {
         format!("`{text}` is not a URL ({e}); expected e.g. `http://127.0.0.1:9001`")
     })?;
     let scheme = uri
         .scheme_str()
-        .ok_or_else(|| format!("`{text}` has no scheme; expected e.g. `http://127.0.0.1:9001`"))?;
-    if scheme != "http" {
-        return Err(format!(
-            "`{text}`: only `http` upstreams are supported (got `{scheme}`)"
-        ));
-    }
+        .ok_or_else(|| format!("`{text}` has no scheme; expected e.g. `http://127.0.0.1:9001`"))?
+        .to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" | "h2c" => 80,
+        "https" => 443,
+        _ => {
+            return Err(format!(
+                "`{text}`: the scheme is `http`, `https` or `h2c` (got `{scheme}`)"
+            ))
+        }
+    };
     let authority = uri
         .authority()
         .ok_or_else(|| format!("`{text}` has no host"))?
@@ -391,12 +397,9 @@ pub fn parse_server(text: &str) -> Result<ServerAddr, String> {
     let authority = if uri.port().is_some() {
         authority
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
-    Ok(ServerAddr {
-        scheme: scheme.to_string(),
-        authority,
-    })
+    Ok(ServerAddr { scheme, authority })
 }
 
 /// Validates one service definition.
@@ -463,6 +466,7 @@ pub fn validate_service(
             Balance::RoundRobin
         }
     };
+    let ca = service_ca(&mut errs, key, rs.ca.as_deref(), &servers);
     if errs.0.is_empty() {
         Ok(ServiceSpec {
             name: name.to_string(),
@@ -470,9 +474,38 @@ pub fn validate_service(
             health,
             balance,
             source,
+            ca,
         })
     } else {
         Err(errs.0)
+    }
+}
+
+/// A service's `ca`: a readable PEM file of CA certificates, for a service whose servers are
+/// all `https://` (a CA means nothing to the others).
+fn service_ca(
+    errs: &mut Errors,
+    key: &str,
+    raw: Option<&str>,
+    servers: &[ServerAddr],
+) -> Option<crate::upstream_client::UpstreamCa> {
+    let path = raw?;
+    if let Some(other) = servers.iter().find(|s| s.scheme != "https") {
+        errs.push(
+            format!("{key}.ca"),
+            format!(
+                "a CA applies to `https://` servers only, and `{}` is not one",
+                other.url()
+            ),
+        );
+        return None;
+    }
+    match crate::upstream_client::UpstreamCa::load(std::path::Path::new(path)) {
+        Ok(ca) => Some(ca),
+        Err(e) => {
+            errs.push(format!("{key}.ca"), e);
+            None
+        }
     }
 }
 

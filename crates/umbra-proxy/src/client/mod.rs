@@ -8,6 +8,8 @@
 //! and parsed per request). A request that an idle connection could not even start (the
 //! server had closed it) is sent again on a fresh connection: hyper hands such a request back
 //! untouched, so this is safe for any method and body.
+//!
+//! `https://` and `h2c://` servers go through hyper-util's pooled client instead (`tls_h2`).
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -25,10 +27,13 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
 pub mod h1;
+mod tls_h2;
 
 use crate::wire::body::{BoxError, UpstreamBody};
 use crate::wire::relay::Relayed;
+use umbra_core::config::ServerAddr;
 use umbra_core::resolve::Resolver;
+use umbra_core::upstream_client::UpstreamCa;
 
 /// Idle connections kept per server.
 const MAX_IDLE_PER_SERVER: usize = 256;
@@ -69,6 +74,16 @@ pub enum SendError {
     /// The same, on the direct client.
     #[error(transparent)]
     Direct(#[from] h1::Error),
+    /// The TLS handshake with an `https://` server failed (its certificate was refused, say):
+    /// nothing was sent.
+    #[error("TLS handshake with {authority} failed: {source}")]
+    Tls {
+        authority: String,
+        source: rustls::Error,
+    },
+    /// The exchange with an `https://` or `h2c://` server failed after connecting.
+    #[error("{}", umbra_core::upstream_client::describe(.0))]
+    Pooled(#[source] hyper_util::client::legacy::Error),
     /// No response head by the deadline.
     #[error("no response head before the deadline")]
     Timeout,
@@ -76,7 +91,7 @@ pub enum SendError {
 
 impl SendError {
     pub fn is_connect(&self) -> bool {
-        matches!(self, SendError::Connect { .. })
+        matches!(self, SendError::Connect { .. } | SendError::Tls { .. })
     }
 
     pub fn is_timeout(&self) -> bool {
@@ -254,6 +269,65 @@ pub async fn send_wire(
     Ok((resp.map(PooledBody::Direct), fields))
 }
 
+/// Where a request goes: the server, and the private CA its service trusts (`https://`).
+#[derive(Clone, Copy)]
+pub struct Dest<'a> {
+    pub addr: &'a ServerAddr,
+    pub ca: Option<&'a UpstreamCa>,
+}
+
+impl Dest<'_> {
+    /// A plain `http://` server: the direct client and this module's pool.
+    fn plain(&self) -> bool {
+        self.addr.scheme == "http"
+    }
+}
+
+/// Sends a request whose body is in memory (a shadow's): already encoded for the direct
+/// client to an `http://` server, through `tls_h2` to the others. The response head must
+/// have arrived by `deadline`.
+#[allow(clippy::too_many_arguments)]
+pub async fn send_buffered(
+    dest: Dest<'_>,
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &http::HeaderMap,
+    added: &crate::wire::headers::Added<'_>,
+    body: &Bytes,
+    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<(Response<PooledBody>, Relayed), SendError> {
+    if dest.plain() {
+        let wire = h1::encode_request(method, path_and_query, headers, added.as_slice(), body);
+        return send_wire(
+            &dest.addr.authority,
+            &wire,
+            method,
+            connect_timeout,
+            deadline,
+        )
+        .await;
+    }
+    let head = tls_h2::Head {
+        method,
+        path_and_query,
+        headers,
+        added,
+    };
+    let body = http_body_util::Either::Right(http_body_util::Full::new(body.clone()));
+    let sending = Box::pin(tls_h2::send(
+        dest.addr,
+        dest.ca,
+        head,
+        body,
+        connect_timeout,
+    ));
+    let resp = tokio::time::timeout_at(deadline, sending)
+        .await
+        .map_err(|_| SendError::Timeout)??;
+    Ok((resp, Relayed::default()))
+}
+
 /// A request for an upstream server, borrowed from the client's: the `added` fields replace
 /// any of the same name in `headers`; the URI is in origin form.
 pub struct Outgoing<'a> {
@@ -270,12 +344,16 @@ pub struct Outgoing<'a> {
 /// upgrade on hyper's client. The response head must have arrived by `deadline`. Its fields
 /// are in the map (hyper's client) or beside it, as lines (the direct client).
 pub async fn send(
-    authority: &str,
+    dest: Dest<'_>,
     out: Outgoing<'_>,
     body: UpstreamBody,
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
 ) -> Result<(Response<PooledBody>, Relayed), SendError> {
+    if !dest.plain() {
+        return send_other(dest, out, body, connect_timeout, deadline).await;
+    }
+    let authority = dest.addr.authority.as_str();
     if !out.upgrade && matches!(body, UpstreamBody::Empty) {
         let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
         let wire = h1::encode_request(out.method, path, out.headers, out.added.as_slice(), b"");
@@ -283,6 +361,34 @@ pub async fn send(
     }
     // Boxed: the rare path's future is the largest, and every caller's future would carry it.
     let sending = Box::pin(send_hyper(authority, out, body, connect_timeout));
+    let resp = tokio::time::timeout_at(deadline, sending)
+        .await
+        .map_err(|_| SendError::Timeout)??;
+    Ok((resp, Relayed::default()))
+}
+
+/// `send` to an `https://` or `h2c://` server.
+async fn send_other(
+    dest: Dest<'_>,
+    out: Outgoing<'_>,
+    body: UpstreamBody,
+    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<(Response<PooledBody>, Relayed), SendError> {
+    let head = tls_h2::Head {
+        method: out.method,
+        path_and_query: out.uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: out.headers,
+        added: out.added,
+    };
+    let body = http_body_util::Either::Left(body);
+    let sending = Box::pin(tls_h2::send(
+        dest.addr,
+        dest.ca,
+        head,
+        body,
+        connect_timeout,
+    ));
     let resp = tokio::time::timeout_at(deadline, sending)
         .await
         .map_err(|_| SendError::Timeout)??;

@@ -19,7 +19,7 @@ use umbra_core::snapshot::Route;
 use umbra_core::upstream::Service;
 
 use super::compare::{CompareJob, Fetched};
-use crate::client::{self, h1, SendError};
+use crate::client::{self, SendError};
 use crate::wire::body::{collect_capped, BoxError, Captured};
 use crate::wire::headers::{Added, HOST, X_REQUEST_ID, X_UMBRA_SHADOW};
 use crate::Proxy;
@@ -127,23 +127,23 @@ async fn fetch(
     if let Some(h) = &host {
         added.push(&HOST, h);
     }
-    let wire = h1::encode_request(
-        &m.method,
-        &m.path_and_query,
-        &m.headers,
-        added.as_slice(),
-        &m.body,
-    );
     let _guard = server.begin();
     let start = Instant::now();
     // The worker's own upstream pool (shadow and primary requests to one server share idle
     // connections; each request still has a connection of its own).
     let timed_out = || MirrorError::Timeout(timeout.as_millis());
     let work = async {
-        let resp = client::send_wire(
-            &server.addr.authority,
-            &wire,
+        let dest = client::Dest {
+            addr: &server.addr,
+            ca: service.spec.ca.as_ref(),
+        };
+        let resp = client::send_buffered(
+            dest,
             &m.method,
+            &m.path_and_query,
+            &m.headers,
+            &added,
+            &m.body,
             SHADOW_CONNECT_TIMEOUT,
             tokio::time::Instant::now() + timeout,
         )
@@ -155,8 +155,9 @@ async fn fetch(
         let (resp, fields) = resp;
         let (mut parts, body) = resp.into_parts();
         fields.merge_into(&mut parts.headers, false);
-        let (body, truncated) = collect_capped(body, cap).await.map_err(MirrorError::Body)?;
-        Ok::<_, MirrorError>((parts, body, truncated))
+        let got = collect_capped(body, cap).await.map_err(MirrorError::Body)?;
+        with_trailers(&mut parts.headers, got.trailers);
+        Ok::<_, MirrorError>((parts, got.body, got.truncated))
     };
     match tokio::time::timeout(timeout, work).await {
         Err(_) => Err(timed_out()),
@@ -168,6 +169,16 @@ async fn fetch(
             truncated,
             latency_us: start.elapsed().as_micros() as u64,
         }),
+    }
+}
+
+/// A response's trailers compared as its fields (gRPC's `grpc-status` and `grpc-message`
+/// arrive there), after the head's.
+fn with_trailers(headers: &mut HeaderMap, trailers: Option<HeaderMap>) {
+    for (name, value) in trailers.into_iter().flatten() {
+        if let Some(name) = name {
+            headers.append(name, value);
+        }
     }
 }
 
@@ -234,9 +245,10 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
     .await
     .ok()
     .flatten();
-    let Some((status, head, captured)) = primary else {
+    let Some((status, mut head, mut captured)) = primary else {
         return dropped(DropReason::Incomplete);
     };
+    with_trailers(&mut head, captured.trailers.take());
     let primary = Fetched {
         status,
         headers: head,

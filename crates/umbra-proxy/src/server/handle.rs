@@ -546,8 +546,12 @@ async fn forward(
             upgrade: out.req.scan.upgrade,
         };
         let in_flight = server.begin();
+        let dest = client::Dest {
+            addr: &server.addr,
+            ca: service.spec.ca.as_ref(),
+        };
         let res = client::send(
-            &server.addr.authority,
+            dest,
             wire,
             body.take().unwrap_or(UpstreamBody::Empty),
             CONNECT_TIMEOUT,

@@ -32,6 +32,8 @@ pub struct Captured {
     pub complete: bool,
     /// When the stream ended, for latency.
     pub ended: Option<Instant>,
+    /// The trailers that ended it (HTTP/2, or chunked HTTP/1.1): gRPC's status is there.
+    pub trailers: Option<http::HeaderMap>,
 }
 
 struct Capture {
@@ -39,6 +41,7 @@ struct Capture {
     len: usize,
     cap: usize,
     truncated: bool,
+    trailers: Option<http::HeaderMap>,
     tx: oneshot::Sender<Captured>,
 }
 
@@ -69,6 +72,7 @@ impl Capture {
             truncated: self.truncated,
             complete,
             ended: Some(Instant::now()),
+            trailers: self.trailers,
         });
     }
 }
@@ -82,7 +86,7 @@ pub struct BodyIdle {
 
 /// Wraps a body; optionally copies up to a cap of what passes, optionally enforces a limit
 /// and an idle timeout.
-pub struct Tee<B> {
+pub struct Tee<B: Body> {
     inner: B,
     /// Boxed: only mirrored requests copy, and every body carries the field.
     capture: Option<Box<Capture>>,
@@ -96,7 +100,7 @@ pub struct Tee<B> {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<B> Tee<B> {
+impl<B: Body> Tee<B> {
     pub fn new(inner: B) -> Self {
         Tee {
             inner,
@@ -140,16 +144,20 @@ impl<B> Tee<B> {
             len: 0,
             cap,
             truncated: false,
+            trailers: None,
             tx,
         }));
         rx
     }
 }
 
-impl<B> Drop for Tee<B> {
+impl<B: Body> Drop for Tee<B> {
     fn drop(&mut self) {
         if let Some(c) = self.capture.take() {
-            c.finish(false);
+            // A body at its end when dropped is whole even if never polled: hyper's HTTP/2
+            // server sends an empty one (a gRPC trailers-only answer) without polling it.
+            let whole = self.inner.is_end_stream();
+            c.finish(whole);
         }
     }
 }
@@ -196,6 +204,8 @@ where
                     if let Some(c) = &mut this.capture {
                         c.push(data);
                     }
+                } else if let (Some(t), Some(c)) = (frame.trailers_ref(), &mut this.capture) {
+                    c.trailers = Some(t.clone());
                 }
                 if this.inner.is_end_stream() {
                     if let Some(c) = this.capture.take() {
@@ -271,24 +281,74 @@ impl Body for UpstreamBody {
     }
 }
 
+/// A shadow response's body as read: up to the cap, and its trailers.
+pub struct Collected {
+    pub body: Vec<u8>,
+    pub truncated: bool,
+    pub trailers: Option<http::HeaderMap>,
+}
+
 /// Reads a whole body up to `cap` bytes (the rest is read and discarded), for shadow responses.
-pub async fn collect_capped<B>(mut body: B, cap: usize) -> Result<(Vec<u8>, bool), BoxError>
+pub async fn collect_capped<B>(mut body: B, cap: usize) -> Result<Collected, BoxError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
     use http_body_util::BodyExt;
-    let mut out = Vec::new();
-    let mut truncated = false;
+    let mut out = Collected {
+        body: Vec::new(),
+        truncated: false,
+        trailers: None,
+    };
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(Into::into)?;
-        if let Some(d) = frame.data_ref() {
-            let room = cap.saturating_sub(out.len());
-            if d.len() > room {
-                truncated = true;
+        match frame.into_data() {
+            Ok(d) => {
+                let room = cap.saturating_sub(out.body.len());
+                out.truncated |= d.len() > room;
+                out.body.extend_from_slice(&d[..d.len().min(room)]);
             }
-            out.extend_from_slice(&d[..d.len().min(room)]);
+            Err(frame) => out.trailers = frame.into_trailers().ok(),
         }
     }
-    Ok((out, truncated))
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt as _, Empty, StreamBody};
+
+    #[tokio::test]
+    async fn an_empty_body_dropped_unpolled_is_captured_whole() {
+        let mut tee = Tee::new(Empty::<Bytes>::new());
+        let rx = tee.capture(100);
+        drop(tee);
+        let got = rx.await.unwrap();
+        assert!(got.complete && got.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn trailers_are_captured_and_collected() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let frames = || {
+            let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+                Ok(Frame::data(Bytes::from_static(b"abc"))),
+                Ok(Frame::trailers(trailers.clone())),
+            ];
+            StreamBody::new(futures_util::stream::iter(frames))
+        };
+        let mut tee = Tee::new(frames());
+        let rx = tee.capture(100);
+        let passed = tee.collect().await.unwrap();
+        assert_eq!(passed.trailers(), Some(&trailers), "passed on");
+        let got = rx.await.unwrap();
+        assert_eq!((got.body.as_slice(), got.complete), (&b"abc"[..], true));
+        assert_eq!(got.trailers.as_ref(), Some(&trailers));
+
+        let got = collect_capped(frames(), 2).await.unwrap();
+        assert_eq!((got.body.as_slice(), got.truncated), (&b"ab"[..], true));
+        assert_eq!(got.trailers.as_ref(), Some(&trailers));
+    }
 }
