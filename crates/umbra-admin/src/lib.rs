@@ -20,6 +20,7 @@
 //! | `GET /api/comparisons?route=&verdict=&endpoint=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
 //! | `GET /api/comparisons/{id}` | one whole comparison |
 //! | `GET /api/services` | services, their servers and health state |
+//! | `PUT`/`DELETE /api/services/{name}` | create/replace (`{"servers", "health"?, "balance"?}`, 422 naming the field) / delete (404 unknown, 409 while a route uses it or for a file/docker service) a runtime service |
 //! | `GET /api/events?limit=&before=` | the audit log, newest first, `{"items", "next"}` |
 //! | `GET /`, `GET /ui/*` | the web UI (see [`ui`]) |
 //!
@@ -66,6 +67,7 @@ pub mod guard;
 pub mod health;
 pub mod openapi;
 pub mod routes;
+pub mod services;
 pub mod session;
 pub mod throttle;
 pub mod ui;
@@ -185,6 +187,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/comparisons", get(comparisons::list))
         .route("/api/comparisons/{id}", get(comparisons::get))
         .route("/api/services", get(routes::services))
+        .route(
+            "/api/services/{name}",
+            put(services::put).delete(services::delete),
+        )
         .route("/api/discovery", get(routes::discovery))
         .route("/api/events", get(comparisons::events))
         .route_layer(axum::middleware::from_fn_with_state(
