@@ -451,7 +451,12 @@ async fn route_pages_show_how_a_route_can_change() {
         .text
         .contains("id=\"rf-name\" name=\"name\" data-key=\"name\" type=\"text\" value=\"orders\""));
     assert!(a.text.contains(" readonly "));
-    assert!(a.text.contains("<option value=\"v1\" selected>v1</option>"));
+    assert!(a.text.contains(
+        "id=\"rf-service\" name=\"service\" data-key=\"service\" type=\"text\" value=\"v1\""
+    ));
+    assert!(a
+        .text
+        .contains("<datalist id=\"rf-services\"><option value=\"v1\"></option>"));
     assert!(a.text.contains(
         "id=\"rf-priority\" name=\"priority\" data-key=\"priority\" type=\"number\" value=\"7\""
     ));
