@@ -157,3 +157,62 @@ async fn a_service_is_made_used_persisted_restored_and_deleted() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn deploy_and_hold_refuse_bad_input_naming_the_field() {
+    let p = common::parts(common::CONFIG, None).await;
+    let app = router(common::state(&p.runtime, &p.store, 0));
+    let cases = [
+        (
+            "/api/routes/api/deploy",
+            json!({"target": "ftp://x:1"}),
+            "target:",
+        ),
+        (
+            "/api/routes/api/deploy",
+            json!({"target": "http://127.0.0.1:1", "wait": "60"}),
+            "wait:",
+        ),
+        (
+            "/api/routes/api/deploy",
+            json!({"target": "http://127.0.0.1:1", "drain": "x"}),
+            "drain:",
+        ),
+        (
+            "/api/routes/api/deploy",
+            json!({"target": "http://127.0.0.1:1", "health_path": "up"}),
+            "health_path:",
+        ),
+        ("/api/routes/api/deploy", json!({"wait": "1s"}), "target"),
+        ("/api/routes/api/pause", json!({"max": "forever"}), "max:"),
+        ("/api/routes/api/maintenance", json!({"msg": "x"}), "msg"),
+    ];
+    for (path, body, field) in cases {
+        let (status, v) = call(&app, Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(m.contains(field), "{path}: {m}");
+    }
+    let body = json!({"target": "http://127.0.0.1:1"});
+    let (status, _) = call(&app, Method::POST, "/api/routes/nope/deploy", Some(body)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nothing changed: the route still goes to v1's server.
+    let snap = p.runtime.snapshot();
+    assert_eq!(
+        snap.service("v1").unwrap().spec.servers[0].url(),
+        "http://127.0.0.1:9"
+    );
+
+    // Bodiless pause and maintenance take the defaults; resume opens the route.
+    let (status, v) = call(&app, Method::POST, "/api/routes/api/pause", None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["hold"], json!({"state": "paused", "max_ms": 30000}));
+    let (_, v) = call(&app, Method::POST, "/api/routes/api/maintenance", None).await;
+    assert_eq!(v["hold"]["state"], "maintenance");
+    assert!(!p.runtime.snapshot().route("api").unwrap().hold.is_open());
+    let (_, v) = call(&app, Method::POST, "/api/routes/api/resume", None).await;
+    assert_eq!(v["hold"], json!({"state": "open"}));
+    assert!(p.runtime.snapshot().route("api").unwrap().hold.is_open());
+    let (status, _) = call(&app, Method::POST, "/api/routes/nope/resume", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

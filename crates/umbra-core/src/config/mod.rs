@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use error::{line_col, ConfigError, ConfigErrors};
 pub use expand::expand;
 pub use raw::*;
-pub use validate::{valid_name, validate_route, validate_service, RouteContext};
+pub use validate::{parse_server, valid_name, validate_route, validate_service, RouteContext};
 
 use crate::rules::Rule;
 
