@@ -497,6 +497,10 @@ async fn discovery_lists_containers_and_label_errors() {
         endpoint: "unix:///var/run/docker.sock".into(),
         last_error: None,
         last_sync_at_ms: Some(1_700_000_000_000),
+        project: None,
+        project_from: None,
+        projects_seen: Vec::new(),
+        notice: None,
         containers: vec![
             ContainerStatus {
                 id: "0123456789abcdef0123".into(),
@@ -535,4 +539,27 @@ async fn discovery_lists_containers_and_label_errors() {
     assert!(!a.text.contains("<b>worker"));
     assert!(a.text.contains("<tr class=\"has-errors\"><td data-label=\"container\"><strong>&lt;b&gt;worker&lt;/b&gt;</strong>"));
     assert!(a.text.contains("<li><code>umbra.shadow.percent</code>: expected a number from 0 to 100, got `&lt;lots&gt;`</li>"), "{}", a.text);
+}
+
+#[tokio::test]
+async fn discovery_says_when_the_project_filter_matches_nothing() {
+    let h = harness(None).await;
+    h.runtime.set_discovery(DiscoveryStatus {
+        enabled: true,
+        connected: true,
+        endpoint: "unix:///var/run/docker.sock".into(),
+        project: Some("shop".into()),
+        project_from: Some("own container".into()),
+        projects_seen: vec!["other".into()],
+        notice: Some("no container belongs to compose project `shop` (own container); projects seen: other <x>".into()),
+        ..Default::default()
+    });
+    let a = get(&h.app, "/").await;
+    assert!(
+        a.text
+            .contains("Only containers of compose project <code>shop</code> (from own container)."),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("<p class=\"error notice\" role=\"status\">no container belongs to compose project `shop` (own container); projects seen: other &lt;x&gt;</p>"), "{}", a.text);
 }

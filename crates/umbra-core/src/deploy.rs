@@ -111,7 +111,7 @@ pub async fn deploy(
         "health_path": health_path, "healthy_after_ms": healthy_after_ms,
     });
     let persist = rt.replace_servers(&service, vec![target.url()], (route, actor, detail))?;
-    tracing::info!(%route, %service, target = %target.url(), "deployed; draining the old servers");
+    tracing::info!(%route, %service, to = %target.url(), "deployed; draining the old servers");
     // A server kept by the deploy (the target was already one) is no longer "old".
     let old: Vec<_> = old.into_iter().filter(|s| s.addr != target).collect();
     let in_flight_left = drain(&old, req.drain).await;

@@ -549,6 +549,10 @@ fn discovery() -> DiscoveryStatus {
         endpoint: "unix:///var/run/docker.sock".into(),
         last_error: None,
         last_sync_at_ms: Some(1_700_000_000_000),
+        project: None,
+        project_from: None,
+        projects_seen: Vec::new(),
+        notice: None,
         containers: vec![
             ContainerStatus {
                 id: "3f2a9c1b7d4e5f60718293a4".into(),
