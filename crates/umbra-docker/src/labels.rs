@@ -427,8 +427,10 @@ mod tests {
             ("umbra.canary.of", "api"),
             ("umbra.canary.weight", "10%"),
             ("umbra.health.path", "/health"),
+            ("umbra.deploy.of", "web"),
         ]));
         assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.deploy_of.as_deref(), Some("web"));
         assert_eq!(p.shadow_of.as_deref(), Some("api"));
         assert_eq!(p.shadow_percent, Some(25.0));
         assert_eq!(p.shadow_secondary.as_deref(), Some("api"));
