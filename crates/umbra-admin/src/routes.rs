@@ -83,6 +83,7 @@ pub fn route_json(route: &Route) -> Value {
         "source": spec.source.as_str(),
         "overridden": route.overridden,
         "previous_service": route.previous_service,
+        "hold": route.hold.mode(),
         "stats": route_stats_json(route),
     })
 }

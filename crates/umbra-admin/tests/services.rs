@@ -216,3 +216,50 @@ async fn deploy_and_hold_refuse_bad_input_naming_the_field() {
     let (status, _) = call(&app, Method::POST, "/api/routes/nope/resume", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_deploy_replaces_a_file_service_until_its_runtime_definition_is_deleted() {
+    let p = common::parts(common::CONFIG, None).await;
+    let app = router(common::state(&p.runtime, &p.store, 0));
+    let target = umbra_testkit::Fixture::builder()
+        .health("/up")
+        .start()
+        .await;
+    // Never healthy: 504, nothing changed.
+    let sick = umbra_testkit::Fixture::builder()
+        .status("/up", 500)
+        .start()
+        .await;
+    let body = json!({"target": sick.url(), "wait": "300ms"});
+    let (status, v) = call(&app, Method::POST, "/api/routes/api/deploy", Some(body)).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{v}");
+    assert_eq!(v["error"], "target_unhealthy");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("answered 500 Internal Server Error"),
+        "{v}"
+    );
+    let url = |p: &common::Parts| p.runtime.snapshot().service("v1").unwrap().spec.servers[0].url();
+    assert_eq!(url(&p), "http://127.0.0.1:9");
+
+    let body = json!({"target": target.url(), "drain": "1s"});
+    let (status, v) = call(&app, Method::POST, "/api/routes/api/deploy", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["service"], "v1");
+    assert_eq!(v["previous"], json!(["http://127.0.0.1:9"]));
+    assert_eq!(
+        (v["drained"].clone(), v["persisted"].clone()),
+        (json!(true), json!(true))
+    );
+    assert_eq!(url(&p), target.url());
+    assert!(target.health_hits() >= 1);
+    let (_, v) = call(&app, Method::GET, "/api/routes/api", None).await;
+    assert_eq!(v["hold"], json!({"state": "open"}));
+
+    // Deleting the runtime definition returns to the file's, though a route uses it.
+    let (status, v) = call(&app, Method::DELETE, "/api/services/v1", None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(url(&p), "http://127.0.0.1:9");
+}

@@ -44,6 +44,8 @@ impl Deploys {
         statuses: &mut [ContainerStatus],
         done: &mpsc::Sender<Msg>,
     ) {
+        self.started.retain(|id, _| containers.contains_key(id));
+        self.failed.retain(|id, _| containers.contains_key(id));
         for c in containers.values() {
             let Some(route) = labels::parse(&c.labels).deploy_of else {
                 continue;

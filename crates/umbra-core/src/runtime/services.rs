@@ -137,7 +137,8 @@ impl Runtime {
     }
 
     /// Deletes a service made through the API: 404 when there is none, 409 while a route
-    /// uses it.
+    /// uses it. For a deploy's replacement of a file or docker service, the deletion returns
+    /// to that definition.
     pub fn delete_service(&self, name: &str, actor: &str) -> Result<Persist, ControlError> {
         let mut inputs = self.inputs.lock().expect("inputs lock");
         if !inputs.api_services.contains_key(name) {
@@ -154,7 +155,14 @@ impl Runtime {
             }
             return Err(ControlError::NoService(name.to_string()));
         }
-        let used = users(self, name);
+        // A deploy's replacement of a file or docker service leaves that service in place.
+        let underneath =
+            inputs.file.services.contains_key(name) || inputs.docker.services.contains_key(name);
+        let used = if underneath {
+            BTreeSet::new()
+        } else {
+            users(self, name)
+        };
         if !used.is_empty() {
             let list: Vec<String> = used.iter().map(|r| format!("`{r}`")).collect();
             return Err(ControlError::Conflict(format!(
