@@ -661,6 +661,32 @@ async fn a_route_to_target_urls_is_made_in_the_form() {
     })
     .await;
     b.screenshots("route-from-urls").await;
+
+    // Maintenance from the route page: the proxy answers 503 with the message; resume opens.
+    type_into(&b, "#hold-message", "Back at noon").await;
+    click(&b, "form.hold button[type=submit]").await;
+    assert!(dialog_text(&b).await.contains("503 until resume"));
+    b.client.accept_alert().await.unwrap();
+    b.wait_js(
+        "the maintenance state",
+        "return document.getElementById('hold-state').textContent.includes('Back at noon');",
+    )
+    .await;
+    let answer = umbra_testkit::get(format!("{}/preview/hi", s.proxy)).await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.json()["message"], "Back at noon");
+    click(&b, "button[data-url=\"/api/routes/preview/resume\"]").await;
+    b.wait_js(
+        "the open state",
+        "return document.getElementById('hold-state').textContent === 'Requests flow.';",
+    )
+    .await;
+    assert_eq!(
+        umbra_testkit::get(format!("{}/preview/hi", s.proxy))
+            .await
+            .status,
+        200
+    );
     b.close().await;
 }
 
