@@ -192,6 +192,30 @@
     return body;
   }
 
+  // A service field holding a server URL: the service it makes, named after the route.
+  var URL_SERVICES = [["service", "primary"], ["shadow.service", "shadow"]];
+
+  // Makes the services the form's URLs stand for, one after another; each failure names
+  // its field. Resolves with the body, its URLs replaced by the services' names.
+  function makeServices(form, name, body) {
+    var chain = Promise.resolve();
+    URL_SERVICES.forEach(function (pair) {
+      var key = pair[0], holder = key === "service" ? body : body.shadow;
+      var url = holder ? holder.service : "";
+      if (!url || url.indexOf("://") < 0) { return; }
+      var svc = name + "-" + pair[1];
+      chain = chain.then(function () {
+        return api("PUT", "/api/services/" + encodeURIComponent(svc), { servers: [url] });
+      }).then(function () {
+        holder.service = svc;
+      }, function (e) {
+        e.key = key;
+        throw e;
+      });
+    });
+    return chain.then(function () { return body; });
+  }
+
   function submitRoute(form) {
     clearErrors(form);
     var name = form.querySelector('[data-key="name"]').value.trim();
@@ -201,12 +225,16 @@
     }
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    api("PUT", "/api/routes/" + encodeURIComponent(name), routeBody(form)).then(function () {
+    makeServices(form, name, routeBody(form)).then(function (body) {
+      return api("PUT", "/api/routes/" + encodeURIComponent(name), body);
+    }).then(function () {
       window.location.assign("/ui/routes/" + encodeURIComponent(name));
     }).catch(function (e) {
       button.disabled = false;
       var first = null;
-      if (e.status === 422) {
+      if (e.key) {
+        first = showError(form, e.message, e.key);
+      } else if (e.status === 422) {
         e.message.split("; ").forEach(function (part) {
           var input = showError(form, part);
           if (!first) { first = input; }

@@ -62,7 +62,9 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         let message = e.to_string();
         match e {
-            ControlError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
+            ControlError::NotFound(_) | ControlError::NoService(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
             ControlError::ReadOnly { .. } => Self::new(StatusCode::CONFLICT, "read_only", message),
             ControlError::Invalid(_) => Self::invalid(message),
             ControlError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),

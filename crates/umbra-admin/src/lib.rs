@@ -16,10 +16,13 @@
 //! | `PUT`/`DELETE /api/routes/{name}/canary` | `{"service", "weight", "sticky"?}`; weight 0 (or DELETE) removes the canary |
 //! | `POST /api/routes/{name}/promote`, `POST /api/routes/{name}/rollback` | promote the candidate / return to the previous service (409 when there is nothing to do) |
 //! | `POST /api/routes/{name}/ignore` | `{"path": "/meta/x"}`: mark a field as noise for the route |
+//! | `POST /api/routes/{name}/deploy` | `{"target", "wait"?, "drain"?, "health_path"?}`: health-check the target, switch the route's service to it, drain the old servers; 504 `target_unhealthy` and nothing changed when it never answers 2xx |
+//! | `POST /api/routes/{name}/pause`, `.../maintenance`, `.../resume` | `{"max"?: "30s"}` holds new requests (503 after `max`); `{"message"?}` answers 503 with a page; resume opens the route |
 //! | `GET /api/routes/{name}/diffs` | per endpoint: field difference and noise rates, significance, latency percentiles and regression |
 //! | `GET /api/comparisons?route=&verdict=&endpoint=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
 //! | `GET /api/comparisons/{id}` | one whole comparison |
 //! | `GET /api/services` | services, their servers and health state |
+//! | `PUT`/`DELETE /api/services/{name}` | create/replace (`{"servers", "health"?, "balance"?}`, 422 naming the field) / delete (404 unknown, 409 while a route uses it or for a file/docker service) a runtime service |
 //! | `GET /api/events?limit=&before=` | the audit log, newest first, `{"items", "next"}` |
 //! | `GET /`, `GET /ui/*` | the web UI (see [`ui`]) |
 //!
@@ -61,11 +64,14 @@ use umbra_store::ComparisonStore;
 pub mod audit;
 pub mod auth;
 pub mod comparisons;
+pub mod deploy;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod hold;
 pub mod openapi;
 pub mod routes;
+pub mod services;
 pub mod session;
 pub mod throttle;
 pub mod ui;
@@ -198,10 +204,18 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/routes/{name}/promote", post(routes::promote))
         .route("/api/routes/{name}/rollback", post(routes::rollback))
         .route("/api/routes/{name}/ignore", post(routes::ignore))
+        .route("/api/routes/{name}/deploy", post(deploy::post))
+        .route("/api/routes/{name}/pause", post(hold::pause))
+        .route("/api/routes/{name}/maintenance", post(hold::maintenance))
+        .route("/api/routes/{name}/resume", post(hold::resume))
         .route("/api/routes/{name}/diffs", get(routes::diffs))
         .route("/api/comparisons", get(comparisons::list))
         .route("/api/comparisons/{id}", get(comparisons::get))
         .route("/api/services", get(routes::services))
+        .route(
+            "/api/services/{name}",
+            put(services::put).delete(services::delete),
+        )
         .route("/api/discovery", get(routes::discovery))
         .route("/api/events", get(comparisons::events))
         .route_layer(axum::middleware::from_fn_with_state(

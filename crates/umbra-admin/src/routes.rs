@@ -83,11 +83,12 @@ pub fn route_json(route: &Route) -> Value {
         "source": spec.source.as_str(),
         "overridden": route.overridden,
         "previous_service": route.previous_service,
+        "hold": route.hold.mode(),
         "stats": route_stats_json(route),
     })
 }
 
-fn service_json(svc: &Service) -> Value {
+pub(crate) fn service_json(svc: &Service) -> Value {
     let spec = &svc.spec;
     let servers: Vec<Value> = svc
         .servers
@@ -184,7 +185,7 @@ pub async fn discovery(State(state): State<AdminState>) -> Json<Value> {
 }
 
 /// Who made a change: `X-Umbra-Source: ui|cli|api` (default `api`).
-fn actor(headers: &http::HeaderMap) -> &'static str {
+pub(crate) fn actor(headers: &http::HeaderMap) -> &'static str {
     match headers.get("x-umbra-source").and_then(|v| v.to_str().ok()) {
         Some("ui") => "ui",
         Some("cli") => "cli",
@@ -194,7 +195,7 @@ fn actor(headers: &http::HeaderMap) -> &'static str {
 
 /// Writes what a change left to persist; false (and a log line) when the store failed or
 /// there is none. The change is in force either way.
-async fn persist(state: &AdminState, p: &Persist) -> bool {
+pub(crate) async fn persist(state: &AdminState, p: &Persist) -> bool {
     let Some(store) = &state.store else {
         return false;
     };
@@ -209,7 +210,7 @@ async fn persist(state: &AdminState, p: &Persist) -> bool {
                 })
                 .await
         }
-        None => store.delete_route(p.name()).await.map(|_| ()),
+        None => store.delete_route(&p.store_key()).await.map(|_| ()),
     };
     match result {
         Ok(()) => true,
@@ -222,7 +223,7 @@ async fn persist(state: &AdminState, p: &Persist) -> bool {
 
 /// The answer to a change: the route as it is now (null after a delete) and whether the
 /// change was persisted.
-async fn changed(state: &AdminState, name: &str, p: Persist) -> Json<Value> {
+pub(crate) async fn changed(state: &AdminState, name: &str, p: Persist) -> Json<Value> {
     let persisted = persist(state, &p).await;
     let snap = state.runtime.load();
     let route = snap.route(name).map_or(Value::Null, |r| route_json(r));

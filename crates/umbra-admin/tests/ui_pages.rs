@@ -451,7 +451,12 @@ async fn route_pages_show_how_a_route_can_change() {
         .text
         .contains("id=\"rf-name\" name=\"name\" data-key=\"name\" type=\"text\" value=\"orders\""));
     assert!(a.text.contains(" readonly "));
-    assert!(a.text.contains("<option value=\"v1\" selected>v1</option>"));
+    assert!(a.text.contains(
+        "id=\"rf-service\" name=\"service\" data-key=\"service\" type=\"text\" value=\"v1\""
+    ));
+    assert!(a
+        .text
+        .contains("<datalist id=\"rf-services\"><option value=\"v1\"></option>"));
     assert!(a.text.contains(
         "id=\"rf-priority\" name=\"priority\" data-key=\"priority\" type=\"number\" value=\"7\""
     ));
@@ -492,6 +497,10 @@ async fn discovery_lists_containers_and_label_errors() {
         endpoint: "unix:///var/run/docker.sock".into(),
         last_error: None,
         last_sync_at_ms: Some(1_700_000_000_000),
+        project: None,
+        project_from: None,
+        projects_seen: Vec::new(),
+        notice: None,
         containers: vec![
             ContainerStatus {
                 id: "0123456789abcdef0123".into(),
@@ -530,4 +539,27 @@ async fn discovery_lists_containers_and_label_errors() {
     assert!(!a.text.contains("<b>worker"));
     assert!(a.text.contains("<tr class=\"has-errors\"><td data-label=\"container\"><strong>&lt;b&gt;worker&lt;/b&gt;</strong>"));
     assert!(a.text.contains("<li><code>umbra.shadow.percent</code>: expected a number from 0 to 100, got `&lt;lots&gt;`</li>"), "{}", a.text);
+}
+
+#[tokio::test]
+async fn discovery_says_when_the_project_filter_matches_nothing() {
+    let h = harness(None).await;
+    h.runtime.set_discovery(DiscoveryStatus {
+        enabled: true,
+        connected: true,
+        endpoint: "unix:///var/run/docker.sock".into(),
+        project: Some("shop".into()),
+        project_from: Some("own container".into()),
+        projects_seen: vec!["other".into()],
+        notice: Some("no container belongs to compose project `shop` (own container); projects seen: other <x>".into()),
+        ..Default::default()
+    });
+    let a = get(&h.app, "/").await;
+    assert!(
+        a.text
+            .contains("Only containers of compose project <code>shop</code> (from own container)."),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("<p class=\"error notice\" role=\"status\">no container belongs to compose project `shop` (own container); projects seen: other &lt;x&gt;</p>"), "{}", a.text);
 }

@@ -14,6 +14,15 @@ pub struct DiscoveryStatus {
     /// Why the engine is unreachable (routes from the last good listing are kept meanwhile).
     pub last_error: Option<String>,
     pub last_sync_at_ms: Option<i64>,
+    /// The compose project discovery is limited to, if any.
+    pub project: Option<String>,
+    /// Where `project` came from: `config` (`[docker].project`) or `own container` (the
+    /// `com.docker.compose.project` label of the container umbra runs in).
+    pub project_from: Option<String>,
+    /// Compose projects of the containers the engine has, when the filter matches none.
+    pub projects_seen: Vec<String>,
+    /// Why discovery finds nothing, in words (e.g. a project filter that matches no container).
+    pub notice: Option<String>,
     pub containers: Vec<ContainerStatus>,
 }
 

@@ -7,6 +7,7 @@
 
 pub mod canary;
 pub mod config;
+pub mod deploy;
 pub mod discovery;
 pub mod health;
 pub mod resolve;

@@ -12,12 +12,18 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{
-    validate_route, Config, ConfigError, ConfigErrors, RawCanary, RawRoute, RawShadow,
+    validate_route, Config, ConfigError, ConfigErrors, RawCanary, RawRoute, RawService, RawShadow,
     RouteContext, ServiceSpec, Source,
 };
 use crate::snapshot::{Route, Snapshot};
 use crate::telemetry::{Metrics, RouteStats};
 use crate::upstream::{ServerRegistry, Service};
+
+mod hold;
+mod services;
+
+pub use hold::{Held, Hold, HoldMode};
+pub use services::SERVICE_KEY_PREFIX;
 
 /// A runtime change to a file- or docker-defined route, persisted by the admin layer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -84,6 +90,10 @@ pub enum Persist {
     Override(String, Box<RouteOverride>),
     /// Nothing stored for this name any more.
     Delete(String),
+    /// A service made (or replaced, e.g. by a deploy) through the API.
+    Service(String, Box<RawService>),
+    /// A service made through the API is gone.
+    DeleteService(String),
 }
 
 impl Persist {
@@ -102,14 +112,32 @@ impl Persist {
                 "override",
                 serde_json::to_value(o).expect("overrides serialize"),
             )),
-            Persist::Delete(_) => None,
+            Persist::Service(name, s) => Some((
+                services::store_key(name),
+                "service",
+                serde_json::to_value(s).expect("services serialize"),
+            )),
+            Persist::Delete(_) | Persist::DeleteService(_) => None,
         }
     }
 
+    /// The route's (or service's) name.
     pub fn name(&self) -> &str {
         match self {
             Persist::ApiRoute(r, _) => &r.name,
-            Persist::Override(n, _) | Persist::Delete(n) => n,
+            Persist::Override(n, _)
+            | Persist::Delete(n)
+            | Persist::Service(n, _)
+            | Persist::DeleteService(n) => n,
+        }
+    }
+
+    /// The row's name in the store's `routes` table: a route's name, or
+    /// `service:<name>` for a service (names never hold `:`, so the two never collide).
+    pub fn store_key(&self) -> String {
+        match self {
+            Persist::Service(n, _) | Persist::DeleteService(n) => services::store_key(n),
+            _ => self.name().to_string(),
         }
     }
 }
@@ -119,6 +147,8 @@ impl Persist {
 pub enum ControlError {
     #[error("no route named `{0}`")]
     NotFound(String),
+    #[error("no service named `{0}`")]
+    NoService(String),
     #[error("route `{name}` is defined by {origin} and cannot be changed through the API; change its {origin} definition instead")]
     ReadOnly { name: String, origin: &'static str },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
@@ -166,6 +196,9 @@ struct Inputs {
     api_routes: BTreeMap<String, (RawRoute, Option<String>)>,
     overrides: BTreeMap<String, RouteOverride>,
     docker: DockerInputs,
+    /// Services made through the API (or replaced by a deploy), as written and validated.
+    /// One named like a file or docker service takes its place (a deploy's new servers).
+    api_services: BTreeMap<String, (RawService, ServiceSpec)>,
 }
 
 /// The outcome of the last reload, for `/api/status`.
@@ -185,8 +218,9 @@ pub struct RuntimeEvent {
     pub detail: serde_json::Value,
 }
 
-/// Live state of a route kept across snapshots: its counters and its shadow slots.
-type RouteState = (Arc<RouteStats>, Arc<Semaphore>);
+/// Live state of a route kept across snapshots: its counters, its shadow slots and its hold
+/// (pause / maintenance).
+type RouteState = (Arc<RouteStats>, Arc<Semaphore>, Arc<Hold>);
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -220,6 +254,7 @@ impl Runtime {
             api_routes: BTreeMap::new(),
             overrides: BTreeMap::new(),
             docker: DockerInputs::default(),
+            api_services: BTreeMap::new(),
         };
         let rt = Runtime {
             snapshot: ArcSwap::from_pointee(Snapshot {
@@ -385,6 +420,11 @@ impl Runtime {
                     }
                     Err(e) => problems.push(format!("stored override of `{name}`: {e}")),
                 },
+                "service" => {
+                    if let Err(e) = services::restore(&mut inputs, &name, doc) {
+                        problems.push(e);
+                    }
+                }
                 other => problems.push(format!("stored route `{name}` has unknown kind `{other}`")),
             }
         }
@@ -406,7 +446,9 @@ impl Runtime {
     }
 
     fn service_known(inputs: &Inputs, name: &str) -> bool {
-        inputs.file.services.contains_key(name) || inputs.docker.services.contains_key(name)
+        inputs.file.services.contains_key(name)
+            || inputs.docker.services.contains_key(name)
+            || inputs.api_services.contains_key(name)
     }
 
     fn check(inputs: &Inputs, raw: &RawRoute, source: Source) -> Result<(), ControlError> {
@@ -520,6 +562,7 @@ impl Runtime {
             Persist::ApiRoute(r, _) => serde_json::to_value(r).unwrap_or_default(),
             Persist::Override(_, o) => serde_json::to_value(o).unwrap_or_default(),
             Persist::Delete(_) => serde_json::json!({"override": "cleared"}),
+            Persist::Service(..) | Persist::DeleteService(_) => serde_json::Value::Null,
         };
         self.event(kind, Some(name), actor, detail);
         Ok(persist)
@@ -642,9 +685,13 @@ impl Runtime {
 
     fn route_state(&self, name: &str, slots: usize) -> RouteState {
         let mut map = self.route_state.lock().expect("route state lock");
-        let entry = map
-            .entry(name.to_string())
-            .or_insert_with(|| (Arc::default(), Arc::new(Semaphore::new(slots))));
+        let entry = map.entry(name.to_string()).or_insert_with(|| {
+            (
+                Arc::default(),
+                Arc::new(Semaphore::new(slots)),
+                Arc::default(),
+            )
+        });
         entry.clone()
     }
 
@@ -670,6 +717,9 @@ impl Runtime {
         for spec in inputs.file.services.values() {
             add_service(spec);
         }
+        for (_, spec) in inputs.api_services.values() {
+            add_service(spec);
+        }
 
         let ctx_file = RouteContext {
             source: Source::File,
@@ -691,11 +741,12 @@ impl Runtime {
                 return;
             }
             let slots = spec.shadow.as_ref().map_or(256, |s| s.max_in_flight);
-            let (stats, shadow_slots) = self.route_state(&spec.name, slots);
+            let (stats, shadow_slots, hold) = self.route_state(&spec.name, slots);
             routes.push(Arc::new(Route {
                 spec,
                 stats,
                 shadow_slots,
+                hold,
                 overridden,
                 previous_service: prev,
             }));

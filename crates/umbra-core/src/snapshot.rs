@@ -17,6 +17,8 @@ pub struct Route {
     pub stats: Arc<RouteStats>,
     /// Bounds shadow requests in flight for this route.
     pub shadow_slots: Arc<Semaphore>,
+    /// Pause / maintenance; [`Hold::is_open`] is the request path's one check.
+    pub hold: Arc<crate::runtime::Hold>,
     /// True when a runtime change (API/UI/CLI) overrides a file- or docker-defined route.
     pub overridden: bool,
     /// The service traffic returns to on rollback after a promote.

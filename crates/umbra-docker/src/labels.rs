@@ -43,6 +43,8 @@ pub struct Parsed {
     pub shadow_secondary: Option<String>,
     pub canary_of: Option<String>,
     pub canary_weight: Option<f64>,
+    /// `umbra.deploy.of`: once healthy, this container replaces the route's servers.
+    pub deploy_of: Option<String>,
     pub health_path: Option<String>,
     pub errors: Vec<LabelError>,
 }
@@ -54,6 +56,7 @@ const UMBRA_KEYS: &[&str] = &[
     "umbra.shadow.secondary",
     "umbra.canary.of",
     "umbra.canary.weight",
+    "umbra.deploy.of",
     "umbra.health.path",
 ];
 
@@ -180,14 +183,16 @@ fn umbra_label(p: &mut Parsed, key: &str, value: &str) {
                 );
             }
         }
-        "umbra.shadow.of" | "umbra.canary.of" => {
+        "umbra.shadow.of" | "umbra.canary.of" | "umbra.deploy.of" => {
             let name = value.trim();
             if !valid_name(name) {
                 err(errors, key, format!("expected a route name, got `{value}`"));
             } else if key == "umbra.shadow.of" {
                 p.shadow_of = Some(name.to_string());
-            } else {
+            } else if key == "umbra.canary.of" {
                 p.canary_of = Some(name.to_string());
+            } else {
+                p.deploy_of = Some(name.to_string());
             }
         }
         "umbra.shadow.percent" => match parse_percent(value) {
@@ -425,8 +430,10 @@ mod tests {
             ("umbra.canary.of", "api"),
             ("umbra.canary.weight", "10%"),
             ("umbra.health.path", "/health"),
+            ("umbra.deploy.of", "web"),
         ]));
         assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.deploy_of.as_deref(), Some("web"));
         assert_eq!(p.shadow_of.as_deref(), Some("api"));
         assert_eq!(p.shadow_percent, Some(25.0));
         assert_eq!(p.shadow_secondary.as_deref(), Some("api"));

@@ -5,6 +5,7 @@
 //! services, routes and a per-container report (pure, deterministic), and [`watch`] talks to
 //! the engine and pushes each change into the runtime.
 
+mod deploy;
 pub mod labels;
 pub mod model;
 pub mod watch;

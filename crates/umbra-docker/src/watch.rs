@@ -94,10 +94,21 @@ fn to_container(i: ContainerInspectResponse) -> Option<Container> {
 }
 
 /// The id of the container umbra itself runs in, read from its mounts (Docker bind-mounts
-/// `/etc/hostname` from `.../containers/<id>/hostname`).
+/// `/etc/hostname` from `.../containers/<id>/hostname`), else its host name (Docker's default
+/// host name is the short container id).
 fn own_container_id() -> Option<String> {
-    container_id_from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|m| container_id_from_mountinfo(&m))
+        .or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").ok()?;
+            let host = host.trim();
+            (host.len() == 12 && host.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| host.to_string())
+        })
 }
+
+const PROJECT_LABEL: &str = "com.docker.compose.project";
 
 fn container_id_from_mountinfo(mounts: &str) -> Option<String> {
     mounts.lines().find_map(|line| {
@@ -110,9 +121,11 @@ fn container_id_from_mountinfo(mounts: &str) -> Option<String> {
     })
 }
 
-enum Msg {
+pub(crate) enum Msg {
     Ready(String, SocketAddr),
     GaveUp(String),
+    /// A label deploy (`umbra.deploy.of`) ended.
+    Deployed(crate::deploy::Finished),
 }
 
 struct Watcher {
@@ -128,6 +141,7 @@ struct Watcher {
     logged: HashSet<(String, String, String)>,
     last_generation: u64,
     last_other_routes: BTreeSet<String>,
+    deploys: crate::deploy::Deploys,
 }
 
 impl Watcher {
@@ -174,6 +188,12 @@ impl Watcher {
             }
         }
         self.status.containers = built.containers;
+        self.deploys.start(
+            &self.runtime,
+            &self.containers,
+            &mut self.status.containers,
+            &self.tx,
+        );
         self.publish();
         for (id, addr) in built.probes {
             if self.probing.insert(id.clone()) {
@@ -187,6 +207,76 @@ impl Watcher {
         self.runtime.set_discovery(self.status.clone());
     }
 
+    /// Without `[docker].project`, discovery keeps to the compose project umbra's own
+    /// container belongs to (none when umbra runs on the host or outside compose).
+    async fn own_project(&mut self, docker: &Docker) {
+        let Some(own) = own_container_id() else {
+            return;
+        };
+        let Ok(me) = docker
+            .inspect_container(&own, None::<InspectContainerOptions>)
+            .await
+        else {
+            return;
+        };
+        let label = me
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get(PROJECT_LABEL).cloned());
+        if let Some(p) = label {
+            tracing::info!(project = %p, "docker discovery: only containers of umbra's own compose project");
+            self.project = Some(p);
+            self.status.project = self.project.clone();
+            self.status.project_from = Some("own container".into());
+        }
+    }
+
+    /// The filter matched nothing: name the projects the engine has instead.
+    async fn projects_elsewhere(&mut self, docker: &Docker) -> Result<(), bollard::errors::Error> {
+        let all = docker
+            .list_containers(Some(ListContainersOptions::<String> {
+                all: true,
+                ..Default::default()
+            }))
+            .await?;
+        for c in all {
+            let p = c.labels.and_then(|l| l.get(PROJECT_LABEL).cloned());
+            self.saw_project(p);
+        }
+        self.saw_project(None);
+        Ok(())
+    }
+
+    /// Notes a container of another project (or none); while the filter matches nothing, the
+    /// report and the log say so and name what was seen.
+    fn saw_project(&mut self, project: Option<String>) {
+        if let Some(p) = project {
+            if !self.status.projects_seen.contains(&p) {
+                self.status.projects_seen.push(p);
+                self.status.projects_seen.sort();
+            }
+        }
+        let Some(want) = &self.project else { return };
+        if !self.containers.is_empty() {
+            self.status.notice = None;
+            return;
+        }
+        let seen = if self.status.projects_seen.is_empty() {
+            "no container has a compose project label".to_string()
+        } else {
+            format!("projects seen: {}", self.status.projects_seen.join(", "))
+        };
+        let notice = format!(
+            "no container belongs to compose project `{want}` ({}); {seen}. Start the containers \
+             in that project, or set [docker] project",
+            self.status.project_from.as_deref().unwrap_or("config"),
+        );
+        if self.status.notice.as_ref() != Some(&notice) {
+            tracing::warn!("docker discovery: {notice}");
+            self.status.notice = Some(notice);
+        }
+    }
+
     async fn inspect(&mut self, docker: &Docker, id: &str) {
         match docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -194,9 +284,10 @@ impl Watcher {
         {
             Ok(i) => {
                 let Some(mut c) = to_container(i) else { return };
-                let theirs = c.labels.get("com.docker.compose.project");
+                let theirs = c.labels.get(PROJECT_LABEL);
                 if self.project.is_some() && theirs != self.project.as_ref() {
                     self.containers.remove(&c.id);
+                    self.saw_project(theirs.cloned());
                     return;
                 }
                 {
@@ -205,6 +296,7 @@ impl Watcher {
                         c.ready = old.ready && old.state == "running" && c.state == "running";
                     }
                     self.containers.insert(c.id.clone(), c);
+                    self.status.notice = None;
                 }
             }
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -218,6 +310,9 @@ impl Watcher {
 
     /// Lists every container (running or not: a stopped container's routes answer 503).
     async fn sync(&mut self, docker: &Docker) -> Result<(), bollard::errors::Error> {
+        if self.status.project_from.is_none() {
+            self.own_project(docker).await;
+        }
         let mut filters = HashMap::new();
         if let Some(p) = &self.project {
             filters.insert(
@@ -234,6 +329,9 @@ impl Watcher {
             .await?;
         let ids: HashSet<String> = list.into_iter().filter_map(|c| c.id).collect();
         self.containers.retain(|id, _| ids.contains(id));
+        if ids.is_empty() && self.project.is_some() {
+            self.projects_elsewhere(docker).await?;
+        }
         for id in &ids {
             self.inspect(docker, id).await;
         }
@@ -320,6 +418,12 @@ impl Watcher {
             Msg::Ready(id, addr) => (id, addr),
             Msg::GaveUp(id) => {
                 self.probing.remove(&id);
+                return;
+            }
+            Msg::Deployed(done) => {
+                if self.deploys.finished(done) {
+                    self.rebuild();
+                }
                 return;
             }
         };
@@ -439,11 +543,14 @@ pub async fn run(runtime: Arc<Runtime>, config: DockerConfig, shutdown: Cancella
         status: DiscoveryStatus {
             enabled: true,
             endpoint,
+            project: config.project.clone(),
+            project_from: config.project.as_ref().map(|_| "config".to_string()),
             ..DiscoveryStatus::default()
         },
         logged: HashSet::new(),
         last_generation: 0,
         last_other_routes: BTreeSet::new(),
+        deploys: Default::default(),
     };
     w.publish();
     let mut backoff = Duration::from_millis(250);

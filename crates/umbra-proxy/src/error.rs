@@ -44,6 +44,12 @@ pub enum ProxyError {
     ClientBody { reason: String },
     #[error("upstream {server} answered 101 Switching Protocols to a request that did not ask to switch")]
     UnsolicitedSwitch { server: String },
+    /// The route is paused (`umbra pause`) and was not resumed within the pause's `max`.
+    #[error("route `{route}` is paused and was not resumed within {max_ms} ms")]
+    Paused { route: String, max_ms: u128 },
+    /// The route is in maintenance (`umbra maintenance`); `html` for a browser's request.
+    #[error("{message}")]
+    Maintenance { message: String, html: bool },
 }
 
 impl ProxyError {
@@ -57,7 +63,9 @@ impl ProxyError {
             ProxyError::Unavailable { .. }
             | ProxyError::Timeout { .. }
             | ProxyError::UnsolicitedSwitch { .. } => Origin::Upstream,
-            ProxyError::NoHealthy { .. } => Origin::Internal,
+            ProxyError::NoHealthy { .. }
+            | ProxyError::Paused { .. }
+            | ProxyError::Maintenance { .. } => Origin::Internal,
         }
     }
 
@@ -76,7 +84,9 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::NoHealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoHealthy { .. }
+            | ProxyError::Paused { .. }
+            | ProxyError::Maintenance { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -92,6 +102,8 @@ impl ProxyError {
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::NoHealthy { .. } => "no_healthy_upstream",
             ProxyError::Timeout { .. } => "upstream_timeout",
+            ProxyError::Paused { .. } => "paused",
+            ProxyError::Maintenance { .. } => "maintenance",
         }
     }
 
@@ -99,6 +111,13 @@ impl ProxyError {
     /// except a refused TLS handshake's reason (an operator's fix, e.g. the service's `ca`;
     /// nothing of the upstream's own).
     pub fn to_response(&self, request_id: &HeaderValue) -> Response<ProxyBody> {
+        if let ProxyError::Maintenance {
+            message,
+            html: true,
+        } = self
+        {
+            return maintenance_page(message, request_id);
+        }
         let message = match self {
             ProxyError::Unavailable { source, .. } => {
                 match umbra_core::upstream_client::tls_cause(&**source) {
@@ -133,6 +152,43 @@ impl ProxyError {
         );
         resp
     }
+}
+
+/// The 503 page a browser gets from a route in maintenance.
+fn maintenance_page(message: &str, request_id: &HeaderValue) -> Response<ProxyBody> {
+    let text: String = message
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Down for maintenance</title></head><body style=\"font-family: system-ui, sans-serif; \
+max-width: 36rem; margin: 4rem auto; padding: 0 1rem\"><h1>Down for maintenance</h1>\
+<p>{text}</p></body></html>\n"
+    );
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        crate::wire::headers::X_REQUEST_ID.clone(),
+        request_id.clone(),
+    );
+    resp
 }
 
 /// The first error of type `T` in `e`'s source chain (`e` included).

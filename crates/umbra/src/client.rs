@@ -18,6 +18,17 @@ fn call(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<(u16, Value)> {
+    call_within(base, token, (method, path), body, Duration::from_secs(10))
+}
+
+/// One admin API call that may take up to `limit` (a deploy waits for its target).
+pub(crate) fn call_within(
+    base: &str,
+    token: Option<&str>,
+    (method, path): (&str, &str),
+    body: Option<Value>,
+    limit: Duration,
+) -> anyhow::Result<(u16, Value)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -39,9 +50,9 @@ fn call(
         let req = req
             .body(body)
             .with_context(|| format!("bad admin URL `{url}`"))?;
-        let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        let resp = tokio::time::timeout(limit, client.request(req))
             .await
-            .with_context(|| format!("{url}: no answer within 10 s"))?
+            .with_context(|| format!("{url}: no answer within {} s", limit.as_secs()))?
             .with_context(|| {
                 format!("cannot reach the admin API at {base} (set --admin or UMBRA_ADMIN_URL)")
             })?;

@@ -5,6 +5,7 @@ mod client;
 mod demo;
 mod demo_app;
 mod logging;
+mod ops;
 mod run;
 
 use std::path::PathBuf;
@@ -138,6 +139,47 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Deploy a new server for a route: health-check it, switch new requests to it, drain the
+    /// old servers. Exit 1 (and nothing changed) when it never becomes healthy.
+    Deploy {
+        route: String,
+        /// The new server, e.g. `http://10.0.0.7:8080`.
+        #[arg(long)]
+        target: String,
+        /// How long the target may take to become healthy.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        wait: Duration,
+        /// How long requests in flight on the old servers may take to finish.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        drain: Duration,
+        /// Checked when the route's service has no health check of its own.
+        #[arg(long, default_value = "/up")]
+        health_path: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Hold a route's new requests until `umbra resume` (503 after --max).
+    Pause {
+        route: String,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        max: Duration,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Answer a route's requests with 503 and a maintenance page until `umbra resume`.
+    Maintenance {
+        route: String,
+        #[arg(long)]
+        message: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// End a pause or maintenance: requests flow again (held ones go on).
+    Resume {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -197,6 +239,50 @@ fn main() -> ExitCode {
         }
         Command::Rollback { route, admin } => {
             client::post(&admin.url, admin.token.as_deref(), &route, "rollback")
+        }
+        Command::Deploy {
+            route,
+            target,
+            wait,
+            drain,
+            health_path,
+            admin,
+        } => {
+            let d = ops::Deploy {
+                route: &route,
+                target: &target,
+                wait,
+                drain,
+                health_path: &health_path,
+            };
+            ops::deploy(&admin.url, admin.token.as_deref(), &d)
+        }
+        Command::Pause { route, max, admin } => {
+            let body = serde_json::json!({ "max": format!("{}ms", max.as_millis()) });
+            ops::hold(
+                &admin.url,
+                admin.token.as_deref(),
+                &route,
+                "pause",
+                Some(body),
+            )
+        }
+        Command::Maintenance {
+            route,
+            message,
+            admin,
+        } => {
+            let body = message.map(|m| serde_json::json!({ "message": m }));
+            ops::hold(
+                &admin.url,
+                admin.token.as_deref(),
+                &route,
+                "maintenance",
+                body,
+            )
+        }
+        Command::Resume { route, admin } => {
+            ops::hold(&admin.url, admin.token.as_deref(), &route, "resume", None)
         }
     };
     match result {

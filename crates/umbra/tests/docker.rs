@@ -629,7 +629,6 @@ async fn the_compose_example_comes_up_and_answers_through_umbra() {
             .current_dir(dir)
             .args(["-p", &project])
             .args(args)
-            .env("COMPOSE_PROJECT_NAME", &project)
             .env("UMBRA_IMAGE", image())
             .env("UMBRA_PORT", port.to_string())
             .env("UMBRA_ADMIN_PORT", admin_port.to_string())
@@ -699,6 +698,117 @@ async fn the_compose_example_comes_up_and_answers_through_umbra() {
     );
     let d = umbra_testkit::send(authed("/api/discovery")).await.json();
     assert_eq!(d["connected"], true, "{d}");
+    // No project in the config or the environment: umbra keeps to its own container's.
+    assert_eq!(d["project"], project.as_str(), "{d}");
+    assert_eq!(d["project_from"], "own container", "{d}");
+    assert_eq!(d["notice"], Value::Null, "{d}");
     let route = umbra_testkit::send(authed("/api/routes/api")).await.json();
     assert_eq!(route["shadow"]["service"], "api-v2", "{route}");
+}
+
+/// Blue/green with labels: a container with `umbra.deploy.of=app` replaces the route's
+/// servers once it is healthy, under steady load, and the old container can then go away;
+/// no client request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_label_switches_blue_to_green_without_a_failed_request() {
+    if !engine() {
+        return;
+    }
+    let scope = Scope::new("bluegreen");
+    let route = "[[routes]]\nname = \"app\"\nrule = \"PathPrefix(`/`)\"\nservice = \"app\"\n";
+    let u = Umbra::start(&scope, route).await;
+    let blue = scope.run(
+        "blue",
+        "v1",
+        &[
+            ("umbra.enable", "true"),
+            ("com.docker.compose.service", "app"),
+        ],
+        &[],
+    );
+    let version = |proxy: String| async move {
+        try_get(format!("{proxy}/users/1"))
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| r.headers.get("x-app-version").cloned())
+            .and_then(|v| v.to_str().ok().map(str::to_string))
+    };
+    assert_eventually!(
+        version(u.proxy.clone()).await.as_deref() == Some("v1"),
+        timeout = Duration::from_secs(30)
+    );
+    let load = Load::start(u.proxy.clone(), 2);
+    scope.run(
+        "green",
+        "v2",
+        &[
+            ("umbra.enable", "true"),
+            ("com.docker.compose.service", "app-green"),
+            ("umbra.deploy.of", "app"),
+            ("umbra.health.path", "/health"),
+        ],
+        &[],
+    );
+    assert_eventually!(
+        version(u.proxy.clone()).await.as_deref() == Some("v2"),
+        timeout = Duration::from_secs(60)
+    );
+    // Green serves: blue may go.
+    docker(&["rm", "-f", &blue]);
+    let before = load.ok.load(Ordering::Relaxed);
+    assert_eventually!(
+        load.ok.load(Ordering::Relaxed) >= before + 200,
+        timeout = Duration::from_secs(30)
+    );
+    let (ok, failed, why) = load.finish().await;
+    eprintln!("label blue/green: {ok} ok, {failed} failed");
+    assert_eq!(failed, 0, "{why:?}");
+    assert_eq!(version(u.proxy.clone()).await.as_deref(), Some("v2"));
+    let events = u.api("/api/events").await;
+    let deploy = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "deploy")
+        .cloned()
+        .unwrap_or_else(|| panic!("no deploy event: {events}"));
+    assert_eq!(deploy["route"], "app", "{deploy}");
+    assert_eq!(deploy["source"], "docker", "{deploy}");
+}
+
+/// A project filter that matches no container says so, naming the projects it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_filter_that_matches_nothing_names_the_projects_seen() {
+    if !engine() {
+        return;
+    }
+    let elsewhere = Scope::new("elsewhere");
+    elsewhere.run("api", "v1", &[("umbra.enable", "true")], &[]);
+    let empty = Scope::new("empty");
+    let u = Umbra::start(&empty, "").await;
+    assert_eventually!(
+        u.discovery().await["notice"].is_string(),
+        timeout = Duration::from_secs(20)
+    );
+    let d = u.discovery().await;
+    let notice = d["notice"].as_str().unwrap();
+    assert!(
+        notice.contains(&format!(
+            "no container belongs to compose project `{}`",
+            empty.project
+        )),
+        "{notice}"
+    );
+    assert!(notice.contains(&elsewhere.project), "{notice}");
+    assert!(
+        d["projects_seen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == elsewhere.project.as_str()),
+        "{d}"
+    );
+    assert_eq!(d["project_from"], "config", "{d}");
+    assert_eq!(d["containers"].as_array().unwrap().len(), 0, "{d}");
 }

@@ -100,6 +100,21 @@ engine <code>{endpoint}</code> {word} · last sync {sync} · {n} containers · {
             .map_or("never".into(), |t| format!("{} UTC", fmt_time(t))),
         n = d.containers.len(),
     );
+    if let Some(p) = &d.project {
+        let _ = write!(
+            out,
+            "<p class=\"meta\">Only containers of compose project <code>{}</code> (from {}).</p>",
+            esc(p),
+            esc(d.project_from.as_deref().unwrap_or("config")),
+        );
+    }
+    if let Some(n) = &d.notice {
+        let _ = write!(
+            out,
+            "<p class=\"error notice\" role=\"status\">{}</p>",
+            esc(n)
+        );
+    }
     if let Some(e) = &d.last_error {
         let _ = write!(
             out,

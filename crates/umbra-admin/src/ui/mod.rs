@@ -7,7 +7,7 @@
 //! | path | page |
 //! | --- | --- |
 //! | `GET /` | overview: routes with live stats and a health dot per server, services, a "New route" form, Docker discovery (polls `/api/routes` and `/api/services`) |
-//! | `GET /ui/routes/{name}` | field difference table, latency chart, shadow/canary/promote/rollback controls; edit and delete for API routes, override marks for file/docker routes |
+//! | `GET /ui/routes/{name}` | field difference table, latency chart, shadow/canary/promote/rollback controls, maintenance/pause/resume; edit and delete for API routes, override marks for file/docker routes |
 //! | `GET /ui/comparisons` | comparison list with filters and paging |
 //! | `GET /ui/comparisons/{id}` | one comparison: request, both responses, highlighted differences |
 //! | `GET /ui/events` | the audit log |

@@ -116,7 +116,8 @@ fn controls(name: &str, route: &Value) -> String {
 <div class=\"card\"><h3>Release</h3><p class=\"hint\">{promote_hint}</p><p class=\"hint\">{rollback_hint}</p><div class=\"row\">\
 <button type=\"button\" class=\"api-button\" data-method=\"POST\" data-url=\"{b}/promote\" data-confirm=\"{pq}\">Promote</button>\
 <button type=\"button\" class=\"api-button danger\" data-method=\"POST\" data-url=\"{b}/rollback\" data-confirm=\"{rq}\">Rollback</button>\
-</div></div></section>",
+</div></div>{hold}</section>",
+        hold = hold_card(name, &base, &route["hold"]),
         pq = esc(&promote_q),
         rq = esc(&rollback_q),
         b = esc(&base),
@@ -124,6 +125,35 @@ fn controls(name: &str, route: &Value) -> String {
         sp = esc(&shadow_pct),
         cs = esc(canary_svc),
         cw = esc(&canary_w),
+    )
+}
+
+/// Pause, maintenance and resume (`umbra pause|maintenance|resume`), with the state now.
+fn hold_card(name: &str, base: &str, hold: &Value) -> String {
+    let state = match hold["state"].as_str() {
+        Some("paused") => format!(
+            "<strong>Paused</strong>: new requests wait up to {} ms for resume.",
+            hold["max_ms"]
+        ),
+        Some("maintenance") => format!(
+            "<strong>In maintenance</strong>: requests get 503 “{}”.",
+            esc(hold["message"].as_str().unwrap_or_default())
+        ),
+        _ => "Requests flow.".to_string(),
+    };
+    format!(
+        "<form class=\"api card hold\" data-method=\"POST\" data-url=\"{b}/maintenance\" \
+data-confirm=\"{q}\"><h3>Traffic</h3><p class=\"hint\" id=\"hold-state\">{state}</p>\
+<label for=\"hold-message\">Maintenance message</label><input id=\"hold-message\" name=\"message\" \
+placeholder=\"Back soon\"><div class=\"row\"><button type=\"submit\" class=\"danger\">Maintenance</button>\
+<button type=\"button\" class=\"api-button secondary\" data-method=\"POST\" data-url=\"{b}/pause\" \
+data-confirm=\"{pq}\">Pause</button>\
+<button type=\"button\" class=\"api-button\" data-method=\"POST\" data-url=\"{b}/resume\">Resume</button></div></form>",
+        b = esc(base),
+        q = esc(&format!("Answer every request of route {name} with 503 until resume?")),
+        pq = esc(&format!(
+            "Hold new requests of route {name} until resume (503 after 30 s)?"
+        )),
     )
 }
 

@@ -2,6 +2,10 @@
 //! shadow. `app.js` sends it as `PUT /api/routes/{name}` and shows each 422 message next to the
 //! field it names. When editing, the route as written rides along in `data-current`, so keys
 //! the form does not show (canary, compare, redact, ...) are kept.
+//!
+//! The service and shadow fields take a service name (suggested from a list) or a server URL:
+//! for a URL, `app.js` first makes the service `<route>-primary` / `<route>-shadow` with
+//! `PUT /api/services/{name}`, so a route to new targets needs no config file.
 
 use std::fmt::Write;
 
@@ -26,16 +30,26 @@ aria-describedby=\"rf-{id}-hint rf-{id}-error\" autocomplete=\"off\"{extra}>",
     )
 }
 
-fn select(id: &str, key: &str, services: &[&str], selected: &str, empty: &str) -> String {
-    let mut out = format!(
-        "<select id=\"rf-{id}\" name=\"{key}\" data-key=\"{key}\" aria-describedby=\"rf-{id}-hint rf-{id}-error\">\
-<option value=\"\">{empty}</option>"
-    );
+/// A text field for a service name or a server URL, suggesting the known services.
+fn service_input(id: &str, key: &str, value: &str, placeholder: &str) -> String {
+    input(
+        id,
+        key,
+        "text",
+        value,
+        &format!(
+            " list=\"rf-services\" spellcheck=\"false\" inputmode=\"url\" placeholder=\"{placeholder}\""
+        ),
+    )
+}
+
+/// The suggestions of the service fields.
+fn service_list(services: &[&str]) -> String {
+    let mut out = String::from("<datalist id=\"rf-services\">");
     for s in services {
-        let sel = if *s == selected { " selected" } else { "" };
-        let _ = write!(out, "<option value=\"{0}\"{sel}>{0}</option>", esc(s));
+        let _ = write!(out, "<option value=\"{}\"></option>", esc(s));
     }
-    out.push_str("</select>");
+    out.push_str("</datalist>");
     out
 }
 
@@ -91,13 +105,13 @@ pub fn route_form(services: &[&str], current: Option<&Value>) -> String {
     out.push_str(&field(
         "service",
         "Service",
-        "Where the route's traffic goes.",
-        &select(
+        "Where the route's traffic goes: a service, or a server URL \
+(<code>http://10.0.0.5:8080</code>), which makes the service <code>&lt;route&gt;-primary</code>.",
+        &service_input(
             "service",
             "service",
-            services,
             &text(&cur["service"]),
-            "choose a service",
+            "a service or http://host:port",
         ),
         "",
     ));
@@ -131,11 +145,11 @@ pub fn route_form(services: &[&str], current: Option<&Value>) -> String {
     out.push_str(&field(
         "shadow-service",
         "Shadow service",
-        "A candidate that gets a copy of the traffic.",
-        &select(
+        "A candidate that gets a copy of the traffic: a service, or a server URL, which \
+makes the service <code>&lt;route&gt;-shadow</code>. Empty: no shadow.",
+        &service_input(
             "shadow-service",
             "shadow.service",
-            services,
             &text(&cur["shadow"]["service"]),
             "no shadow",
         ),
@@ -154,6 +168,7 @@ pub fn route_form(services: &[&str], current: Option<&Value>) -> String {
         ),
         "",
     ));
+    out.push_str(&service_list(services));
     let _ = write!(
         out,
         "</div></fieldset><div class=\"row\"><button type=\"submit\">{}</button></div></form>",

@@ -370,10 +370,6 @@ fn field_error(id: &str) -> String {
     format!("return document.getElementById('rf-{id}-error').textContent;")
 }
 
-async fn select(b: &Browser, css: &str, value: &str) {
-    b.find(css).await.select_by_value(value).await.unwrap();
-}
-
 /// Submits the route form, waits for the error line of `field` and returns it.
 async fn submit_expecting_error(b: &Browser, field: &str) -> String {
     click(b, "form.route-form button[type=submit]").await;
@@ -402,13 +398,13 @@ async fn routes_are_made_edited_and_deleted_in_the_ui() {
     // The name of a file route is taken: the 409 lands next to the name.
     type_into(&b, "#rf-name", "api").await;
     type_into(&b, "#rf-rule", "PathPrefix(`/orders`)").await;
-    select(&b, "#rf-service", "v1").await;
+    type_into(&b, "#rf-service", "v1").await;
     let msg = submit_expecting_error(&b, "name").await;
     assert!(msg.contains("is defined by file"), "{msg}");
     assert_eq!(b.js("return document.activeElement.id;").await, "rf-name");
     type_into(&b, "#rf-name", "orders").await;
     type_into(&b, "#rf-rule", "PathPrefix(`/orders`").await;
-    select(&b, "#rf-service", "v1").await;
+    type_into(&b, "#rf-service", "v1").await;
     // The 422 lands next to the rule, which is marked invalid and focused.
     let msg = submit_expecting_error(&b, "rule").await;
     assert!(msg.starts_with("rule: invalid rule at column"), "{msg}");
@@ -427,7 +423,7 @@ async fn routes_are_made_edited_and_deleted_in_the_ui() {
 
     // Fixed rule, a shadow with a percent out of range: that error goes to the percent.
     type_into(&b, "#rf-rule", "PathPrefix(`/orders`)").await;
-    select(&b, "#rf-shadow-service", "v2").await;
+    type_into(&b, "#rf-shadow-service", "v2").await;
     type_into(&b, "#rf-shadow-percent", "150").await;
     let msg = submit_expecting_error(&b, "shadow-percent").await;
     assert!(msg.contains("percent"), "{msg}");
@@ -553,6 +549,10 @@ fn discovery() -> DiscoveryStatus {
         endpoint: "unix:///var/run/docker.sock".into(),
         last_error: None,
         last_sync_at_ms: Some(1_700_000_000_000),
+        project: None,
+        project_from: None,
+        projects_seen: Vec::new(),
+        notice: None,
         containers: vec![
             ContainerStatus {
                 id: "3f2a9c1b7d4e5f60718293a4".into(),
@@ -589,6 +589,105 @@ fn discovery() -> DiscoveryStatus {
             },
         ],
     }
+}
+
+/// The seed's workflow: a route with a primary and a shadow target URL, made in the form
+/// alone; the form makes the two services, and traffic reaches both targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_to_target_urls_is_made_in_the_form() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(b) = driver::start("a_route_to_target_urls_is_made_in_the_form", DESKTOP).await else {
+        return;
+    };
+    let s = stack::start(None).await;
+    let (primary, shadow) = (
+        umbra_testkit::Fixture::builder()
+            .json("/preview/hi", serde_json::json!({"v": 1}))
+            .start()
+            .await,
+        umbra_testkit::Fixture::builder()
+            .json("/preview/hi", serde_json::json!({"v": 2}))
+            .start()
+            .await,
+    );
+    b.goto(&s.url("/")).await;
+    click(&b, "details.new-route > summary").await;
+    type_into(&b, "#rf-name", "preview").await;
+    type_into(&b, "#rf-rule", "PathPrefix(`/preview`)").await;
+    // A URL that is no server: the service's 422 lands next to the service field.
+    type_into(&b, "#rf-service", "ftp://127.0.0.1:1").await;
+    let msg = submit_expecting_error(&b, "service").await;
+    assert!(
+        msg.starts_with("servers[0]:") && msg.contains("http"),
+        "{msg}"
+    );
+    assert!(s.runtime.load().route("preview").is_none());
+
+    type_into(&b, "#rf-service", &primary.url()).await;
+    type_into(&b, "#rf-shadow-service", &shadow.url()).await;
+    click(&b, "form.route-form button[type=submit]").await;
+    b.wait_path("/ui/routes/preview").await;
+    {
+        let snap = s.runtime.load();
+        let r = snap.route("preview").expect("the route is in force");
+        assert_eq!(r.spec.service, "preview-primary");
+        assert_eq!(r.spec.shadow.as_ref().unwrap().service, "preview-shadow");
+        let url = |svc: &str| snap.service(svc).unwrap().spec.servers[0].url();
+        assert_eq!(url("preview-primary"), primary.url());
+        assert_eq!(url("preview-shadow"), shadow.url());
+    }
+    let stored: Vec<String> = s
+        .store
+        .list_routes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    for key in [
+        "preview",
+        "service:preview-primary",
+        "service:preview-shadow",
+    ] {
+        assert!(
+            stored.iter().any(|n| n == key),
+            "{key} not stored: {stored:?}"
+        );
+    }
+    let answer = umbra_testkit::get(format!("{}/preview/hi", s.proxy)).await;
+    assert_eq!(answer.json()["v"], 1);
+    umbra_testkit::eventually(Duration::from_secs(10), || async {
+        shadow.requests().iter().any(|r| r.path() == "/preview/hi")
+    })
+    .await;
+    b.screenshots("route-from-urls").await;
+
+    // Maintenance from the route page: the proxy answers 503 with the message; resume opens.
+    type_into(&b, "#hold-message", "Back at noon").await;
+    click(&b, "form.hold button[type=submit]").await;
+    assert!(dialog_text(&b).await.contains("503 until resume"));
+    b.client.accept_alert().await.unwrap();
+    b.wait_js(
+        "the maintenance state",
+        "return document.getElementById('hold-state').textContent.includes('Back at noon');",
+    )
+    .await;
+    let answer = umbra_testkit::get(format!("{}/preview/hi", s.proxy)).await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.json()["message"], "Back at noon");
+    click(&b, "button[data-url=\"/api/routes/preview/resume\"]").await;
+    b.wait_js(
+        "the open state",
+        "return document.getElementById('hold-state').textContent === 'Requests flow.';",
+    )
+    .await;
+    assert_eq!(
+        umbra_testkit::get(format!("{}/preview/hi", s.proxy))
+            .await
+            .status,
+        200
+    );
+    b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,8 @@ const MAX_REQUESTS: u64 = 20_000;
 pub struct Stack {
     /// `http://127.0.0.1:<port>` of the admin listener.
     pub admin: String,
+    /// The proxy's base URL.
+    pub proxy: String,
     pub runtime: Arc<Runtime>,
     pub store: Arc<dyn ComparisonStore>,
     /// v1's two replicas and the v2 candidate.
@@ -158,9 +160,10 @@ pub async fn start(token: Option<&str>) -> Stack {
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
 
     let sent = Arc::new(AtomicU64::new(0));
-    spawn_traffic(proxy, sent.clone(), shutdown.clone());
+    spawn_traffic(proxy.clone(), sent.clone(), shutdown.clone());
     Stack {
         admin,
+        proxy,
         runtime,
         store,
         v1,

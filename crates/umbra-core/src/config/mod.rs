@@ -22,7 +22,7 @@ pub use error::{line_col, ConfigError, ConfigErrors};
 pub use expand::expand;
 pub use raw::*;
 pub use tls::{AcmeConfig, CertPair, TlsConfig};
-pub use validate::{valid_name, validate_route, validate_service, RouteContext};
+pub use validate::{parse_server, valid_name, validate_route, validate_service, RouteContext};
 
 use crate::rules::Rule;
 

@@ -410,26 +410,34 @@ pub fn validate_service(
     key: &str,
 ) -> Result<ServiceSpec, Vec<ConfigError>> {
     let mut errs = Errors(Vec::new());
+    // Keys under `key` (`services.api.servers[0]`), or bare (`servers[0]`) for the API.
+    let k = |field: &str| {
+        if key.is_empty() {
+            field.to_string()
+        } else {
+            format!("{key}.{field}")
+        }
+    };
     if !valid_name(name) {
         errs.push(
-            key,
+            if key.is_empty() { "name" } else { key },
             format!("`{name}` is not a valid service name (letters, digits, `-`, `_`, `.`)"),
         );
     }
     if rs.servers.is_empty() && source == Source::File {
-        errs.push(format!("{key}.servers"), "needs at least one server URL");
+        errs.push(k("servers"), "needs at least one server URL");
     }
     let mut servers = Vec::new();
     for (i, s) in rs.servers.iter().enumerate() {
         match parse_server(s) {
             Ok(a) => servers.push(a),
-            Err(e) => errs.push(format!("{key}.servers[{i}]"), e),
+            Err(e) => errs.push(k(&format!("servers[{i}]")), e),
         }
     }
     let health = rs.health.as_ref().map(|h| {
         if !h.path.starts_with('/') {
             errs.push(
-                format!("{key}.health.path"),
+                k("health.path"),
                 format!("`{}` must start with `/`", h.path),
             );
         }
@@ -437,21 +445,16 @@ pub fn validate_service(
             path: h.path.clone(),
             interval: duration(
                 &mut errs,
-                &format!("{key}.health.interval"),
+                &k("health.interval"),
                 h.interval.as_deref(),
                 "5s",
             ),
-            timeout: duration(
-                &mut errs,
-                &format!("{key}.health.timeout"),
-                h.timeout.as_deref(),
-                "2s",
-            ),
+            timeout: duration(&mut errs, &k("health.timeout"), h.timeout.as_deref(), "2s"),
             rise: h.rise.unwrap_or(2).max(1),
             fall: h.fall.unwrap_or(3).max(1),
         };
         if hs.interval < Duration::from_millis(50) {
-            errs.push(format!("{key}.health.interval"), "must be at least 50ms");
+            errs.push(k("health.interval"), "must be at least 50ms");
         }
         hs
     });
@@ -460,7 +463,7 @@ pub fn validate_service(
         Some("least_requests") => Balance::LeastRequests,
         Some(other) => {
             errs.push(
-                format!("{key}.balance"),
+                k("balance"),
                 format!("`{other}` is not a balancing policy; expected `round_robin` or `least_requests`"),
             );
             Balance::RoundRobin

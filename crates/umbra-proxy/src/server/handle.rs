@@ -104,6 +104,9 @@ pub async fn handle(
         }
         let body = req.body.take();
         let route = stage!(route(&snap, &mut req, &mut rec));
+        if !route.hold.is_open() {
+            stage!(held(route, &req).await);
+        }
         let side = stage!(choose_side(&snap, route, &req, &mut rec));
         let trusted = snap.config.proxy.trusts(req.peer.ip());
         let target = target(route, &mut req, trusted);
@@ -232,6 +235,27 @@ fn route<'s>(
     match req.scan.content_length {
         Some(len) if len > limit => Err(ProxyError::BodyTooLarge { limit }),
         _ => Ok(route),
+    }
+}
+
+/// A paused route's request waits for `resume` (503 after the pause's `max`); a route in
+/// maintenance answers 503, as a page when the client asks for HTML.
+async fn held(route: &Route, req: &Req<'_>) -> Result<(), ProxyError> {
+    use umbra_core::runtime::Held;
+    match route.hold.wait().await {
+        Ok(()) => Ok(()),
+        Err(Held::PauseExpired(max)) => Err(ProxyError::Paused {
+            route: route.spec.name.clone(),
+            max_ms: max.as_millis(),
+        }),
+        Err(Held::Maintenance(message)) => {
+            let html = req
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"));
+            Err(ProxyError::Maintenance { message, html })
+        }
     }
 }
 
