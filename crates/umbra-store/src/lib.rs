@@ -30,6 +30,7 @@ use umbra_diff::{Comparison, DiffKind};
 
 mod encode;
 mod error;
+mod lease;
 mod postgres;
 mod sqlite;
 mod types;
@@ -37,6 +38,7 @@ mod writer;
 
 pub use encode::{field_key, mask_url};
 pub use error::StoreError;
+pub use lease::Lease;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
@@ -95,6 +97,12 @@ pub trait ComparisonStore: Send + Sync + 'static {
     /// [`RETENTION_BATCH`] rows; returns how many. Aggregates are not decremented (they count
     /// everything ever seen), and events, routes and ignore rules are kept.
     async fn delete_older_than(&self, cutoff_ms: i64) -> Result<u64, StoreError>;
+
+    /// Tries to take the lease `key` for this process: `Ok(None)` when another holder has it.
+    /// PostgreSQL: a session-level advisory lock on a connection of its own, freed when the
+    /// [`Lease`] drops or this process dies, so another replica can take over. SQLite (one
+    /// process): granted unless this process holds the key already.
+    async fn try_hold(&self, key: &str) -> Result<Option<Lease>, StoreError>;
 
     /// Creates or replaces a runtime route by name.
     async fn put_route(&self, r: &StoredRoute) -> Result<(), StoreError>;

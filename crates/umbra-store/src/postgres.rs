@@ -13,20 +13,27 @@
 //! verbatim, key order included), so captured requests and bodies come back exactly.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
+use tokio_util::sync::CancellationToken;
 use umbra_diff::{Comparison, DiffKind};
 
 use crate::encode::{
     self, decode_json, encode_batch, encode_json, now_ms, parse_kind, parse_verdict,
     AggregateDelta, StoredRow,
 };
+use crate::lease::{lock_id, Lease};
 use crate::types::*;
 use crate::{ComparisonStore, StoreError, RETENTION_BATCH};
+
+/// A dedicated session's connection, which its owner polls.
+pub(crate) type Session = tokio_postgres::Connection<tokio_postgres::Socket, NoTlsStream>;
 
 const POOL_SIZE: usize = 4;
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,6 +125,8 @@ CREATE UNIQUE INDEX ignore_rules_unique
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// How to open sessions of their own (leases, the change feed) outside the pool.
+    config: Arc<tokio_postgres::Config>,
 }
 
 impl PostgresStore {
@@ -141,6 +150,7 @@ impl PostgresStore {
         if cfg.get_application_name().is_none() {
             cfg.application_name("umbra");
         }
+        let config = Arc::new(cfg.clone());
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -156,13 +166,31 @@ impl PostgresStore {
             .recycle_timeout(Some(TIMEOUT))
             .build()
             .map_err(StoreError::PoolBuild)?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { pool, config };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(StoreError::Pool)
+    }
+
+    /// A session of its own, outside the pool, for what lives as long as a connection does
+    /// (an advisory lock, a LISTEN). TCP keepalives notice a vanished server in about 25 s.
+    /// The caller drives the returned connection.
+    pub(crate) async fn session(
+        &self,
+        application_name: &str,
+    ) -> Result<(tokio_postgres::Client, Session), StoreError> {
+        let mut cfg = (*self.config).clone();
+        cfg.application_name(application_name)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+        cfg.connect(NoTls)
+            .await
+            .map_err(StoreError::pg("open a dedicated session"))
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -741,6 +769,32 @@ impl ComparisonStore for PostgresStore {
                 return Ok(deleted);
             }
         }
+    }
+
+    async fn try_hold(&self, key: &str) -> Result<Option<Lease>, StoreError> {
+        let (client, conn) = self.session("umbra lease").await?;
+        let lost = CancellationToken::new();
+        let ended = lost.clone();
+        let what = key.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(lease = %what, error = %e, "lease session ended");
+            }
+            ended.cancel();
+        });
+        let schema: Option<String> = client
+            .query_one("SELECT current_schema()", &[])
+            .await
+            .map_err(StoreError::pg("read the lease's schema"))?
+            .get(0);
+        let id = lock_id(schema.as_deref().unwrap_or(""), key);
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&id])
+            .await
+            .map_err(StoreError::pg("try an advisory lock"))?;
+        let (got, pid): (bool, i32) = (row.get(0), row.get(1));
+        // Not granted: the client drops here and its session closes.
+        Ok(got.then(|| Lease::postgres(key, client, pid, lost)))
     }
 
     async fn put_route(&self, r: &StoredRoute) -> Result<(), StoreError> {
