@@ -30,6 +30,7 @@ use umbra_diff::{Comparison, DiffKind};
 
 mod encode;
 mod error;
+mod feed;
 mod lease;
 mod postgres;
 mod sqlite;
@@ -38,6 +39,7 @@ mod writer;
 
 pub use encode::{field_key, mask_url};
 pub use error::StoreError;
+pub use feed::{ChangeFeed, DocSubscriber, FeedState, FeedStatus, CHANNEL as CHANGES_CHANNEL};
 pub use lease::Lease;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -103,6 +105,12 @@ pub trait ComparisonStore: Send + Sync + 'static {
     /// [`Lease`] drops or this process dies, so another replica can take over. SQLite (one
     /// process): granted unless this process holds the key already.
     async fn try_hold(&self, key: &str) -> Result<Option<Lease>, StoreError>;
+
+    /// The feed of changes other replicas make (PostgreSQL); None for a store only this
+    /// process uses (SQLite).
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
 
     /// Creates or replaces a runtime route by name.
     async fn put_route(&self, r: &StoredRoute) -> Result<(), StoreError>;

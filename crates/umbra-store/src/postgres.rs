@@ -28,6 +28,7 @@ use crate::encode::{
     self, decode_json, encode_batch, encode_json, now_ms, parse_kind, parse_verdict,
     AggregateDelta, StoredRow,
 };
+use crate::feed::ChangeFeed;
 use crate::lease::{lock_id, Lease};
 use crate::types::*;
 use crate::{ComparisonStore, StoreError, RETENTION_BATCH};
@@ -41,10 +42,11 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK: i64 = 0x0075_6d62_7261;
 
 /// Versioned migrations, applied in order; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE comparisons (
     id                 BIGSERIAL PRIMARY KEY,
     created_at         TIMESTAMPTZ NOT NULL,
@@ -119,7 +121,34 @@ CREATE TABLE ignore_rules (
 CREATE UNIQUE INDEX ignore_rules_unique
     ON ignore_rules (route, COALESCE(endpoint, ''), path, COALESCE(kind, ''));
 "#,
-)];
+    ),
+    (4, "announce runtime changes", ANNOUNCE_CHANGES),
+];
+
+/// Migration 4: every write to `routes` (a runtime route, override, service or rollout
+/// document) is announced on the channel `umbra_changes` as `<kind>:<name>` by a trigger, so it
+/// is part of the writing transaction whoever writes, and replicas LISTENing re-read it. A
+/// kind change also announces the old kind (its document is gone). A payload too long for
+/// NOTIFY (8000 bytes) is announced as `*`: re-read everything.
+const ANNOUNCE_CHANGES: &str = r#"
+CREATE FUNCTION umbra_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    payload TEXT;
+BEGIN
+    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.kind <> NEW.kind) THEN
+        payload := OLD.kind || ':' || OLD.name;
+        PERFORM pg_notify('umbra_changes', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '*' END);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        payload := NEW.kind || ':' || NEW.name;
+        PERFORM pg_notify('umbra_changes', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '*' END);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER routes_announce AFTER INSERT OR UPDATE OR DELETE ON routes
+    FOR EACH ROW EXECUTE FUNCTION umbra_announce_change();
+"#;
 
 /// The PostgreSQL store. Cheap to clone; clones share the pool.
 #[derive(Clone)]
@@ -365,6 +394,32 @@ fn totals(r: &Row, first: usize, op: &'static str) -> Result<Totals, StoreError>
 
 fn count(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The `routes` rows, by name: all of them, or the one named `only` (if any).
+pub(crate) async fn read_routes(
+    client: &tokio_postgres::Client,
+    only: Option<&str>,
+) -> Result<Vec<StoredRoute>, StoreError> {
+    const ALL: &str = "SELECT name, kind, doc::text, updated_at FROM routes ORDER BY name";
+    const ONE: &str = "SELECT name, kind, doc::text, updated_at FROM routes WHERE name = $1";
+    let rows = match only {
+        None => client.query(ALL, &[]).await,
+        Some(name) => client.query(ONE, &[&pg_text(name)]).await,
+    };
+    rows.map_err(StoreError::pg("list routes"))?
+        .iter()
+        .map(|r| {
+            const OP: &str = "read routes";
+            let doc: String = col(r, 2, OP)?;
+            Ok(StoredRoute {
+                name: col(r, 0, OP)?,
+                kind: col(r, 1, OP)?,
+                doc: decode_json("route doc", &doc)?,
+                updated_at_ms: time_to_ms(col(r, 3, OP)?),
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -771,6 +826,10 @@ impl ComparisonStore for PostgresStore {
         }
     }
 
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        Some(ChangeFeed::new(self.clone()))
+    }
+
     async fn try_hold(&self, key: &str) -> Result<Option<Lease>, StoreError> {
         let (client, conn) = self.session("umbra lease").await?;
         let lost = CancellationToken::new();
@@ -835,25 +894,7 @@ impl ComparisonStore for PostgresStore {
 
     async fn list_routes(&self) -> Result<Vec<StoredRoute>, StoreError> {
         let client = self.client().await?;
-        client
-            .query(
-                "SELECT name, kind, doc::text, updated_at FROM routes ORDER BY name",
-                &[],
-            )
-            .await
-            .map_err(StoreError::pg("list routes"))?
-            .iter()
-            .map(|r| {
-                const OP: &str = "read routes";
-                let doc: String = col(r, 2, OP)?;
-                Ok(StoredRoute {
-                    name: col(r, 0, OP)?,
-                    kind: col(r, 1, OP)?,
-                    doc: decode_json("route doc", &doc)?,
-                    updated_at_ms: time_to_ms(col(r, 3, OP)?),
-                })
-            })
-            .collect()
+        read_routes(&client, None).await
     }
 
     async fn append_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
