@@ -20,6 +20,10 @@
 //! - `routes(name, kind, doc, updated_at)`, `events(id, created_at, kind, route, source, actor,
 //!   detail)`, `ignore_rules(id, created_at, route, endpoint, path, kind)`,
 //!   `schema_migrations(version, applied_at)`.
+//!
+//! Replicas on one PostgreSQL: every write to `routes` is announced on `umbra_changes` and
+//! heard through a [`ChangeFeed`]; a [`Lease`] (`try_hold`) lets exactly one of them run a
+//! piece of work.
 
 #![forbid(unsafe_code)]
 
