@@ -160,6 +160,59 @@ impl Attach {
     }
 }
 
+/// The `routes`-table kinds that hold route documents: a route made through the API, and an
+/// override of a file- or docker-defined route.
+pub const ROUTE_DOC_KINDS: &[&str] = &["api", "override"];
+
+/// A stored route document, parsed.
+#[derive(Debug, Clone, PartialEq)]
+enum StoredDoc {
+    Api(Box<RawRoute>, Option<String>),
+    Override(Box<RouteOverride>),
+}
+
+impl StoredDoc {
+    fn parse(name: &str, kind: &str, mut doc: serde_json::Value) -> Result<StoredDoc, String> {
+        match kind {
+            "api" => {
+                let prev = doc
+                    .as_object_mut()
+                    .and_then(|o| o.remove("previous_service"))
+                    .and_then(|v| v.as_str().map(str::to_string));
+                serde_json::from_value::<RawRoute>(doc)
+                    .map(|r| StoredDoc::Api(Box::new(r), prev))
+                    .map_err(|e| format!("stored route `{name}`: {e}"))
+            }
+            "override" => serde_json::from_value::<RouteOverride>(doc)
+                .map(|o| StoredDoc::Override(Box::new(o)))
+                .map_err(|e| format!("stored override of `{name}`: {e}")),
+            other => Err(format!("stored route `{name}` has unknown kind `{other}`")),
+        }
+    }
+
+    /// What is in force under `name`.
+    fn current(inputs: &Inputs, name: &str) -> Option<StoredDoc> {
+        if let Some((r, prev)) = inputs.api_routes.get(name) {
+            return Some(StoredDoc::Api(Box::new(r.clone()), prev.clone()));
+        }
+        inputs
+            .overrides
+            .get(name)
+            .map(|o| StoredDoc::Override(Box::new(o.clone())))
+    }
+
+    fn insert(self, inputs: &mut Inputs, name: String) {
+        match self {
+            StoredDoc::Api(r, prev) => {
+                inputs.api_routes.insert(name, (*r, prev));
+            }
+            StoredDoc::Override(o) => {
+                inputs.overrides.insert(name, *o);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Inputs {
     file: Arc<Config>,
@@ -365,27 +418,10 @@ impl Runtime {
     pub fn restore(&self, docs: Vec<(String, String, serde_json::Value)>) -> Vec<String> {
         let mut problems = Vec::new();
         let mut inputs = self.inputs.lock().expect("inputs lock");
-        for (name, kind, mut doc) in docs {
-            match kind.as_str() {
-                "api" => {
-                    let prev = doc
-                        .as_object_mut()
-                        .and_then(|o| o.remove("previous_service"))
-                        .and_then(|v| v.as_str().map(str::to_string));
-                    match serde_json::from_value::<RawRoute>(doc) {
-                        Ok(r) => {
-                            inputs.api_routes.insert(name, (r, prev));
-                        }
-                        Err(e) => problems.push(format!("stored route `{name}`: {e}")),
-                    }
-                }
-                "override" => match serde_json::from_value::<RouteOverride>(doc) {
-                    Ok(o) => {
-                        inputs.overrides.insert(name, o);
-                    }
-                    Err(e) => problems.push(format!("stored override of `{name}`: {e}")),
-                },
-                other => problems.push(format!("stored route `{name}` has unknown kind `{other}`")),
+        for (name, kind, doc) in docs {
+            match StoredDoc::parse(&name, &kind, doc) {
+                Ok(d) => d.insert(&mut inputs, name),
+                Err(p) => problems.push(p),
             }
         }
         self.swap(&inputs);
@@ -393,6 +429,65 @@ impl Runtime {
             tracing::warn!("{p}");
         }
         problems
+    }
+
+    /// Applies the document another replica stored under `name` (the change feed): `doc` is
+    /// its (kind, document), one of [`ROUTE_DOC_KINDS`], or None when none is stored any more.
+    /// Nothing is persisted and no event is recorded (the replica that made the change did
+    /// both). Returns whether the routing changed: false for a document already in force,
+    /// such as this replica's own change coming back. A bad document changes nothing.
+    pub fn apply_stored(
+        &self,
+        name: &str,
+        doc: Option<(&str, serde_json::Value)>,
+    ) -> Result<bool, String> {
+        let parsed = doc
+            .map(|(kind, doc)| StoredDoc::parse(name, kind, doc))
+            .transpose()?;
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let before = StoredDoc::current(&inputs, name);
+        if before == parsed {
+            return Ok(false);
+        }
+        inputs.api_routes.remove(name);
+        inputs.overrides.remove(name);
+        if let Some(d) = parsed {
+            d.insert(&mut inputs, name.to_string());
+        }
+        self.swap(&inputs);
+        Ok(true)
+    }
+
+    /// Makes the API routes and overrides exactly the stored `docs` (after the change feed
+    /// reconnects and may have missed changes). A document that does not parse keeps what is
+    /// in force under its name. Returns whether the routing changed, and the problems.
+    pub fn replace_stored(
+        &self,
+        docs: Vec<(String, String, serde_json::Value)>,
+    ) -> (bool, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let mut next = inputs.clone();
+        next.api_routes.clear();
+        next.overrides.clear();
+        for (name, kind, doc) in docs {
+            match StoredDoc::parse(&name, &kind, doc) {
+                Ok(d) => d.insert(&mut next, name),
+                Err(p) => {
+                    if let Some(d) = StoredDoc::current(&inputs, &name) {
+                        d.insert(&mut next, name);
+                    }
+                    problems.push(p);
+                }
+            }
+        }
+        let changed = next.api_routes != inputs.api_routes || next.overrides != inputs.overrides;
+        if changed {
+            inputs.api_routes = next.api_routes;
+            inputs.overrides = next.overrides;
+            self.swap(&inputs);
+        }
+        (changed, problems)
     }
 
     fn base_route(inputs: &Inputs, name: &str) -> Option<(RawRoute, Source)> {
