@@ -5,6 +5,7 @@ mod client;
 mod demo;
 mod demo_app;
 mod logging;
+mod replicas;
 mod run;
 
 use std::path::PathBuf;

@@ -137,6 +137,11 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         });
     }
 
+    // Replicas on one PostgreSQL: hear the changes the others store.
+    let feed = store
+        .as_ref()
+        .and_then(|s| crate::replicas::start_feed(s, &runtime, shutdown.clone()));
+
     // Audit log: runtime events go to the store.
     umbra_admin::audit::spawn_audit_log(store.clone(), events_rx);
 
@@ -162,7 +167,8 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         source,
         store_dropped,
     )
-    .with_sink(sink);
+    .with_sink(sink)
+    .with_feed(feed);
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
     let proxy_threads = Arc::new(std::sync::Mutex::new(Vec::new()));
     let first = spawn_proxy(listeners, proxy.clone(), shutdown.child_token())?;
