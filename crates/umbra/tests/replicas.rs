@@ -9,7 +9,7 @@ mod pg;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -270,6 +270,36 @@ async fn changes_through_one_replica_reach_the_other() {
         pct(0.9),
         times[times.len() - 1]
     );
+
+    // The database restarts: both feeds say they are reconnecting, then listen again, and a
+    // change made after the restart still reaches B.
+    cluster.stop();
+    for r in [&a, &b] {
+        let status = format!("{}/api/status", r.admin);
+        assert_eventually!(
+            get(&status).await.json()["store_feed"]["state"] == "reconnecting",
+            timeout = Duration::from_secs(30)
+        );
+    }
+    cluster.start();
+    for r in [&a, &b] {
+        let status = format!("{}/api/status", r.admin);
+        assert_eventually!(
+            get(&status).await.json()["store_feed"]["state"] == "listening",
+            timeout = Duration::from_secs(30)
+        );
+    }
+    let r = a
+        .put(
+            "/api/routes/api/canary",
+            json!({"service": "v2", "weight": 42}),
+        )
+        .await;
+    assert_eq!(r.json()["persisted"], true, "{}", r.text());
+    b.until("the canary after a database restart", 10_000, |r| {
+        weight(r) == Some(42.0)
+    })
+    .await;
 
     // B restarts and picks up what changed while it was down.
     b.stop().await;
