@@ -9,7 +9,7 @@
 //! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}}}`; the store is pinged with a 1 s timeout; a store that is down makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //! | `GET /api/openapi.json` | the OpenAPI 3.0 document of this API (see [`openapi`]) |
-//! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, `store_feed` (replicas on one PostgreSQL: `state` listening\|reconnecting, notifications, applied, resyncs, reconnects, last error; null otherwise), generation, counts |
+//! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, `store_feed` (replicas on one PostgreSQL: `state` listening\|reconnecting, `replicas` listening on the database, notifications, applied, resyncs, reconnects, last error; null otherwise), generation, counts |
 //! | `GET /api/routes`, `GET /api/routes/{name}` | routes with rule, service, shadow, canary, source, override state and live stats |
 //! | `PUT /api/routes/{name}`, `DELETE /api/routes/{name}` | create/replace/delete an API route (422 invalid, 409 file/docker route) |
 //! | `PUT`/`DELETE /api/routes/{name}/shadow` | start (`{"service", "percent", ...}`) / stop shadowing |

@@ -31,6 +31,10 @@ use crate::{StoreError, StoredRoute};
 
 /// The channel the `routes` trigger announces on.
 pub const CHANNEL: &str = "umbra_changes";
+/// The listening sessions' `application_name`, by which replicas are counted.
+const APPLICATION_NAME: &str = "umbra feed";
+/// How often the replicas are counted.
+const CENSUS_EVERY: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Announcements queued between the connection and the applier; beyond that they are dropped
@@ -66,6 +70,8 @@ pub struct FeedState {
     pub last_error: Option<String>,
     /// The PostgreSQL backend of the listening session (`pg_stat_activity.pid`).
     pub backend_pid: Option<i32>,
+    /// umbra processes listening on this database, this one included (counted every 5 s).
+    pub replicas: Option<i64>,
 }
 
 /// A shared, cheap handle on the feed's [`FeedState`].
@@ -84,6 +90,7 @@ impl FeedStatus {
             last_change_ms: None,
             last_error: None,
             backend_pid: None,
+            replicas: None,
         })))
     }
 
@@ -176,7 +183,7 @@ impl ChangeFeed {
     /// One listening session: connect, LISTEN, re-read everything, then apply announcements
     /// until the session fails. Sets `listening` once the LISTEN is in place.
     async fn session(&self, listening: &mut bool) -> Result<(), StoreError> {
-        let (client, conn) = self.store.session("umbra feed").await?;
+        let (client, conn) = self.store.session(APPLICATION_NAME).await?;
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let missed = Arc::new(AtomicBool::new(false));
         let driver = tokio::spawn(drive(conn, tx, missed.clone()));
@@ -194,15 +201,39 @@ impl ChangeFeed {
         self.status.update(|s| s.backend_pid = Some(pid));
         self.resync(&client).await?;
         self.status.enter("listening", None);
-        while let Some(msg) = rx.recv().await {
+        let mut census = tokio::time::interval(CENSUS_EVERY);
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = census.tick() => {
+                    self.count_replicas(&client).await?;
+                    continue;
+                }
+            };
             match msg {
-                Heard::Change(payload) => self.heard(&client, &payload).await?,
-                Heard::Closed(e) => return Err(e),
+                Some(Heard::Change(payload)) => self.heard(&client, &payload).await?,
+                Some(Heard::Closed(e)) => return Err(e),
+                None => return Ok(()),
             }
             if missed.swap(false, Ordering::Relaxed) {
                 self.resync(&client).await?;
             }
         }
+    }
+
+    /// How many umbra processes listen on this database (this one included), by their
+    /// sessions' application name.
+    async fn count_replicas(&self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND datname = current_database()",
+                &[&APPLICATION_NAME],
+            )
+            .await
+            .map_err(StoreError::pg("count the replicas"))?
+            .get(0);
+        self.status.update(|s| s.replicas = Some(n));
         Ok(())
     }
 

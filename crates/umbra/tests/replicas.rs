@@ -204,6 +204,11 @@ async fn changes_through_one_replica_reach_the_other() {
     let (mut a, mut b) = (mk("a"), mk("b"));
     a.start().await;
     b.start().await;
+    let status = format!("{}/api/status", a.admin);
+    assert_eventually!(
+        get(&status).await.json()["store_feed"]["replicas"] == 2,
+        timeout = Duration::from_secs(30)
+    );
 
     // A canary set through A shows on B, and B's traffic follows it.
     let r = a
