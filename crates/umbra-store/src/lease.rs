@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+/// How long [`Lease::confirm`] waits for the server.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Keys held in this process (the SQLite backend's leases).
 #[derive(Clone, Default)]
 pub(crate) struct LocalLeases(Arc<Mutex<HashSet<String>>>);
@@ -106,11 +109,14 @@ impl Lease {
     }
 
     /// Confirms with a round trip on the lease's own session that it is still held (a live
-    /// session keeps its advisory lock); marks the lease lost when it is not. Call this before
-    /// acting on the lease after a long pause, or periodically.
+    /// session keeps its advisory lock); marks the lease lost when it is not, or when the
+    /// server does not answer within 5 s. Call this before acting on the lease after a long
+    /// pause, or periodically; on false, stop the work and drop the lease (which frees the key
+    /// should the session still be alive).
     pub async fn confirm(&self) -> bool {
         if let Hold::Postgres(client, _) = &self.hold {
-            if client.simple_query("SELECT 1").await.is_err() {
+            let ping = tokio::time::timeout(CONFIRM_TIMEOUT, client.simple_query("SELECT 1"));
+            if !matches!(ping.await, Ok(Ok(_))) {
                 self.lost.cancel();
             }
         }
