@@ -197,6 +197,7 @@ async fn changes_through_one_replica_reach_the_other() {
     let v2 = Fixture::builder()
         .name("v2")
         .json("/who", json!({"v": 2}))
+        .json("/only/who", json!({"v": 2}))
         .start()
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -242,6 +243,28 @@ async fn changes_through_one_replica_reach_the_other() {
         v2_share(a.proxy, 20).await,
         0,
         "all of A's traffic back on v1"
+    );
+
+    // A route made through A's API serves on B; deleted through B, it is gone from A.
+    let r = a
+        .put(
+            "/api/routes/only",
+            json!({"rule": "PathPrefix(`/only`)", "service": "v2"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let on_b = format!("{}/api/routes/only", b.admin);
+    assert_eventually!(
+        get(&on_b).await.status == 200,
+        timeout = Duration::from_secs(10)
+    );
+    let r = get(format!("http://{}/only/who", b.proxy)).await;
+    assert_eq!(r.json()["v"], 2, "{} {}", r.status, r.text());
+    assert_eq!(b.delete("/api/routes/only").await.status, 200);
+    let on_a = format!("{}/api/routes/only", a.admin);
+    assert_eventually!(
+        get(&on_a).await.status == 404,
+        timeout = Duration::from_secs(10)
     );
 
     // The listening session dies (as in a database failover): B reconnects and still hears.
