@@ -6,7 +6,7 @@
 //! | method and path | what |
 //! | --- | --- |
 //! | `GET /health/live` | liveness: `{"status": "healthy"}` |
-//! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}}}`; the store is pinged with a 1 s timeout; a store that is down makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
+//! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}, "store_feed": {...}\|null}}`; the store is pinged with a 1 s timeout; a store that is down, or a change feed that is reconnecting, makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //! | `GET /api/openapi.json` | the OpenAPI 3.0 document of this API (see [`openapi`]) |
 //! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, `store_feed` (replicas on one PostgreSQL: `state` listening\|reconnecting, `replicas` listening on the database, notifications, applied, resyncs, reconnects, last error; null otherwise), generation, counts |

@@ -308,6 +308,12 @@ async fn changes_through_one_replica_reach_the_other() {
             get(&status).await.json()["store_feed"]["state"] == "reconnecting",
             timeout = Duration::from_secs(30)
         );
+        let health = get(format!("{}/health", r.admin)).await.json();
+        assert_eq!(health["status"], "degraded", "{health}");
+        assert!(
+            health["checks"]["store_feed"]["last_error"].is_string(),
+            "{health}"
+        );
     }
     cluster.start();
     for r in [&a, &b] {
