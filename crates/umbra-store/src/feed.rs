@@ -16,7 +16,7 @@
 //! Generic over the document kind: routes and overrides, services and rollouts each register
 //! a subscriber with [`ChangeFeed::on`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,6 +63,8 @@ pub struct FeedState {
     /// Announcements heard, and how many of them changed something here.
     pub notifications: u64,
     pub applied: u64,
+    /// Announcements dropped because the queue was full (each drop leads to a full re-read).
+    pub dropped: u64,
     /// Full re-reads (one per connect, plus one per queue overflow or `*` announcement).
     pub resyncs: u64,
     pub reconnects: u64,
@@ -85,6 +87,7 @@ impl FeedStatus {
             since_ms: now_ms(),
             notifications: 0,
             applied: 0,
+            dropped: 0,
             resyncs: 0,
             reconnects: 0,
             last_change_ms: None,
@@ -185,7 +188,7 @@ impl ChangeFeed {
     async fn session(&self, listening: &mut bool) -> Result<(), StoreError> {
         let (client, conn) = self.store.session(APPLICATION_NAME).await?;
         let (tx, mut rx) = mpsc::channel(QUEUE);
-        let missed = Arc::new(AtomicBool::new(false));
+        let missed = Arc::new(AtomicU64::new(0));
         let driver = tokio::spawn(drive(conn, tx, missed.clone()));
         let _stop_driver = AbortOnDrop(driver);
         client
@@ -210,12 +213,23 @@ impl ChangeFeed {
                     continue;
                 }
             };
-            match msg {
-                Some(Heard::Change(payload)) => self.heard(&client, &payload).await?,
+            let first = match msg {
+                Some(Heard::Change(payload)) => payload,
                 Some(Heard::Closed(e)) => return Err(e),
                 None => return Ok(()),
+            };
+            let (batch, closed) = coalesce(first, &mut rx);
+            self.status
+                .update(|s| s.notifications += batch.heard - batch.payloads.len() as u64);
+            for payload in &batch.payloads {
+                self.heard(&client, payload).await?;
             }
-            if missed.swap(false, Ordering::Relaxed) {
+            if let Some(e) = closed {
+                return Err(e);
+            }
+            let dropped = missed.swap(0, Ordering::Relaxed);
+            if dropped > 0 {
+                self.status.update(|s| s.dropped += dropped);
                 self.resync(&client).await?;
             }
         }
@@ -289,6 +303,40 @@ impl ChangeFeed {
     }
 }
 
+/// Announcements taken together: each distinct payload once, in first-heard order.
+struct Batch {
+    payloads: Vec<String>,
+    /// How many were heard, duplicates included.
+    heard: u64,
+}
+
+/// `first` and whatever else is queued already (a burst, such as a rollout's steps or a
+/// bulk change), each distinct document once: it is re-read anyway, so one read serves all
+/// its announcements. Also returns the connection's end if it was queued behind them.
+fn coalesce(first: String, rx: &mut mpsc::Receiver<Heard>) -> (Batch, Option<StoreError>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut batch = Batch {
+        payloads: Vec::new(),
+        heard: 0,
+    };
+    let mut next = Some(first);
+    while let Some(payload) = next.take() {
+        batch.heard += 1;
+        if seen.insert(payload.clone()) {
+            batch.payloads.push(payload);
+        }
+        if batch.heard >= QUEUE as u64 {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(Heard::Change(p)) => next = Some(p),
+            Ok(Heard::Closed(e)) => return (batch, Some(e)),
+            Err(_) => {}
+        }
+    }
+    (batch, None)
+}
+
 /// What the connection driver passes on.
 enum Heard {
     Change(String),
@@ -297,9 +345,9 @@ enum Heard {
 
 /// Polls the listening session's connection (which is what delivers notifications, and what
 /// answers the feed's queries) and passes announcements on; ends when the connection does.
-/// It never waits on the applier: when the queue is full it sets `missed` and drops the
-/// announcement, and the applier re-reads everything.
-async fn drive(mut conn: Session, tx: mpsc::Sender<Heard>, missed: Arc<AtomicBool>) {
+/// It never waits on the applier: when the queue is full it counts the announcement in
+/// `missed` and drops it, and the applier re-reads everything.
+async fn drive(mut conn: Session, tx: mpsc::Sender<Heard>, missed: Arc<AtomicU64>) {
     loop {
         let msg = std::future::poll_fn(|cx| conn.poll_message(cx)).await;
         let heard = match msg {
@@ -316,7 +364,9 @@ async fn drive(mut conn: Session, tx: mpsc::Sender<Heard>, missed: Arc<AtomicBoo
         };
         match tx.try_send(heard) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => missed.store(true, Ordering::Relaxed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                missed.fetch_add(1, Ordering::Relaxed);
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }

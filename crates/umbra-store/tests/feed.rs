@@ -191,6 +191,47 @@ async fn own_changes_are_heard_but_change_nothing() {
     h.cleanup().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_queue_converges() {
+    let Some(h) = support::postgres().await else {
+        return;
+    };
+    let b = h.open().await;
+    let shutdown = CancellationToken::new();
+    let (routes, _, status) = feed(&b, &shutdown);
+    until("listening", || status.get().state == "listening").await;
+    // 3,000 documents written twice, in two transactions: 6,000 announcements at once, more
+    // than the feed queues; whether it coalesces or overflows into a full re-read, it ends
+    // with exactly what is stored.
+    let writer = support::admin_client(&h.url).await;
+    for round in 0..2 {
+        writer
+            .execute(
+                "INSERT INTO routes (name, kind, doc, updated_at) \
+                 SELECT 'bulk-' || i, 'override', jsonb_build_object('round', $1::int), now() \
+                 FROM generate_series(1, 3000) AS i \
+                 ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+                &[&round],
+            )
+            .await
+            .unwrap();
+    }
+    let done = || {
+        let map = routes.0.lock().unwrap();
+        map.len() == 3000 && map.values().all(|v| v["round"] == 1)
+    };
+    for _ in 0..2400 {
+        if done() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(done(), "not converged: {:?}", status.get());
+    eprintln!("burst of 6,000 announcements: {:?}", status.get());
+    shutdown.cancel();
+    h.cleanup().await;
+}
+
 #[tokio::test]
 async fn sqlite_has_no_feed() {
     let h = support::sqlite();
