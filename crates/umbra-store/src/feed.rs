@@ -109,11 +109,9 @@ impl FeedStatus {
     fn enter(&self, state: &'static str, error: Option<String>) {
         let mut s = self.0.lock().expect("feed status lock");
         if s.state != state {
-            match (&error, state) {
-                (Some(e), _) => {
-                    tracing::warn!(feed = state, error = %e, "store change feed {state}")
-                }
-                (None, _) => tracing::info!(feed = state, "store change feed {state}"),
+            match &error {
+                Some(e) => tracing::warn!(feed = state, error = %e, "store change feed {state}"),
+                None => tracing::info!(feed = state, "store change feed {state}"),
             }
             s.state = state;
             s.since_ms = now_ms();
