@@ -182,7 +182,8 @@ impl ChangeFeed {
     }
 
     /// One listening session: connect, LISTEN, re-read everything, then apply announcements
-    /// until the session fails. Sets `listening` once the LISTEN is in place.
+    /// until the session fails. Sets `listening` once all that worked (which resets the
+    /// backoff; a session that keeps failing before it backs off further).
     async fn session(&self, listening: &mut bool) -> Result<(), StoreError> {
         let (client, conn) = self.store.session(APPLICATION_NAME).await?;
         let (tx, mut rx) = mpsc::channel(QUEUE);
@@ -193,7 +194,6 @@ impl ChangeFeed {
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
             .map_err(StoreError::pg("LISTEN for changes"))?;
-        *listening = true;
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await
@@ -201,6 +201,7 @@ impl ChangeFeed {
             .get(0);
         self.status.update(|s| s.backend_pid = Some(pid));
         self.resync(&client).await?;
+        *listening = true;
         self.status.enter("listening", None);
         let mut census = tokio::time::interval(CENSUS_EVERY);
         loop {
