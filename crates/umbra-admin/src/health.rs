@@ -54,7 +54,8 @@ pub async fn live() -> Json<Value> {
 
 /// Summary of every dependency. The config check is the snapshot load (always up once umbra
 /// runs; a failed reload keeps the running config and is reported as `degraded`). A store
-/// that does not answer makes umbra `degraded`, not `unhealthy`: the proxy still serves.
+/// that does not answer, or a change feed that is reconnecting (replicas on PostgreSQL),
+/// makes umbra `degraded`, not `unhealthy`: the proxy still serves.
 async fn summary(state: &AdminState) -> (&'static str, Value) {
     let start = Instant::now();
     let snap = state.runtime.load();
@@ -70,7 +71,13 @@ async fn summary(state: &AdminState) -> (&'static str, Value) {
 
     let (store_state, store_ms) = check_store(state).await;
     let tls_problem = state.tls.as_ref().and_then(|t| t.problem());
-    let status = if store_state == StoreState::Down || config_state != "up" || tls_problem.is_some()
+    // A replica whose change feed is reconnecting may be missing the others' changes.
+    let feed = state.feed.as_ref().map(|f| f.get());
+    let feed_behind = feed.as_ref().is_some_and(|f| f.state == "reconnecting");
+    let status = if store_state == StoreState::Down
+        || config_state != "up"
+        || tls_problem.is_some()
+        || feed_behind
     {
         "degraded"
     } else {
@@ -88,6 +95,11 @@ async fn summary(state: &AdminState) -> (&'static str, Value) {
             "latency_ms": store_ms,
             "kind": state.store.as_ref().map(|s| s.kind()),
         },
+        "store_feed": feed.map(|f| json!({
+            "state": f.state,
+            "since_ms": f.since_ms,
+            "last_error": f.last_error,
+        })),
     });
     if state.tls.is_some() {
         checks["tls"] = json!({

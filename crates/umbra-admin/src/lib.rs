@@ -6,10 +6,10 @@
 //! | method and path | what |
 //! | --- | --- |
 //! | `GET /health/live` | liveness: `{"status": "healthy"}` |
-//! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}}}`; the store is pinged with a 1 s timeout; a store that is down, or a certificate `[tls]` needs that is missing or failing (`checks.tls`), makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
+//! | `GET /health`, `GET /health/ready` | `{"status": "healthy"\|"degraded"\|"unhealthy", "checks": {"config": {...}, "store": {...}, "store_feed": {...}\|null}}`; the store is pinged with a 1 s timeout; a store that is down, a change feed that is reconnecting, or a certificate `[tls]` needs that is missing or failing (`checks.tls`), makes umbra `degraded`. `/health/ready` answers 503 only when `unhealthy` |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //! | `GET /api/openapi.json` | the OpenAPI 3.0 document of this API (see [`openapi`]) |
-//! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, generation, counts, `tls` (HTTPS listener, certificate files and ACME names with their state; `null` without `[tls]`) |
+//! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, `store_feed` (replicas on one PostgreSQL: `state` listening\|reconnecting, `replicas` listening on the database, notifications, applied, resyncs, reconnects, last error; null otherwise), generation, counts, `tls` (HTTPS listener, certificate files and ACME names with their state; `null` without `[tls]`) |
 //! | `GET /api/routes`, `GET /api/routes/{name}` | routes with rule, service, shadow, canary, source, override state and live stats |
 //! | `PUT /api/routes/{name}`, `DELETE /api/routes/{name}` | create/replace/delete an API route (422 invalid, 409 file/docker route) |
 //! | `PUT`/`DELETE /api/routes/{name}/shadow` | start (`{"service", "percent", ...}`) / stop shadowing |
@@ -95,6 +95,8 @@ pub struct AdminState {
     safety: Arc<Safety>,
     /// The address the admin listens on (None until [`serve`], e.g. in router tests).
     local_addr: Option<SocketAddr>,
+    /// The store's change feed (PostgreSQL replicas), shown in `/api/status`.
+    pub feed: Option<umbra_store::FeedStatus>,
     /// The HTTPS edge's report, when `[tls]` is on.
     pub tls: Option<Arc<dyn TlsReport>>,
 }
@@ -131,12 +133,19 @@ impl AdminState {
             safety: Arc::default(),
             local_addr: None,
             tls: None,
+            feed: None,
         }
     }
 
     /// The HTTPS edge, reported in `/api/status` and `/health/ready`.
     pub fn with_tls(mut self, tls: Arc<dyn TlsReport>) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// The change feed that brings other replicas' changes, for `/api/status`.
+    pub fn with_feed(mut self, feed: Option<umbra_store::FeedStatus>) -> Self {
+        self.feed = feed;
         self
     }
 

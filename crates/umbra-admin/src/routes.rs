@@ -142,6 +142,9 @@ pub async fn status(State(state): State<AdminState>) -> Json<Value> {
             "queue_depth": state.sink.depth(),
             "dropped": state.store_dropped.load(Ordering::Relaxed),
         },
+        // Replicas on one PostgreSQL: whether this one hears the others' changes (null when
+        // the store is not shared).
+        "store_feed": state.feed.as_ref().map(|f| f.get()),
         "generation": snap.generation,
         "routes": snap.routes.len(),
         "services": snap.services.len(),

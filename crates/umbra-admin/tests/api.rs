@@ -223,6 +223,7 @@ async fn health_and_status() {
     assert_eq!(s["config_source"], "test.toml");
     assert_eq!(s["store"]["kind"], "sqlite");
     assert_eq!(s["store"]["state"], "up");
+    assert!(s["store_feed"].is_null(), "SQLite is not shared: {s}");
     assert_eq!(s["routes"], 1);
     assert_eq!(s["services"], 2);
     assert!(s["uptime_s"].is_u64());

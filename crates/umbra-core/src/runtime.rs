@@ -190,6 +190,73 @@ impl Attach {
     }
 }
 
+/// The `routes`-table kinds that hold route documents: a route made through the API, and an
+/// override of a file- or docker-defined route.
+/// A service made at runtime is stored there too, as a `service:<name>` row of kind `service`.
+pub const ROUTE_DOC_KINDS: &[&str] = &["api", "override", "service"];
+
+/// A stored route document, parsed.
+#[derive(Debug, Clone, PartialEq)]
+enum StoredDoc {
+    Api(Box<RawRoute>, Option<String>),
+    Override(Box<RouteOverride>),
+    /// A service made at runtime (stored under `service:<name>`).
+    Service(Box<(RawService, ServiceSpec)>),
+}
+
+impl StoredDoc {
+    fn parse(name: &str, kind: &str, mut doc: serde_json::Value) -> Result<StoredDoc, String> {
+        match kind {
+            "api" => {
+                let prev = doc
+                    .as_object_mut()
+                    .and_then(|o| o.remove("previous_service"))
+                    .and_then(|v| v.as_str().map(str::to_string));
+                serde_json::from_value::<RawRoute>(doc)
+                    .map(|r| StoredDoc::Api(Box::new(r), prev))
+                    .map_err(|e| format!("stored route `{name}`: {e}"))
+            }
+            "override" => serde_json::from_value::<RouteOverride>(doc)
+                .map(|o| StoredDoc::Override(Box::new(o)))
+                .map_err(|e| format!("stored override of `{name}`: {e}")),
+            "service" => services::parse_stored(name, doc).map(|s| StoredDoc::Service(Box::new(s))),
+            other => Err(format!("stored route `{name}` has unknown kind `{other}`")),
+        }
+    }
+
+    /// What is in force under `name`.
+    fn current(inputs: &Inputs, name: &str) -> Option<StoredDoc> {
+        if let Some(svc) = name.strip_prefix(services::SERVICE_KEY_PREFIX) {
+            let s = inputs.api_services.get(svc)?;
+            return Some(StoredDoc::Service(Box::new(s.clone())));
+        }
+        if let Some((r, prev)) = inputs.api_routes.get(name) {
+            return Some(StoredDoc::Api(Box::new(r.clone()), prev.clone()));
+        }
+        inputs
+            .overrides
+            .get(name)
+            .map(|o| StoredDoc::Override(Box::new(o.clone())))
+    }
+
+    fn insert(self, inputs: &mut Inputs, name: String) {
+        match self {
+            StoredDoc::Api(r, prev) => {
+                inputs.api_routes.insert(name, (*r, prev));
+            }
+            StoredDoc::Override(o) => {
+                inputs.overrides.insert(name, *o);
+            }
+            StoredDoc::Service(s) => {
+                let key = name
+                    .strip_prefix(services::SERVICE_KEY_PREFIX)
+                    .unwrap_or(&name);
+                inputs.api_services.insert(key.to_string(), *s);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Inputs {
     file: Arc<Config>,
@@ -400,32 +467,10 @@ impl Runtime {
     pub fn restore(&self, docs: Vec<(String, String, serde_json::Value)>) -> Vec<String> {
         let mut problems = Vec::new();
         let mut inputs = self.inputs.lock().expect("inputs lock");
-        for (name, kind, mut doc) in docs {
-            match kind.as_str() {
-                "api" => {
-                    let prev = doc
-                        .as_object_mut()
-                        .and_then(|o| o.remove("previous_service"))
-                        .and_then(|v| v.as_str().map(str::to_string));
-                    match serde_json::from_value::<RawRoute>(doc) {
-                        Ok(r) => {
-                            inputs.api_routes.insert(name, (r, prev));
-                        }
-                        Err(e) => problems.push(format!("stored route `{name}`: {e}")),
-                    }
-                }
-                "override" => match serde_json::from_value::<RouteOverride>(doc) {
-                    Ok(o) => {
-                        inputs.overrides.insert(name, o);
-                    }
-                    Err(e) => problems.push(format!("stored override of `{name}`: {e}")),
-                },
-                "service" => {
-                    if let Err(e) = services::restore(&mut inputs, &name, doc) {
-                        problems.push(e);
-                    }
-                }
-                other => problems.push(format!("stored route `{name}` has unknown kind `{other}`")),
+        for (name, kind, doc) in docs {
+            match StoredDoc::parse(&name, &kind, doc) {
+                Ok(d) => d.insert(&mut inputs, name),
+                Err(p) => problems.push(p),
             }
         }
         self.swap(&inputs);
@@ -433,6 +478,72 @@ impl Runtime {
             tracing::warn!("{p}");
         }
         problems
+    }
+
+    /// Applies the document another replica stored under `name` (the change feed): `doc` is
+    /// its (kind, document), one of [`ROUTE_DOC_KINDS`], or None when none is stored any more.
+    /// Nothing is persisted and no event is recorded (the replica that made the change did
+    /// both). Returns whether the routing changed: false for a document already in force,
+    /// such as this replica's own change coming back. A bad document changes nothing.
+    pub fn apply_stored(
+        &self,
+        name: &str,
+        doc: Option<(&str, serde_json::Value)>,
+    ) -> Result<bool, String> {
+        let parsed = doc
+            .map(|(kind, doc)| StoredDoc::parse(name, kind, doc))
+            .transpose()?;
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let before = StoredDoc::current(&inputs, name);
+        if before == parsed {
+            return Ok(false);
+        }
+        inputs.api_routes.remove(name);
+        inputs.overrides.remove(name);
+        if let Some(svc) = name.strip_prefix(services::SERVICE_KEY_PREFIX) {
+            inputs.api_services.remove(svc);
+        }
+        if let Some(d) = parsed {
+            d.insert(&mut inputs, name.to_string());
+        }
+        self.swap(&inputs);
+        Ok(true)
+    }
+
+    /// Makes the API routes and overrides exactly the stored `docs` (after the change feed
+    /// reconnects and may have missed changes). A document that does not parse keeps what is
+    /// in force under its name. Returns whether the routing changed, and the problems.
+    pub fn replace_stored(
+        &self,
+        docs: Vec<(String, String, serde_json::Value)>,
+    ) -> (bool, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut inputs = self.inputs.lock().expect("inputs lock");
+        let mut next = inputs.clone();
+        next.api_routes.clear();
+        next.overrides.clear();
+        next.api_services.clear();
+        for (name, kind, doc) in docs {
+            match StoredDoc::parse(&name, &kind, doc) {
+                Ok(d) => d.insert(&mut next, name),
+                Err(p) => {
+                    if let Some(d) = StoredDoc::current(&inputs, &name) {
+                        d.insert(&mut next, name);
+                    }
+                    problems.push(p);
+                }
+            }
+        }
+        let changed = next.api_routes != inputs.api_routes
+            || next.overrides != inputs.overrides
+            || next.api_services != inputs.api_services;
+        if changed {
+            inputs.api_routes = next.api_routes;
+            inputs.overrides = next.overrides;
+            inputs.api_services = next.api_services;
+            self.swap(&inputs);
+        }
+        (changed, problems)
     }
 
     fn base_route(inputs: &Inputs, name: &str) -> Option<(RawRoute, Source)> {

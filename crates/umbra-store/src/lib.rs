@@ -20,6 +20,10 @@
 //! - `routes(name, kind, doc, updated_at)`, `events(id, created_at, kind, route, source, actor,
 //!   detail)`, `ignore_rules(id, created_at, route, endpoint, path, kind)`,
 //!   `schema_migrations(version, applied_at)`.
+//!
+//! Replicas on one PostgreSQL: every write to `routes` is announced on `umbra_changes` and
+//! heard through a [`ChangeFeed`]; a [`Lease`] (`try_hold`) lets exactly one of them run a
+//! piece of work.
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +34,8 @@ use umbra_diff::{Comparison, DiffKind};
 
 mod encode;
 mod error;
+mod feed;
+mod lease;
 mod postgres;
 mod sqlite;
 mod types;
@@ -37,6 +43,8 @@ mod writer;
 
 pub use encode::{field_key, mask_url};
 pub use error::StoreError;
+pub use feed::{ChangeFeed, DocSubscriber, FeedState, FeedStatus, CHANNEL as CHANGES_CHANNEL};
+pub use lease::Lease;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
@@ -95,6 +103,18 @@ pub trait ComparisonStore: Send + Sync + 'static {
     /// [`RETENTION_BATCH`] rows; returns how many. Aggregates are not decremented (they count
     /// everything ever seen), and events, routes and ignore rules are kept.
     async fn delete_older_than(&self, cutoff_ms: i64) -> Result<u64, StoreError>;
+
+    /// Tries to take the lease `key` for this process: `Ok(None)` when another holder has it.
+    /// PostgreSQL: a session-level advisory lock on a connection of its own, freed when the
+    /// [`Lease`] drops or this process dies, so another replica can take over. SQLite (one
+    /// process): granted unless this process holds the key already.
+    async fn try_hold(&self, key: &str) -> Result<Option<Lease>, StoreError>;
+
+    /// The feed of changes other replicas make (PostgreSQL); None for a store only this
+    /// process uses (SQLite).
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
 
     /// Creates or replaces a runtime route by name.
     async fn put_route(&self, r: &StoredRoute) -> Result<(), StoreError>;

@@ -13,20 +13,28 @@
 //! verbatim, key order included), so captured requests and bodies come back exactly.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
+use tokio_util::sync::CancellationToken;
 use umbra_diff::{Comparison, DiffKind};
 
 use crate::encode::{
     self, decode_json, encode_batch, encode_json, now_ms, parse_kind, parse_verdict,
     AggregateDelta, StoredRow,
 };
+use crate::feed::ChangeFeed;
+use crate::lease::{lock_id, Lease};
 use crate::types::*;
 use crate::{ComparisonStore, StoreError, RETENTION_BATCH};
+
+/// A dedicated session's connection, which its owner polls.
+pub(crate) type Session = tokio_postgres::Connection<tokio_postgres::Socket, NoTlsStream>;
 
 const POOL_SIZE: usize = 4;
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,10 +42,11 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK: i64 = 0x0075_6d62_7261;
 
 /// Versioned migrations, applied in order; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE comparisons (
     id                 BIGSERIAL PRIMARY KEY,
     created_at         TIMESTAMPTZ NOT NULL,
@@ -112,12 +121,41 @@ CREATE TABLE ignore_rules (
 CREATE UNIQUE INDEX ignore_rules_unique
     ON ignore_rules (route, COALESCE(endpoint, ''), path, COALESCE(kind, ''));
 "#,
-)];
+    ),
+    (4, "announce runtime changes", ANNOUNCE_CHANGES),
+];
+
+/// Migration 4: every write to `routes` (a runtime route, override, service or rollout
+/// document) is announced on the channel `umbra_changes` as `<kind>:<name>` by a trigger, so it
+/// is part of the writing transaction whoever writes, and replicas LISTENing re-read it. A
+/// kind change also announces the old kind (its document is gone). A payload too long for
+/// NOTIFY (8000 bytes) is announced as `*`: re-read everything.
+const ANNOUNCE_CHANGES: &str = r#"
+CREATE FUNCTION umbra_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    payload TEXT;
+BEGIN
+    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.kind <> NEW.kind) THEN
+        payload := OLD.kind || ':' || OLD.name;
+        PERFORM pg_notify('umbra_changes', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '*' END);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        payload := NEW.kind || ':' || NEW.name;
+        PERFORM pg_notify('umbra_changes', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '*' END);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER routes_announce AFTER INSERT OR UPDATE OR DELETE ON routes
+    FOR EACH ROW EXECUTE FUNCTION umbra_announce_change();
+"#;
 
 /// The PostgreSQL store. Cheap to clone; clones share the pool.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// How to open sessions of their own (leases, the change feed) outside the pool.
+    config: Arc<tokio_postgres::Config>,
 }
 
 impl PostgresStore {
@@ -141,6 +179,7 @@ impl PostgresStore {
         if cfg.get_application_name().is_none() {
             cfg.application_name("umbra");
         }
+        let config = Arc::new(cfg.clone());
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -156,13 +195,31 @@ impl PostgresStore {
             .recycle_timeout(Some(TIMEOUT))
             .build()
             .map_err(StoreError::PoolBuild)?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { pool, config };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(StoreError::Pool)
+    }
+
+    /// A session of its own, outside the pool, for what lives as long as a connection does
+    /// (an advisory lock, a LISTEN). TCP keepalives notice a vanished server in about 25 s.
+    /// The caller drives the returned connection.
+    pub(crate) async fn session(
+        &self,
+        application_name: &str,
+    ) -> Result<(tokio_postgres::Client, Session), StoreError> {
+        let mut cfg = (*self.config).clone();
+        cfg.application_name(application_name)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+        cfg.connect(NoTls)
+            .await
+            .map_err(StoreError::pg("open a dedicated session"))
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -337,6 +394,32 @@ fn totals(r: &Row, first: usize, op: &'static str) -> Result<Totals, StoreError>
 
 fn count(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The `routes` rows, by name: all of them, or the one named `only` (if any).
+pub(crate) async fn read_routes(
+    client: &tokio_postgres::Client,
+    only: Option<&str>,
+) -> Result<Vec<StoredRoute>, StoreError> {
+    const ALL: &str = "SELECT name, kind, doc::text, updated_at FROM routes ORDER BY name";
+    const ONE: &str = "SELECT name, kind, doc::text, updated_at FROM routes WHERE name = $1";
+    let rows = match only {
+        None => client.query(ALL, &[]).await,
+        Some(name) => client.query(ONE, &[&pg_text(name)]).await,
+    };
+    rows.map_err(StoreError::pg("list routes"))?
+        .iter()
+        .map(|r| {
+            const OP: &str = "read routes";
+            let doc: String = col(r, 2, OP)?;
+            Ok(StoredRoute {
+                name: col(r, 0, OP)?,
+                kind: col(r, 1, OP)?,
+                doc: decode_json("route doc", &doc)?,
+                updated_at_ms: time_to_ms(col(r, 3, OP)?),
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -743,6 +826,36 @@ impl ComparisonStore for PostgresStore {
         }
     }
 
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        Some(ChangeFeed::new(self.clone()))
+    }
+
+    async fn try_hold(&self, key: &str) -> Result<Option<Lease>, StoreError> {
+        let (client, conn) = self.session("umbra lease").await?;
+        let lost = CancellationToken::new();
+        let ended = lost.clone();
+        let what = key.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(lease = %what, error = %e, "lease session ended");
+            }
+            ended.cancel();
+        });
+        let schema: Option<String> = client
+            .query_one("SELECT current_schema()", &[])
+            .await
+            .map_err(StoreError::pg("read the lease's schema"))?
+            .get(0);
+        let id = lock_id(schema.as_deref().unwrap_or(""), key);
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&id])
+            .await
+            .map_err(StoreError::pg("try an advisory lock"))?;
+        let (got, pid): (bool, i32) = (row.get(0), row.get(1));
+        // Not granted: the client drops here and its session closes.
+        Ok(got.then(|| Lease::postgres(key, client, pid, lost)))
+    }
+
     async fn put_route(&self, r: &StoredRoute) -> Result<(), StoreError> {
         let doc = encode_json("route doc", &r.doc)?;
         let client = self.client().await?;
@@ -781,25 +894,7 @@ impl ComparisonStore for PostgresStore {
 
     async fn list_routes(&self) -> Result<Vec<StoredRoute>, StoreError> {
         let client = self.client().await?;
-        client
-            .query(
-                "SELECT name, kind, doc::text, updated_at FROM routes ORDER BY name",
-                &[],
-            )
-            .await
-            .map_err(StoreError::pg("list routes"))?
-            .iter()
-            .map(|r| {
-                const OP: &str = "read routes";
-                let doc: String = col(r, 2, OP)?;
-                Ok(StoredRoute {
-                    name: col(r, 0, OP)?,
-                    kind: col(r, 1, OP)?,
-                    doc: decode_json("route doc", &doc)?,
-                    updated_at_ms: time_to_ms(col(r, 3, OP)?),
-                })
-            })
-            .collect()
+        read_routes(&client, None).await
     }
 
     async fn append_event(&self, e: &NewEvent) -> Result<i64, StoreError> {

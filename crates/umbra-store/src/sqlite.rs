@@ -19,6 +19,7 @@ use crate::encode::{
     self, decode_json, encode_batch, encode_json, iso_to_ms, ms_to_iso, now_ms, parse_kind,
     parse_verdict, AggregateDelta, StoredRow,
 };
+use crate::lease::{Lease, LocalLeases};
 use crate::types::*;
 use crate::{ComparisonStore, StoreError, RETENTION_BATCH};
 
@@ -158,6 +159,8 @@ struct Inner {
     /// Empty for in-memory databases: reads then use the writer.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Leases held in this process (one process uses a SQLite file).
+    leases: LocalLeases,
 }
 
 enum Target {
@@ -247,6 +250,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                leases: LocalLeases::default(),
             }),
         })
     }
@@ -519,6 +523,10 @@ fn write_rows(
 impl ComparisonStore for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn try_hold(&self, key: &str) -> Result<Option<Lease>, StoreError> {
+        Ok(self.inner.leases.try_hold(key))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@ mod demo;
 mod demo_app;
 mod logging;
 mod ops;
+mod replicas;
 mod run;
 
 use std::path::PathBuf;

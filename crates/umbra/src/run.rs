@@ -149,6 +149,11 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         });
     }
 
+    // Replicas on one PostgreSQL: hear the changes the others store.
+    let feed = store
+        .as_ref()
+        .and_then(|s| crate::replicas::start_feed(s, &runtime, shutdown.clone()));
+
     // Audit log: runtime events go to the store.
     umbra_admin::audit::spawn_audit_log(store.clone(), events_rx);
 
@@ -175,7 +180,8 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         source,
         store_dropped,
     )
-    .with_sink(sink);
+    .with_sink(sink)
+    .with_feed(feed);
     let state = match &edge {
         Some(e) => state.with_tls(Arc::new(EdgeReport(e.status()))),
         None => state,

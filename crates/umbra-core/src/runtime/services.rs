@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{ControlError, Inputs, Persist, Runtime};
+use super::{ControlError, Persist, Runtime};
 use crate::config::{validate_service, ConfigError, RawHealth, RawService, ServiceSpec, Source};
 
 /// Prefix of a service's row name in the store's `routes` table.
@@ -27,18 +27,16 @@ fn validated(name: &str, raw: &RawService) -> Result<ServiceSpec, ControlError> 
     Err(ControlError::Invalid(errs))
 }
 
-/// Restores one stored service; the error says which and why.
-pub(super) fn restore(
-    inputs: &mut Inputs,
+/// Parses and validates one stored service document; the error says which and why.
+pub(super) fn parse_stored(
     key: &str,
     doc: serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(RawService, ServiceSpec), String> {
     let name = key.strip_prefix(SERVICE_KEY_PREFIX).unwrap_or(key);
     let raw: RawService =
         serde_json::from_value(doc).map_err(|e| format!("stored service `{name}`: {e}"))?;
     let spec = validated(name, &raw).map_err(|e| format!("stored service `{name}`: {e}"))?;
-    inputs.api_services.insert(name.to_string(), (raw, spec));
-    Ok(())
+    Ok((raw, spec))
 }
 
 /// A validated service as written, e.g. to keep a file service's health check when a deploy
