@@ -16,8 +16,9 @@
 //! | `PUT`/`DELETE /api/routes/{name}/canary` | `{"service", "weight", "sticky"?}`; weight 0 (or DELETE) removes the canary |
 //! | `POST /api/routes/{name}/promote`, `POST /api/routes/{name}/rollback` | promote the candidate / return to the previous service (409 when there is nothing to do) |
 //! | `POST /api/routes/{name}/ignore` | `{"path": "/meta/x"}`: mark a field as noise for the route |
+//! | `GET /api/routes/{name}/findings` | `?noise=true`: the route's findings (differences grouped by cause), by severity then rate |
 //! | `GET /api/routes/{name}/diffs` | per endpoint: field difference and noise rates, significance, latency percentiles and regression |
-//! | `GET /api/comparisons?route=&verdict=&endpoint=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
+//! | `GET /api/comparisons?route=&verdict=&endpoint=&finding=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
 //! | `GET /api/comparisons/{id}` | one whole comparison |
 //! | `GET /api/services` | services, their servers and health state |
 //! | `GET /api/events?limit=&before=` | the audit log, newest first, `{"items", "next"}` |
@@ -62,6 +63,7 @@ pub mod audit;
 pub mod auth;
 pub mod comparisons;
 pub mod error;
+pub mod findings;
 pub mod guard;
 pub mod health;
 pub mod openapi;
@@ -85,6 +87,8 @@ pub struct AdminState {
     pub sink: Arc<umbra_proxy::ComparisonSink>,
     /// Comparisons the store writer dropped (mirrored into `umbra_store_dropped_total`).
     pub store_dropped: Arc<AtomicU64>,
+    /// The findings models the compare threads feed (empty until [`AdminState::with_findings`]).
+    pub findings: Arc<umbra_proxy::FindingsModels>,
     /// The UI's sessions and the sign-in throttle.
     safety: Arc<Safety>,
     /// The address the admin listens on (None until [`serve`], e.g. in router tests).
@@ -112,6 +116,7 @@ impl AdminState {
             config_source: config_source.into(),
             store_dropped,
             sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
+            findings: Arc::default(),
             safety: Arc::default(),
             local_addr: None,
         }
@@ -120,6 +125,12 @@ impl AdminState {
     /// The data plane's queue to the store, whose depth the admin shows and exports.
     pub fn with_sink(mut self, sink: Arc<umbra_proxy::ComparisonSink>) -> Self {
         self.sink = sink;
+        self
+    }
+
+    /// The findings models the compare threads feed (the proxy's `mirror.findings`).
+    pub fn with_findings(mut self, findings: Arc<umbra_proxy::FindingsModels>) -> Self {
+        self.findings = findings;
         self
     }
 
@@ -182,6 +193,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/routes/{name}/rollback", post(routes::rollback))
         .route("/api/routes/{name}/ignore", post(routes::ignore))
         .route("/api/routes/{name}/diffs", get(routes::diffs))
+        .route("/api/routes/{name}/findings", get(findings::list))
         .route("/api/comparisons", get(comparisons::list))
         .route("/api/comparisons/{id}", get(comparisons::get))
         .route("/api/services", get(routes::services))

@@ -162,7 +162,15 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         source,
         store_dropped,
     )
-    .with_sink(sink);
+    .with_sink(sink)
+    .with_findings(proxy.mirror.findings.clone());
+    if let Some(store) = &store {
+        umbra_admin::findings::spawn_rebuild(
+            store.clone(),
+            runtime.clone(),
+            proxy.mirror.findings.clone(),
+        );
+    }
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
     let proxy_threads = Arc::new(std::sync::Mutex::new(Vec::new()));
     let first = spawn_proxy(listeners, proxy.clone(), shutdown.child_token())?;
