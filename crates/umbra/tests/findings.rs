@@ -73,7 +73,8 @@ fn config(dir: &std::path::Path, proxy: &str, admin: &str, v1: &str, v2: &str) -
          [store]\nurl = \"sqlite://{}\"\n[log]\naccess = false\n\
          [services.v1]\nservers = [\"{v1}\"]\n[services.v2]\nservers = [\"{v2}\"]\n\
          [[routes]]\nname = \"api\"\nrule = \"PathPrefix(`/`)\"\nservice = \"v1\"\n\
-         shadow = {{ service = \"v2\", percent = 100 }}\n",
+         shadow = {{ service = \"v2\", percent = 100 }}\n\
+         compare = {{ ignore_headers = [\"x-fixture\"] }}\n",
         dir.join("u.db").display(),
     )
 }
@@ -177,6 +178,34 @@ async fn findings_api_filter_and_rebuild_through_the_binary() {
     assert!(bad.text().contains("finding"), "{}", bad.text());
     let gone = get(format!("{admin_url}/api/routes/nope/findings")).await;
     assert_eq!(gone.status, 404);
+
+    // `umbra diffs` leads with the findings; `--fields` gives the field table.
+    let cli = |extra: &[&str]| {
+        let out = umbra()
+            .args(["diffs", "api", "--admin", &admin_url])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = cli(&[]);
+    let high: Vec<&str> = text.lines().filter(|l| l.starts_with("  HIGH")).collect();
+    assert_eq!(high.len(), 2, "{text}");
+    assert!(
+        text.contains("`/currency` removed on every `GET /orders/{id}`"),
+        "{text}"
+    );
+    assert!(text.contains(&id), "the finding id is shown: {text}");
+    let table = cli(&["--fields"]);
+    assert!(
+        table.contains("FIELD") && table.contains("/at") && table.contains("/balance"),
+        "{table}"
+    );
     stop_umbra(child).await;
 
     // After a restart the findings are rebuilt from the store, with the same ids.
