@@ -62,7 +62,7 @@ pub async fn route_findings(
     let mut out = Vec::with_capacity(findings.len());
     for f in findings {
         let examples = match &state.store {
-            Some(store) => examples(store.as_ref(), route, &f.id).await?,
+            Some(store) => examples(store.as_ref(), &f.id).await?,
             None => Vec::new(),
         };
         out.push(finding_json(&f, &examples));
@@ -70,14 +70,10 @@ pub async fn route_findings(
     Ok(out)
 }
 
-/// The newest comparisons of a finding, oldest of them first.
-async fn examples(
-    store: &dyn ComparisonStore,
-    route: &str,
-    id: &str,
-) -> Result<Vec<i64>, StoreError> {
+/// The newest comparisons of a finding, oldest of them first. (A finding id names its route
+/// already: asking by id alone lets the database walk the finding's tags and nothing else.)
+async fn examples(store: &dyn ComparisonStore, id: &str) -> Result<Vec<i64>, StoreError> {
     let q = ListQuery {
-        route: Some(route.to_owned()),
         finding: Some(id.to_owned()),
         limit: EXAMPLES,
         ..ListQuery::default()

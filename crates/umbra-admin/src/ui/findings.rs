@@ -26,7 +26,7 @@ pub fn worst_badge(worst: Option<Severity>) -> String {
 
 /// The route page's findings section: one line per finding, most severe first, each with
 /// its examples and a link to all its comparisons.
-pub fn section(route: &str, findings: &[Value]) -> String {
+pub fn section(findings: &[Value]) -> String {
     let mut out =
         String::from("<section id=\"findings\" aria-label=\"findings\"><h2>Findings</h2>");
     if findings.is_empty() {
@@ -34,7 +34,7 @@ pub fn section(route: &str, findings: &[Value]) -> String {
     } else {
         out.push_str("<ol class=\"findings\">");
         for f in findings {
-            out.push_str(&item(route, f));
+            out.push_str(&item(f));
         }
         out.push_str("</ol>");
     }
@@ -42,13 +42,10 @@ pub fn section(route: &str, findings: &[Value]) -> String {
     out
 }
 
-fn item(route: &str, f: &Value) -> String {
+fn item(f: &Value) -> String {
     let s = |k: &str| f[k].as_str().unwrap_or_default();
-    let list = format!(
-        "/ui/comparisons?route={}&finding={}",
-        enc(route),
-        enc(s("id"))
-    );
+    // The finding id names its route; the list asks the store by id alone (its fast path).
+    let list = format!("/ui/comparisons?finding={}", enc(s("id")));
     let mut examples = String::new();
     for id in f["example_ids"].as_array().into_iter().flatten() {
         let _ = write!(examples, " <a href=\"/ui/comparisons/{id}\">#{id}</a>");
@@ -102,9 +99,9 @@ mod tests {
         let f = serde_json::json!({"id": "00ff", "severity": "high", "summary": "x",
             "rate": 0.5, "noise_rate": 0.0, "candidate": "v2", "fields": ["status"],
             "example_ids": [3, 4]});
-        let html = section("api", &[f]);
+        let html = section(&[f]);
         assert!(
-            html.contains("href=\"/ui/comparisons?route=api&amp;finding=00ff\""),
+            html.contains("href=\"/ui/comparisons?finding=00ff\""),
             "{html}"
         );
         assert!(
@@ -112,6 +109,6 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("badge severity high"), "{html}");
-        assert!(section("api", &[]).contains("No significant findings"));
+        assert!(section(&[]).contains("No significant findings"));
     }
 }

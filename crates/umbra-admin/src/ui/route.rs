@@ -299,7 +299,7 @@ pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<Stri
         (Err(e), None) => return error_page(e.status, &e.message),
     };
     let findings = match crate::findings::route_findings(&state, &name, false).await {
-        Ok(f) => super::findings::section(&name, &f),
+        Ok(f) => super::findings::section(&f),
         Err(e) => format!("<p class=\"error\">{}</p>", esc(&e.message)),
     };
     let mut body = format!("<h1>Route <code>{}</code></h1>", esc(&name));

@@ -352,8 +352,7 @@ async fn findings_lead_the_route_page_and_open_their_comparisons() {
         .await;
     let id = id.as_str().unwrap().to_owned();
     click(&b, "#findings a.finding-comparisons").await;
-    b.wait_path(&format!("/ui/comparisons?route=api&finding={id}"))
-        .await;
+    b.wait_path(&format!("/ui/comparisons?finding={id}")).await;
     let endpoints = b
         .js("return [...document.querySelectorAll('#comparisons tbody tr')].map(tr => tr.querySelector('[data-label=endpoint]').textContent);")
         .await;
