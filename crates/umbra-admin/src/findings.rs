@@ -58,6 +58,7 @@ pub async fn route_findings(
     route: &str,
     include_noise: bool,
 ) -> ApiResult<Vec<Value>> {
+    state.findings.rejudge(route, judge(&state.runtime, route));
     let findings = state.findings.findings(route, include_noise);
     let mut out = Vec::with_capacity(findings.len());
     for f in findings {

@@ -260,6 +260,18 @@ impl FindingsModel {
         &self.candidate
     }
 
+    /// How findings are judged now.
+    pub fn config(&self) -> &FindingsConfig {
+        &self.config
+    }
+
+    /// Changes how findings are judged (a config reload): the switch for type-aware noise
+    /// and the thresholds. The counts do not depend on them, so they are kept.
+    pub fn set_judging(&mut self, typed_noise: bool, thresholds: Thresholds) {
+        self.config.typed_noise = typed_noise;
+        self.config.thresholds = thresholds;
+    }
+
     /// Comparisons (or single causes of them) not remembered because of the limits.
     pub fn dropped(&self) -> u64 {
         self.dropped

@@ -48,7 +48,17 @@ impl FindingsModels {
                 of_route.len() - 1
             }
         };
-        of_route[at].observe(obs);
+        let model = &mut of_route[at];
+        apply(model, judge);
+        model.observe(obs);
+    }
+
+    /// Judges a route's findings the way its config now says (after a reload).
+    pub fn rejudge(&self, route: &str, judge: FindingsJudge) {
+        let mut models = self.lock();
+        for m in models.get_mut(route).into_iter().flatten() {
+            apply(m, judge);
+        }
     }
 
     /// The findings of every candidate of a route, ordered by severity, then rate (the
@@ -76,6 +86,13 @@ impl FindingsModels {
     /// Whether a route has a model (it saw at least one comparison).
     pub fn has_route(&self, route: &str) -> bool {
         self.lock().contains_key(route)
+    }
+}
+
+fn apply(model: &mut FindingsModel, judge: FindingsJudge) {
+    let c = model.config();
+    if c.typed_noise != judge.typed_noise || c.thresholds != judge.thresholds {
+        model.set_judging(judge.typed_noise, judge.thresholds);
     }
 }
 
@@ -133,6 +150,21 @@ mod tests {
             ("v2", Severity::Low)
         );
         assert!(models.has_route("api") && !models.has_route("other"));
+        // A reload that turns type-aware noise off applies to what was counted already.
+        let ts = [Difference {
+            path: "/at".into(),
+            kind: DiffKind::Changed,
+            primary: Some(serde_json::json!("2026-01-01T00:00:00Z")),
+            candidate: Some(serde_json::json!("2026-01-02T00:00:00Z")),
+        }];
+        models.observe("ts", "v2", judge, &obs(1, &ts, 200));
+        assert!(models.findings("ts", false).is_empty());
+        let off = FindingsJudge {
+            typed_noise: false,
+            ..judge
+        };
+        models.rejudge("ts", off);
+        assert_eq!(models.findings("ts", false).len(), 1);
         assert!(models.findings("other", true).is_empty());
     }
 }
