@@ -26,7 +26,23 @@ fn text(q: &HashMap<String, String>, key: &str) -> Option<String> {
     q.get(key).filter(|s| !s.is_empty()).cloned()
 }
 
-/// Reads `?route=&verdict=&endpoint=&limit=&before=`; a wrong value is a 422 naming it.
+/// `?finding=`: a finding id, 16 lower-case hex digits.
+fn finding(q: &HashMap<String, String>) -> ApiResult<Option<String>> {
+    let Some(f) = text(q, "finding") else {
+        return Ok(None);
+    };
+    let hex = f.len() == 16 && f.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if hex {
+        Ok(Some(f))
+    } else {
+        Err(ApiError::invalid(format!(
+            "finding: expected a finding id (16 lower-case hex digits), got `{f}`"
+        )))
+    }
+}
+
+/// Reads `?route=&verdict=&endpoint=&finding=&limit=&before=`; a wrong value is a 422
+/// naming it.
 pub fn list_query(q: &HashMap<String, String>) -> ApiResult<ListQuery> {
     let verdict = match text(q, "verdict") {
         None => None,
@@ -40,6 +56,7 @@ pub fn list_query(q: &HashMap<String, String>) -> ApiResult<ListQuery> {
         route: text(q, "route"),
         verdict,
         endpoint: text(q, "endpoint"),
+        finding: finding(q)?,
         limit: number(q, "limit")?.unwrap_or(DEFAULT_LIST_LIMIT),
         before: number(q, "before")?,
     })

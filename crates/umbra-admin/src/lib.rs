@@ -18,8 +18,9 @@
 //! | `POST /api/routes/{name}/ignore` | `{"path": "/meta/x"}`: mark a field as noise for the route |
 //! | `POST /api/routes/{name}/deploy` | `{"target", "wait"?, "drain"?, "health_path"?}`: health-check the target, switch the route's service to it, drain the old servers; 504 `target_unhealthy` and nothing changed when it never answers 2xx |
 //! | `POST /api/routes/{name}/pause`, `.../maintenance`, `.../resume` | `{"max"?: "30s"}` holds new requests (503 after `max`); `{"message"?}` answers 503 with a page; resume opens the route |
+//! | `GET /api/routes/{name}/findings` | `?noise=true`: the route's findings (differences grouped by cause), by severity then rate |
 //! | `GET /api/routes/{name}/diffs` | per endpoint: field difference and noise rates, significance, latency percentiles and regression |
-//! | `GET /api/comparisons?route=&verdict=&endpoint=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
+//! | `GET /api/comparisons?route=&verdict=&endpoint=&finding=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
 //! | `GET /api/comparisons/{id}` | one whole comparison |
 //! | `GET /api/services` | services, their servers and health state |
 //! | `PUT`/`DELETE /api/services/{name}` | create/replace (`{"servers", "health"?, "balance"?}`, 422 naming the field) / delete (404 unknown, 409 while a route uses it or for a file/docker service) a runtime service |
@@ -66,6 +67,7 @@ pub mod auth;
 pub mod comparisons;
 pub mod deploy;
 pub mod error;
+pub mod findings;
 pub mod guard;
 pub mod health;
 pub mod hold;
@@ -91,6 +93,8 @@ pub struct AdminState {
     pub sink: Arc<umbra_proxy::ComparisonSink>,
     /// Comparisons the store writer dropped (mirrored into `umbra_store_dropped_total`).
     pub store_dropped: Arc<AtomicU64>,
+    /// The findings models the compare threads feed (empty until [`AdminState::with_findings`]).
+    pub findings: Arc<umbra_proxy::FindingsModels>,
     /// The UI's sessions and the sign-in throttle.
     safety: Arc<Safety>,
     /// The address the admin listens on (None until [`serve`], e.g. in router tests).
@@ -130,6 +134,7 @@ impl AdminState {
             config_source: config_source.into(),
             store_dropped,
             sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
+            findings: Arc::default(),
             safety: Arc::default(),
             local_addr: None,
             tls: None,
@@ -152,6 +157,12 @@ impl AdminState {
     /// The data plane's queue to the store, whose depth the admin shows and exports.
     pub fn with_sink(mut self, sink: Arc<umbra_proxy::ComparisonSink>) -> Self {
         self.sink = sink;
+        self
+    }
+
+    /// The findings models the compare threads feed (the proxy's `mirror.findings`).
+    pub fn with_findings(mut self, findings: Arc<umbra_proxy::FindingsModels>) -> Self {
+        self.findings = findings;
         self
     }
 
@@ -218,6 +229,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/routes/{name}/maintenance", post(hold::maintenance))
         .route("/api/routes/{name}/resume", post(hold::resume))
         .route("/api/routes/{name}/diffs", get(routes::diffs))
+        .route("/api/routes/{name}/findings", get(findings::list))
         .route("/api/comparisons", get(comparisons::list))
         .route("/api/comparisons/{id}", get(comparisons::get))
         .route("/api/services", get(routes::services))

@@ -60,6 +60,7 @@ fn comparison(route: &str, endpoint: &str, verdict: Verdict, i: u64) -> Comparis
         id: 0,
         created_at_ms: 1_700_000_000_000 + i as i64,
         route: route.into(),
+        candidate: "v2".into(),
         endpoint: endpoint.into(),
         request_id: format!("req-{i}"),
         verdict,

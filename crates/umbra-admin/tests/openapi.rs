@@ -37,6 +37,7 @@ fn comparison(i: u64) -> Comparison {
         id: 0,
         created_at_ms: 1_700_000_000_000 + i as i64,
         route: ROUTE.into(),
+        candidate: "v2".into(),
         endpoint: "GET /api/items/{id}".into(),
         request_id: format!("req-{i}"),
         verdict: Verdict::Same,

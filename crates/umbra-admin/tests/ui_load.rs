@@ -75,6 +75,7 @@ fn comparison(i: usize, now_ms: i64) -> Comparison {
         id: 0,
         created_at_ms: now_ms - (COMPARISONS - i) as i64 * 100,
         route: "api".into(),
+        candidate: "v2".into(),
         endpoint: endpoint.into(),
         request_id: format!("req-{i}"),
         verdict,

@@ -32,6 +32,7 @@ fn comparison(route: &str) -> Comparison {
         id: 0,
         created_at_ms: 1_700_000_000_000,
         route: route.into(),
+        candidate: "v2".into(),
         endpoint: "GET /api/items/{id}".into(),
         request_id: "req-1".into(),
         verdict: Verdict::Different,

@@ -290,3 +290,22 @@ fn upstream_schemes_and_the_service_ca() {
         "{e}"
     );
 }
+
+#[test]
+fn typed_noise_is_on_by_default_and_a_route_can_turn_it_off() {
+    let route = |compare: &str| {
+        format!(
+            "{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n{compare}\n"
+        )
+    };
+    let typed = |text: &str| {
+        let c = Config::parse(text, "umbra.toml", &|_| None).expect("valid");
+        c.routes[0].compare.typed_noise
+    };
+    assert!(typed(&route("")));
+    assert!(!typed(&route("compare = { typed_noise = false }")));
+    // A wrong type is pointed at by position (the value of `typed_noise`).
+    let e = errors(&route("compare = { typed_noise = \"no\" }"));
+    assert!(e.starts_with("umbra.toml:9:27:"), "{e}");
+    assert!(e.contains("expected a boolean"), "{e}");
+}

@@ -27,7 +27,9 @@ pub mod typed_noise;
 pub use compare::{compare, digest, line_diff, CompareConfig, LineChange, LineOp};
 pub use decode::{decode_body, DecodeError};
 pub use endpoint::{EndpointGrouper, TemplateError};
-pub use findings::{Finding, FindingsConfig, FindingsLimits, FindingsModel, Observation, Severity};
+pub use findings::{
+    cause_ids, Finding, FindingsConfig, FindingsLimits, FindingsModel, Observation, Severity,
+};
 pub use latency::{regression, LatencyRegression, Percentiles};
 pub use model::{Comparison, DiffKind, Difference, Request, Response, Verdict};
 pub use noise::{field_key, is_significant, FieldStat, NoiseLimits, NoiseModel, Thresholds};

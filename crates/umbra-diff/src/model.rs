@@ -173,6 +173,10 @@ pub struct Comparison {
     /// Unix time in milliseconds.
     pub created_at_ms: i64,
     pub route: String,
+    /// The service the request was mirrored to (the route's shadow); findings are per
+    /// route and candidate. Empty in comparisons stored before it was recorded.
+    #[serde(default)]
+    pub candidate: String,
     /// `METHOD /path/{id}` template.
     pub endpoint: String,
     pub request_id: String,

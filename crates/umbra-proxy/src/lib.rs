@@ -24,7 +24,7 @@ pub mod server;
 pub mod wire;
 
 pub use error::{Origin, ProxyError};
-pub use mirror::{ComparisonSink, Mirror};
+pub use mirror::{ComparisonSink, FindingsJudge, FindingsModels, Mirror};
 pub use server::{bind, serve, serve_secure, PlainHook, Reply, Secure};
 
 /// What the data plane shares between its workers: the control plane's runtime state and the

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
-use umbra_diff::{Comparison, DiffKind, Difference, Request, Response, Verdict};
+use umbra_diff::{Comparison, DiffKind, Difference, Observation, Request, Response, Verdict};
 
 use crate::types::{ComparisonSummary, Totals};
 use crate::StoreError;
@@ -46,6 +46,7 @@ struct Detail {
 pub(crate) struct NewRow {
     pub created_at_ms: i64,
     pub route: String,
+    pub candidate: String,
     pub endpoint: String,
     pub method: String,
     pub uri: String,
@@ -58,6 +59,11 @@ pub(crate) struct NewRow {
     pub difference_count: i32,
     pub differences: String,
     pub detail: Option<String>,
+    /// The noise sample's differences (secondary vs primary), kept beside `detail` so the
+    /// findings can be rebuilt from columns.
+    pub noise: Option<String>,
+    /// The ids of the causes (findings) the comparison shows, for `comparison_causes`.
+    pub causes: Vec<String>,
 }
 
 impl NewRow {
@@ -75,9 +81,17 @@ impl NewRow {
         } else {
             None
         };
+        let noise = c
+            .noise
+            .as_ref()
+            .map(|n| encode_json("noise differences", n))
+            .transpose()?;
+        let causes =
+            umbra_diff::cause_ids(&c.route, &c.candidate, &Observation::from_comparison(c));
         Ok(NewRow {
             created_at_ms: c.created_at_ms,
             route: c.route.clone(),
+            candidate: c.candidate.clone(),
             endpoint: c.endpoint.clone(),
             method: c.request.method.clone(),
             uri: c.request.uri.clone(),
@@ -90,6 +104,8 @@ impl NewRow {
             difference_count: i32::try_from(c.differences.len()).unwrap_or(i32::MAX),
             differences,
             detail,
+            noise,
+            causes,
         })
     }
 }
@@ -279,6 +295,7 @@ impl StoredRow {
             id: s.id,
             created_at_ms: s.created_at_ms,
             route: s.route,
+            candidate: s.candidate,
             endpoint: s.endpoint,
             request_id: s.request_id,
             verdict: s.verdict,
@@ -290,6 +307,24 @@ impl StoredRow {
             noise,
         })
     }
+}
+
+/// A comparison rebuilt for replay: its columns, differences and noise sample (no bodies).
+pub(crate) fn replayed(
+    summary: ComparisonSummary,
+    differences: String,
+    noise: Option<String>,
+) -> Result<Comparison, StoreError> {
+    let mut c = StoredRow {
+        summary,
+        differences,
+        detail: None,
+    }
+    .into_comparison()?;
+    c.noise = noise
+        .map(|n| decode_json("noise differences", &n))
+        .transpose()?;
+    Ok(c)
 }
 
 /// Masks the password of a store URL (`postgres://user:***@host/db`, or `password=***` in a
@@ -363,6 +398,7 @@ mod tests {
             id: 0,
             created_at_ms: 0,
             route: "api".into(),
+            candidate: "v2".into(),
             endpoint: "GET /x".into(),
             request_id: "r".into(),
             verdict,
@@ -454,6 +490,7 @@ mod tests {
                 id: 7,
                 created_at_ms: 5,
                 route: "api".into(),
+                candidate: "v2".into(),
                 endpoint: "GET /x".into(),
                 method: "GET".into(),
                 uri: "/x?a=1".into(),

@@ -14,6 +14,10 @@
 //!   primary_status, shadow_status, primary_latency_us, shadow_latency_us, difference_count,
 //!   differences, detail)` — one row per comparison; `detail` is NULL for comparisons counted
 //!   but not kept in full (`keep_same` sampling).
+//!   Since migration 3 (SQLite; 2 in PostgreSQL) also `candidate` (the shadow service) and
+//!   `noise` (the noise sample's differences, JSON).
+//! - `comparison_causes(cause, comparison_id)` — the finding (cause) ids each comparison
+//!   shows, written with it, deleted with it; `?finding=ID` lists read it.
 //! - `endpoint_stats(route, endpoint, total, noise_total, same, different, noise, shadow_error)`
 //!   and `field_stats(route, endpoint, path, kind, count, noise_count)` — running aggregates,
 //!   updated in the same transaction as the rows, never decremented by retention.
@@ -50,7 +54,7 @@ pub use sqlite::SqliteStore;
 pub use types::{
     ComparisonSummary, EndpointStats, Event, FieldCount, IgnoreRule, LatencySample, ListQuery,
     NewEvent, Page, RouteStats, StoredRoute, Totals, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
-    MAX_SAMPLE_LIMIT,
+    MAX_REPLAY_LIMIT, MAX_SAMPLE_LIMIT,
 };
 pub use writer::{spawn_retention, StoreWriter, WriterConfig, WriterHandle};
 
@@ -83,6 +87,17 @@ pub trait ComparisonStore: Send + Sync + 'static {
 
     /// Newest first (id descending), filtered, paged by id cursor.
     async fn list(&self, q: &ListQuery) -> Result<Page, StoreError>;
+
+    /// Comparisons with `after < id <= upto`, oldest first, at most `limit` (clamped to
+    /// `1..=MAX_REPLAY_LIMIT`), rebuilt from their columns: candidate, statuses, verdict,
+    /// differences and noise sample, no headers or bodies. For rebuilding the in-memory
+    /// findings at start-up.
+    async fn replay(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<Comparison>, StoreError>;
 
     /// Per-endpoint totals of a route with their field counts, busiest endpoint first.
     async fn route_stats(&self, route: &str) -> Result<Vec<EndpointStats>, StoreError>;

@@ -122,6 +122,22 @@ CREATE UNIQUE INDEX ignore_rules_unique
     ON ignore_rules (route, COALESCE(endpoint, ''), path, COALESCE(kind, ''));
 "#,
     ),
+    (
+        2,
+        "findings: candidate, noise sample and cause tags",
+        // `comparison_causes` answers "the comparisons of finding X" from its primary key;
+        // its rows go with their comparison (retention) by the foreign key.
+        r#"
+ALTER TABLE comparisons ADD COLUMN candidate TEXT NOT NULL DEFAULT '';
+ALTER TABLE comparisons ADD COLUMN noise JSONB;
+CREATE TABLE comparison_causes (
+    cause         TEXT   NOT NULL,
+    comparison_id BIGINT NOT NULL REFERENCES comparisons (id) ON DELETE CASCADE,
+    PRIMARY KEY (cause, comparison_id)
+);
+CREATE INDEX comparison_causes_comparison ON comparison_causes (comparison_id);
+"#,
+    ),
     (4, "announce runtime changes", ANNOUNCE_CHANGES),
 ];
 
@@ -336,7 +352,7 @@ fn jsonb_text(s: &str) -> Cow<'_, str> {
 
 const SUMMARY_COLUMNS: &str = "id, created_at, route, endpoint, method, uri, request_id, verdict, \
      primary_status, shadow_status, primary_latency_us, shadow_latency_us, difference_count, \
-     detail IS NOT NULL";
+     detail IS NOT NULL, candidate";
 
 fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
     r: &'a Row,
@@ -356,6 +372,7 @@ fn summary(r: &Row) -> Result<ComparisonSummary, StoreError> {
         id: col(r, 0, OP)?,
         created_at_ms: time_to_ms(col(r, 1, OP)?),
         route: col(r, 2, OP)?,
+        candidate: col(r, 14, OP)?,
         endpoint: col(r, 3, OP)?,
         method: col(r, 4, OP)?,
         uri: col(r, 5, OP)?,
@@ -390,6 +407,19 @@ fn totals(r: &Row, first: usize, op: &'static str) -> Result<Totals, StoreError>
         noise: n(4)?,
         shadow_error: n(5)?,
     })
+}
+
+/// The `comparison_causes` rows of a batch: each row's cause ids with its comparison id.
+fn cause_tags<'r>(rows: &'r [encode::NewRow], ids: &[i64]) -> (Vec<&'r str>, Vec<i64>) {
+    let mut causes = Vec::new();
+    let mut of = Vec::new();
+    for (row, id) in rows.iter().zip(ids) {
+        for c in &row.causes {
+            causes.push(c.as_str());
+            of.push(*id);
+        }
+    }
+    (causes, of)
 }
 
 fn count(v: u64) -> i64 {
@@ -464,6 +494,11 @@ impl ComparisonStore for PostgresStore {
         let difference_count: Vec<i32> = rows.iter().map(|r| r.difference_count).collect();
         let differences: Vec<Cow<str>> = rows.iter().map(|r| jsonb_text(&r.differences)).collect();
         let detail: Vec<Option<&str>> = rows.iter().map(|r| r.detail.as_deref()).collect();
+        let candidate: Vec<Cow<str>> = rows.iter().map(|r| pg_text(&r.candidate)).collect();
+        let noise: Vec<Option<Cow<str>>> = rows
+            .iter()
+            .map(|r| r.noise.as_deref().map(jsonb_text))
+            .collect();
 
         let mut ep_route = Vec::new();
         let mut ep_endpoint = Vec::new();
@@ -523,16 +558,16 @@ impl ComparisonStore for PostgresStore {
             .prepare_cached(
                 "INSERT INTO comparisons (id, created_at, route, endpoint, method, uri, \
                  request_id, verdict, primary_status, shadow_status, primary_latency_us, \
-                 shadow_latency_us, difference_count, differences, detail) \
+                 shadow_latency_us, difference_count, differences, detail, candidate, noise) \
                  SELECT id, created_at, route, endpoint, method, uri, request_id, verdict, \
                  primary_status, shadow_status, primary_latency_us, shadow_latency_us, \
-                 difference_count, differences::jsonb, detail::json \
+                 difference_count, differences::jsonb, detail::json, candidate, noise::jsonb \
                  FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::text[], $9::int4[], $10::int4[], $11::int8[], \
-                 $12::int8[], $13::int4[], $14::text[], $15::text[]) \
+                 $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[], $17::text[]) \
                  AS t(id, created_at, route, endpoint, method, uri, request_id, verdict, \
                  primary_status, shadow_status, primary_latency_us, shadow_latency_us, \
-                 difference_count, differences, detail)",
+                 difference_count, differences, detail, candidate, noise)",
             )
             .await
             .map_err(StoreError::pg("prepare insert comparisons"))?;
@@ -554,10 +589,25 @@ impl ComparisonStore for PostgresStore {
                 &difference_count,
                 &differences,
                 &detail,
+                &candidate,
+                &noise,
             ],
         )
         .await
         .map_err(StoreError::pg("insert comparisons"))?;
+        let (tag_cause, tag_id) = cause_tags(&rows, &ids);
+        if !tag_cause.is_empty() {
+            let tag = tx
+                .prepare_cached(
+                    "INSERT INTO comparison_causes (cause, comparison_id) \
+                     SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(StoreError::pg("prepare insert causes"))?;
+            tx.execute(&tag, &[&tag_cause, &tag_id])
+                .await
+                .map_err(StoreError::pg("insert causes"))?;
+        }
 
         let ep = tx
             .prepare_cached(
@@ -623,8 +673,8 @@ impl ComparisonStore for PostgresStore {
         };
         StoredRow {
             summary: summary(&row)?,
-            differences: col(&row, 14, "read comparison row")?,
-            detail: col(&row, 15, "read comparison row")?,
+            differences: col(&row, 15, "read comparison row")?,
+            detail: col(&row, 16, "read comparison row")?,
         }
         .into_comparison()
         .map(Some)
@@ -648,17 +698,29 @@ impl ComparisonStore for PostgresStore {
             args.push(e);
             conds.push(format!("endpoint = ${}", args.len()));
         }
+        // A finding's comparisons come from its tags' primary key, newest first.
+        let (from, order) = match q.finding {
+            Some(_) => (
+                "comparison_causes JOIN comparisons ON comparisons.id = comparison_id",
+                "comparison_id",
+            ),
+            None => ("comparisons", "id"),
+        };
+        if let Some(f) = &q.finding {
+            args.push(f);
+            conds.push(format!("cause = ${}", args.len()));
+        }
         if let Some(b) = &q.before {
             args.push(b);
-            conds.push(format!("id < ${}", args.len()));
+            conds.push(format!("{order} < ${}", args.len()));
         }
-        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM comparisons");
+        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM {from}");
         if !conds.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&conds.join(" AND "));
         }
         args.push(&fetch);
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+        sql.push_str(&format!(" ORDER BY {order} DESC LIMIT ${}", args.len()));
 
         let client = self.client().await?;
         let st = client
@@ -677,6 +739,31 @@ impl ComparisonStore for PostgresStore {
             None
         };
         Ok(Page { items, next })
+    }
+
+    async fn replay(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<Comparison>, StoreError> {
+        const OP: &str = "read comparison row";
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS}, differences::text, noise::text FROM comparisons \
+                 WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
+            ))
+            .await
+            .map_err(StoreError::pg("prepare replay"))?;
+        let limit = i64::from(limit.clamp(1, MAX_REPLAY_LIMIT));
+        let rows = client
+            .query(&st, &[&after, &upto, &limit])
+            .await
+            .map_err(StoreError::pg("replay comparisons"))?;
+        rows.iter()
+            .map(|r| encode::replayed(summary(r)?, col(r, 15, OP)?, col(r, 16, OP)?))
+            .collect()
     }
 
     async fn route_stats(&self, route: &str) -> Result<Vec<EndpointStats>, StoreError> {

@@ -146,6 +146,25 @@ CREATE INDEX comparisons_route_endpoint_id ON comparisons (route, endpoint, id);
 CREATE INDEX comparisons_created_at ON comparisons (created_at);
 "#,
     ),
+    (
+        3,
+        "findings: candidate, noise sample and cause tags",
+        // `comparison_causes` answers "the comparisons of finding X" from its primary key;
+        // the trigger keeps it in step with retention's deletes.
+        r#"
+ALTER TABLE comparisons ADD COLUMN candidate TEXT NOT NULL DEFAULT '';
+ALTER TABLE comparisons ADD COLUMN noise TEXT;
+CREATE TABLE comparison_causes (
+    cause         TEXT    NOT NULL,
+    comparison_id INTEGER NOT NULL,
+    PRIMARY KEY (cause, comparison_id)
+) WITHOUT ROWID;
+CREATE INDEX comparison_causes_comparison ON comparison_causes (comparison_id);
+CREATE TRIGGER comparison_causes_follow_deletes AFTER DELETE ON comparisons BEGIN
+    DELETE FROM comparison_causes WHERE comparison_id = old.id;
+END;
+"#,
+    ),
 ];
 
 /// The SQLite store. Cheap to clone; all clones share the connections.
@@ -379,7 +398,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 
 const SUMMARY_COLUMNS: &str = "id, created_at, route, endpoint, method, uri, request_id, verdict, \
      primary_status, shadow_status, primary_latency_us, shadow_latency_us, difference_count, \
-     detail IS NOT NULL";
+     detail IS NOT NULL, candidate";
 
 /// Reads the `SUMMARY_COLUMNS` of a row. Errors of conversion are returned in the outer result
 /// so rusqlite's own error type does not have to carry them.
@@ -398,11 +417,13 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<Result<ComparisonSummary, StoreError
     let uri: String = r.get(5)?;
     let request_id: String = r.get(6)?;
     let full: bool = r.get(13)?;
+    let candidate: String = r.get(14)?;
     Ok((|| {
         Ok(ComparisonSummary {
             id,
             created_at_ms: iso_to_ms("created_at", &created_at)?,
             route,
+            candidate,
             endpoint,
             method,
             uri,
@@ -441,8 +462,8 @@ fn write_rows(
             .prepare_cached(
                 "INSERT INTO comparisons (created_at, route, endpoint, method, uri, request_id, \
                  verdict, primary_status, shadow_status, primary_latency_us, shadow_latency_us, \
-                 difference_count, differences, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 difference_count, differences, detail, candidate, noise) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .map_err(StoreError::sqlite("prepare insert comparison"))?;
         for row in &rows {
@@ -462,9 +483,22 @@ fn write_rows(
                     row.difference_count,
                     row.differences,
                     row.detail,
+                    row.candidate,
+                    row.noise,
                 ])
                 .map_err(StoreError::sqlite("insert comparison"))?;
             ids.push(tx.last_insert_rowid());
+        }
+        let mut tag = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO comparison_causes (cause, comparison_id) VALUES (?1, ?2)",
+            )
+            .map_err(StoreError::sqlite("prepare insert cause"))?;
+        for (row, id) in rows.iter().zip(&ids) {
+            for cause in &row.causes {
+                tag.execute(params![cause, id])
+                    .map_err(StoreError::sqlite("insert cause"))?;
+            }
         }
         let mut ep = tx
             .prepare_cached(
@@ -563,8 +597,8 @@ impl ComparisonStore for SqliteStore {
                 .query_row([id], |r| {
                     Ok((
                         summary(r)?,
-                        r.get::<_, String>(14)?,
-                        r.get::<_, Option<String>>(15)?,
+                        r.get::<_, String>(15)?,
+                        r.get::<_, Option<String>>(16)?,
                     ))
                 })
                 .optional()
@@ -587,13 +621,24 @@ impl ComparisonStore for SqliteStore {
         let q = q.clone();
         self.with_reader(move |c| {
             let limit = q.clamped_limit();
-            let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM comparisons");
+            // A finding's comparisons come from its tags' primary key, newest first.
+            let (from, order) = match q.finding {
+                Some(_) => (
+                    "comparison_causes JOIN comparisons ON comparisons.id = comparison_id",
+                    "comparison_id",
+                ),
+                None => ("comparisons", "id"),
+            };
+            let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM {from}");
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
             let mut conds: Vec<String> = Vec::new();
             let mut add = |col: &str, v: rusqlite::types::Value, op: &str| {
                 args.push(v);
                 conds.push(format!("{col} {op} ?{}", args.len()));
             };
+            if let Some(f) = &q.finding {
+                add("cause", f.clone().into(), "=");
+            }
             if let Some(r) = &q.route {
                 add("route", r.clone().into(), "=");
             }
@@ -604,14 +649,14 @@ impl ComparisonStore for SqliteStore {
                 add("endpoint", e.clone().into(), "=");
             }
             if let Some(b) = q.before {
-                add("id", b.into(), "<");
+                add(order, b.into(), "<");
             }
             if !conds.is_empty() {
                 sql.push_str(" WHERE ");
                 sql.push_str(&conds.join(" AND "));
             }
             args.push(i64::from(limit + 1).into());
-            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+            sql.push_str(&format!(" ORDER BY {order} DESC LIMIT ?{}", args.len()));
             let mut st = c
                 .prepare_cached(&sql)
                 .map_err(StoreError::sqlite("prepare list"))?;
@@ -627,6 +672,41 @@ impl ComparisonStore for SqliteStore {
                 None
             };
             Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn replay(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<Comparison>, StoreError> {
+        self.with_reader(move |c| {
+            let sql = format!(
+                "SELECT {SUMMARY_COLUMNS}, differences, noise FROM comparisons \
+                 WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
+            );
+            let mut st = c
+                .prepare_cached(&sql)
+                .map_err(StoreError::sqlite("prepare replay"))?;
+            let limit = i64::from(limit.clamp(1, MAX_REPLAY_LIMIT));
+            let rows = st
+                .query_map(params![after, upto, limit], |r| {
+                    Ok((
+                        summary(r)?,
+                        r.get::<_, String>(15)?,
+                        r.get::<_, Option<String>>(16)?,
+                    ))
+                })
+                .map_err(StoreError::sqlite("replay comparisons"))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (summary, differences, noise) =
+                    row.map_err(StoreError::sqlite("replay comparisons"))?;
+                out.push(encode::replayed(summary?, differences, noise)?);
+            }
+            Ok(out)
         })
         .await
     }
@@ -1040,6 +1120,12 @@ mod tests {
             (
                 "SELECT id FROM comparisons WHERE created_at < '2026' LIMIT 5000",
                 "comparisons_created_at",
+            ),
+            (
+                "SELECT id FROM comparison_causes JOIN comparisons ON comparisons.id = \
+                 comparison_id WHERE cause = 'x' AND route = 'a' ORDER BY comparison_id DESC \
+                 LIMIT 51",
+                "PRIMARY KEY",
             ),
         ] {
             let p = plan(&conn, sql);

@@ -9,17 +9,21 @@ use umbra_diff::{DiffKind, Verdict};
 pub const MAX_LIST_LIMIT: u32 = 500;
 /// Page size when a query names none.
 pub const DEFAULT_LIST_LIMIT: u32 = 50;
+/// Most comparisons one `replay` call returns.
+pub const MAX_REPLAY_LIMIT: u32 = 10_000;
 /// Largest number of rows `latency_samples` and `list_events` return in one call.
 pub const MAX_SAMPLE_LIMIT: u32 = 100_000;
 
 /// Filters and cursor for `ComparisonStore::list`. Deserializes from the admin API's query
-/// string (`?route=&verdict=&endpoint=&limit=&before=`).
+/// string (`?route=&verdict=&endpoint=&finding=&limit=&before=`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ListQuery {
     pub route: Option<String>,
     pub verdict: Option<Verdict>,
     pub endpoint: Option<String>,
+    /// Only the comparisons that show this finding (a finding's or one of its causes' id).
+    pub finding: Option<String>,
     /// Page size; clamped to `1..=500`.
     pub limit: u32,
     /// Cursor: only comparisons with an id below this (the `next` of the previous page).
@@ -32,6 +36,7 @@ impl Default for ListQuery {
             route: None,
             verdict: None,
             endpoint: None,
+            finding: None,
             limit: DEFAULT_LIST_LIMIT,
             before: None,
         }
@@ -59,6 +64,10 @@ pub struct ComparisonSummary {
     pub id: i64,
     pub created_at_ms: i64,
     pub route: String,
+    /// The service the request was mirrored to; empty for comparisons stored before it was
+    /// recorded.
+    #[serde(default)]
+    pub candidate: String,
     pub endpoint: String,
     pub method: String,
     pub uri: String,

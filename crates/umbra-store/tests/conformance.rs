@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use umbra_diff::{Comparison, DiffKind, Difference, Verdict};
+use umbra_diff::{Comparison, DiffKind, Difference, Observation, Verdict};
 use umbra_store::{
     ComparisonStore, ListQuery, NewEvent, StoreWriter, StoredRoute, Totals, WriterConfig,
 };
@@ -58,6 +58,8 @@ conformance!(
     migrations_are_idempotent,
     writer_samples_same_and_flushes_on_shutdown,
     throughput_write_batch_512,
+    finding_filter_lists_only_its_comparisons,
+    replay_rebuilds_findings_inputs_and_retention_drops_tags,
 );
 
 /// Ids of a full listing, following `next` to the end.
@@ -512,6 +514,102 @@ mod cases {
             "aggregates kept"
         );
         assert_eq!(store.delete_older_than(T0 - day).await.unwrap(), 0);
+    }
+
+    /// The cause ids a comparison is tagged with (as the store computes them).
+    fn causes_of(c: &Comparison) -> Vec<String> {
+        umbra_diff::cause_ids(&c.route, &c.candidate, &Observation::from_comparison(c))
+    }
+
+    pub async fn finding_filter_lists_only_its_comparisons(h: &Harness) {
+        let store = h.open().await;
+        // `Different` comparisons answer 500 (one status cause); `Noise` ones change `/ts`.
+        let mut batch = Vec::new();
+        for i in 0..30 {
+            let verdict = [Verdict::Different, Verdict::Noise, Verdict::Same][i % 3];
+            batch.push(comparison("api", "GET /items/{id}", verdict, T0 + i as i64));
+        }
+        let mut v3 = comparison("api", "GET /items/{id}", Verdict::Different, T0 + 99);
+        v3.candidate = "v3".into();
+        batch.push(v3.clone());
+        let ids = store.write_batch(&batch, &[]).await.unwrap();
+        let status = causes_of(&batch[0]);
+        let ts = causes_of(&batch[1]);
+        assert_eq!((status.len(), ts.len()), (1, 1));
+        assert!(causes_of(&batch[2]).is_empty());
+        assert_ne!(causes_of(&v3), status, "ids are per candidate");
+
+        let want = |k: usize| -> Vec<i64> {
+            let mut v: Vec<i64> = (0..30).filter(|i| i % 3 == k).map(|i| ids[i]).collect();
+            v.reverse();
+            v
+        };
+        let q = |f: &str, limit| ListQuery {
+            finding: Some(f.to_owned()),
+            limit,
+            ..ListQuery::default()
+        };
+        assert_eq!(all_ids(&store, q(&status[0], 3)).await, want(0));
+        assert_eq!(all_ids(&store, q(&ts[0], 500)).await, want(1));
+        let only_v3 = all_ids(&store, q(&causes_of(&v3)[0], 50)).await;
+        assert_eq!(only_v3, vec![ids[30]]);
+        assert!(all_ids(&store, q("0000000000000000", 50)).await.is_empty());
+        // With other filters: the finding's comparisons of that verdict only.
+        let mixed = ListQuery {
+            verdict: Some(Verdict::Noise),
+            ..q(&status[0], 50)
+        };
+        assert!(all_ids(&store, mixed).await.is_empty());
+        let page = store.list(&q(&status[0], 1)).await.unwrap();
+        assert_eq!(page.items[0].candidate, "v2");
+        assert_eq!(page.items[0].id, want(0)[0]);
+    }
+
+    pub async fn replay_rebuilds_findings_inputs_and_retention_drops_tags(h: &Harness) {
+        let store = h.open().await;
+        let day = 86_400_000;
+        let old = comparison("api", "GET /", Verdict::Different, T0 - 2 * day);
+        let full: Vec<Comparison> = (0..5)
+            .map(|i| comparison("api", "GET /", Verdict::Noise, T0 + i))
+            .collect();
+        let counted = comparison("api", "GET /", Verdict::Different, T0 + 9);
+        let old_id = store
+            .write_batch(std::slice::from_ref(&old), &[])
+            .await
+            .unwrap()[0];
+        let ids = store
+            .write_batch(&full, std::slice::from_ref(&counted))
+            .await
+            .unwrap();
+        let upto = *ids.last().unwrap();
+
+        let page = store.replay(old_id, upto, 4).await.unwrap();
+        assert_eq!(page.iter().map(|c| c.id).collect::<Vec<_>>(), ids[..4]);
+        let rest = store.replay(page[3].id, upto, 4).await.unwrap();
+        assert_eq!(rest.iter().map(|c| c.id).collect::<Vec<_>>(), ids[4..]);
+        // Everything findings need comes back, counted-only rows included.
+        let c = &page[0];
+        assert_eq!((c.candidate.as_str(), c.verdict), ("v2", Verdict::Noise));
+        assert_eq!(c.differences.len(), full[0].differences.len());
+        assert_eq!(c.noise.as_ref().map(Vec::len), Some(1));
+        assert_eq!(causes_of(c), causes_of(&full[0]));
+        let last = &rest[1];
+        assert_eq!(
+            (last.primary.status, last.shadow.as_ref().map(|s| s.status)),
+            (200, Some(500))
+        );
+        assert_eq!(causes_of(last), causes_of(&counted));
+        assert!(store.replay(upto, upto, 10).await.unwrap().is_empty());
+
+        // Retention takes the tags with their comparisons; newer ones keep theirs.
+        let status = causes_of(&old)[0].clone();
+        let of = |f: &str| ListQuery {
+            finding: Some(f.to_owned()),
+            ..ListQuery::default()
+        };
+        assert_eq!(all_ids(&store, of(&status)).await, vec![ids[5], old_id]);
+        assert_eq!(store.delete_older_than(T0 - day).await.unwrap(), 1);
+        assert_eq!(all_ids(&store, of(&status)).await, vec![ids[5]]);
     }
 
     pub async fn routes_put_list_delete(h: &Harness) {

@@ -140,17 +140,57 @@ pub fn routes(base: &str, token: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn diffs(base: &str, token: Option<&str>, route: &str) -> anyhow::Result<()> {
+/// `umbra diffs ROUTE`: the findings; with `fields`, the field table.
+pub fn diffs(base: &str, token: Option<&str>, route: &str, fields: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let v = ok(
-        base,
-        token,
-        "GET",
-        &format!("/api/routes/{route}/diffs"),
-        None,
-    )?;
-    print!("{}", render_diffs(&v, std::io::stdout().is_terminal()));
+    let color = std::io::stdout().is_terminal();
+    if fields {
+        let v = ok(
+            base,
+            token,
+            "GET",
+            &format!("/api/routes/{route}/diffs"),
+            None,
+        )?;
+        print!("{}", render_diffs(&v, color));
+    } else {
+        let path = format!("/api/routes/{route}/findings");
+        let v = ok(base, token, "GET", &path, None)?;
+        print!("{}", render_findings(&v, color));
+    }
     Ok(())
+}
+
+/// One line per finding, most severe first (the API's order): severity, summary, the
+/// candidate and the finding id (for `/api/comparisons?finding=ID`); red for `high` when
+/// `color`.
+pub fn render_findings(v: &Value, color: bool) -> String {
+    let s = |f: &Value, k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+    let route = v.get("route").and_then(Value::as_str).unwrap_or("?");
+    let findings = v.get("findings").and_then(Value::as_array);
+    let findings = findings.map(Vec::as_slice).unwrap_or_default();
+    let mut out = format!("route {route}: {} findings\n", findings.len());
+    for f in findings {
+        let severity = s(f, "severity");
+        let line = format!(
+            "  {:<6} {}  [{} · finding {}]",
+            severity.to_uppercase(),
+            s(f, "summary"),
+            s(f, "candidate"),
+            s(f, "id")
+        );
+        if color && severity == "high" {
+            out.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
+        } else {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if findings.is_empty() {
+        out.push_str("  no significant differences\n");
+    }
+    out.push_str("Field by field: umbra diffs ROUTE --fields\n");
+    out
 }
 
 /// The field table, significant rows first; red for significant when `color`.

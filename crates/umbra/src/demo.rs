@@ -1,11 +1,10 @@
 //! `umbra demo`: a self-contained tour. Starts demo API v1 (primary), a second v1 (secondary,
 //! for noise) and v2 (candidate) in-process, runs umbra in front of them shadowing v1 → v2 with
-//! an embedded SQLite store, drives traffic with a progress bar, and prints the significant
-//! field differences at the end — which are v2's regressions, not the noise.
+//! an embedded SQLite store, drives traffic with a progress bar, and prints the findings at
+//! the end — v2's regressions in a few lines, most severe first, not the noise.
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -134,50 +133,8 @@ compare = {{ ignore_headers = ["x-app-version"] }}
     // Let the last comparisons reach the store.
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    if let Some(store) = &running.store {
-        let stats = store
-            .route_stats("api")
-            .await
-            .context("reading field statistics")?;
-        let route = running.runtime.snapshot();
-        let th = route
-            .route("api")
-            .map(|r| r.spec.compare.thresholds)
-            .unwrap_or_default();
-        println!("\nWhat changed in v2 (significant differences; noise filtered):");
-        let mut any = false;
-        let mut noise_rows = 0;
-        for ep in &stats {
-            for f in &ep.fields {
-                let sig = umbra_diff::is_significant(
-                    f.count,
-                    ep.totals.total,
-                    f.noise_count,
-                    ep.totals.noise_total,
-                    &th,
-                );
-                if sig {
-                    any = true;
-                    println!(
-                        "  {:<22} {:<28} {:<8} {:>5.1}% of requests",
-                        ep.endpoint,
-                        f.path,
-                        f.kind.as_str(),
-                        100.0 * f.count as f64 / ep.totals.total.max(1) as f64
-                    );
-                } else {
-                    noise_rows += 1;
-                }
-            }
-        }
-        if !any {
-            println!("  (none yet — run longer with --duration)");
-        }
-        println!("\n{noise_rows} other differing fields were recognised as noise (the secondary v1 shows them too).");
-        println!(
-            "See them all: umbra diffs api --admin http://{}",
-            running.admin_addr
-        );
+    if running.store.is_some() {
+        print_findings(&running.findings, running.admin_addr);
     }
     if stay {
         println!(
@@ -189,4 +146,31 @@ compare = {{ ignore_headers = ["x-app-version"] }}
     running.stop().await;
     apps.cancel();
     Ok(())
+}
+
+/// The closing summary: one line per significant finding, most severe first.
+fn print_findings(models: &umbra_proxy::FindingsModels, admin: std::net::SocketAddr) {
+    let all = models.findings("api", true);
+    let (found, noise): (Vec<_>, Vec<_>) = all.iter().partition(|f| f.significant);
+    println!("\nWhat changed in v2 (findings, most severe first; noise filtered):");
+    if found.is_empty() {
+        println!("  (none yet — run longer with --duration)");
+    }
+    for f in &found {
+        println!(
+            "  {:<6} {}  ({} comparisons: http://{admin}/ui/comparisons?finding={})",
+            f.severity.as_str().to_uppercase(),
+            f.summary,
+            f.count,
+            f.id
+        );
+        if f.fields.len() > 1 {
+            println!("         covers {}", f.fields.join(", "));
+        }
+    }
+    println!(
+        "\n{} other differences were recognised as noise (the secondary v1 shows them too).",
+        noise.len()
+    );
+    println!("Field by field: umbra diffs api --fields --admin http://{admin}");
 }

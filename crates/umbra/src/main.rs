@@ -103,9 +103,12 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Field-level diff table of a route.
+    /// What changed on a route: its findings, most severe first (`--fields`: the field table).
     Diffs {
         route: String,
+        /// Show the field-level table instead of the findings.
+        #[arg(long)]
+        fields: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -208,9 +211,11 @@ fn main() -> ExitCode {
         }
         Command::Status { admin } => client::status(&admin.url, admin.token.as_deref()),
         Command::Routes { admin } => client::routes(&admin.url, admin.token.as_deref()),
-        Command::Diffs { route, admin } => {
-            client::diffs(&admin.url, admin.token.as_deref(), &route)
-        }
+        Command::Diffs {
+            route,
+            fields,
+            admin,
+        } => client::diffs(&admin.url, admin.token.as_deref(), &route, fields),
         Command::Shadow {
             route,
             service,

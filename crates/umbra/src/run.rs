@@ -46,8 +46,12 @@ pub fn check(path: &Path) -> ExitCode {
 pub struct Running {
     pub proxy_addr: std::net::SocketAddr,
     pub admin_addr: std::net::SocketAddr,
+    /// For embedders that change routes at run time (nothing in the binary reads it now).
+    #[allow(dead_code)]
     pub runtime: Arc<Runtime>,
     pub store: Option<Arc<dyn ComparisonStore>>,
+    /// The findings the compare threads keep (what `/api/routes/{name}/findings` serves).
+    pub findings: Arc<umbra_proxy::FindingsModels>,
     pub shutdown: CancellationToken,
     proxy_threads: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
     writer: Option<umbra_store::WriterHandle>,
@@ -181,7 +185,16 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         store_dropped,
     )
     .with_sink(sink)
-    .with_feed(feed);
+    .with_feed(feed)
+    .with_findings(proxy.mirror.findings.clone());
+    let findings = proxy.mirror.findings.clone();
+    if let Some(store) = &store {
+        umbra_admin::findings::spawn_rebuild(
+            store.clone(),
+            runtime.clone(),
+            proxy.mirror.findings.clone(),
+        );
+    }
     let state = match &edge {
         Some(e) => state.with_tls(Arc::new(EdgeReport(e.status()))),
         None => state,
@@ -203,6 +216,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         admin_addr,
         runtime,
         store,
+        findings,
         shutdown,
         proxy_threads,
         writer,

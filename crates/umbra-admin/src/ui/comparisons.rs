@@ -18,7 +18,7 @@ fn ms(us: u64) -> String {
     format!("{:.1} ms", us as f64 / 1000.0)
 }
 
-/// `GET /ui/comparisons?route=&verdict=&endpoint=&before=`
+/// `GET /ui/comparisons?route=&verdict=&endpoint=&finding=&before=`
 pub async fn list(
     State(state): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
@@ -53,12 +53,14 @@ pub async fn list(
 <span class=\"filter\"><label for=\"f-route\">Route</label><input id=\"f-route\" name=\"route\" value=\"{}\"></span>\
 <span class=\"filter\"><label for=\"f-verdict\">Verdict</label><select id=\"f-verdict\" name=\"verdict\">{verdicts}</select></span>\
 <span class=\"filter\"><label for=\"f-endpoint\">Endpoint</label><input id=\"f-endpoint\" name=\"endpoint\" value=\"{}\" placeholder=\"GET /items/{{id}}\"></span>\
+<span class=\"filter\"><label for=\"f-finding\">Finding</label><input id=\"f-finding\" name=\"finding\" value=\"{}\" placeholder=\"finding id\" size=\"16\"></span>\
 <span class=\"filter\"><button type=\"submit\">Filter</button> <a href=\"/ui/comparisons\">clear</a></span></form>\
 <div class=\"scroll\"><table id=\"comparisons\" class=\"cards\"><thead><tr><th scope=\"col\">id</th><th scope=\"col\">time (UTC)</th><th scope=\"col\">route</th>\
 <th scope=\"col\">endpoint</th><th scope=\"col\">request</th><th scope=\"col\">verdict</th><th scope=\"col\">status</th>\
 <th scope=\"col\">primary</th><th scope=\"col\">shadow</th><th scope=\"col\">diffs</th></tr></thead><tbody>",
         esc(get("route")),
         esc(get("endpoint")),
+        esc(get("finding")),
     );
     if result.items.is_empty() {
         body.push_str("<tr><td colspan=\"10\">no comparisons</td></tr>");
@@ -87,7 +89,7 @@ pub async fn list(
     body.push_str("</tbody></table></div>");
     if let Some(next) = result.next {
         let mut href = String::from("/ui/comparisons?");
-        for k in ["route", "verdict", "endpoint", "limit"] {
+        for k in ["route", "verdict", "endpoint", "finding", "limit"] {
             if !get(k).is_empty() {
                 let _ = write!(href, "{k}={}&", enc(get(k)));
             }

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 pub mod comparisons;
 mod discovery;
+mod findings;
 mod login;
 mod overview;
 pub mod route;

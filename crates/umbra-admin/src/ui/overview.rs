@@ -47,7 +47,7 @@ pub fn source_badges(source: &str, overridden: bool) -> String {
     out
 }
 
-fn route_row(snap: &Snapshot, v: &Value) -> String {
+fn route_row(snap: &Snapshot, v: &Value, worst: Option<umbra_diff::Severity>) -> String {
     let name = v["name"].as_str().unwrap_or_default();
     let s = &v["stats"];
     let candidate = |key: &str, amount: &str| match v[key]["service"].as_str() {
@@ -101,7 +101,11 @@ fn route_row(snap: &Snapshot, v: &Value) -> String {
         fmt_ms(&s["shadow_p99_ms"]),
     ));
     row.push_str(&num("diff_rate", "diff rate", pct(s["diff_rate"].as_f64())));
-    row.push_str("</tr>");
+    let _ = write!(
+        row,
+        "<td data-label=\"worst finding\" class=\"worst\">{}</td></tr>",
+        super::findings::worst_badge(worst)
+    );
     row
 }
 
@@ -174,10 +178,11 @@ pub async fn overview(State(state): State<AdminState>) -> Response {
     let snap = state.runtime.load();
     let mut rows = String::new();
     for r in &snap.routes {
-        rows.push_str(&route_row(&snap, &crate::routes::route_json(r)));
+        let worst = crate::findings::worst_severity(&state.findings, &r.spec.name);
+        rows.push_str(&route_row(&snap, &crate::routes::route_json(r), worst));
     }
     if rows.is_empty() {
-        rows.push_str("<tr><td colspan=\"13\">No routes yet: make one below, in the config file or with Docker labels.</td></tr>");
+        rows.push_str("<tr><td colspan=\"14\">No routes yet: make one below, in the config file or with Docker labels.</td></tr>");
     }
     let mut names: Vec<&str> = snap.services.keys().map(String::as_str).collect();
     names.sort_unstable();
@@ -193,7 +198,7 @@ pub async fn overview(State(state): State<AdminState>) -> Response {
 <th scope=\"col\">primary</th><th scope=\"col\">shadow</th><th scope=\"col\">canary</th><th scope=\"col\">req/s</th>\
 <th scope=\"col\">requests</th><th scope=\"col\">error rate</th><th scope=\"col\">p50</th><th scope=\"col\">p99</th>\
 <th scope=\"col\">shadow p50</th><th scope=\"col\">shadow p99</th><th scope=\"col\">diff rate</th>\
-</tr></thead><tbody>{rows}</tbody></table></div>\
+<th scope=\"col\">worst finding</th></tr></thead><tbody>{rows}</tbody></table></div>\
 <details class=\"card new-route\"{open}><summary>New route</summary>{form}</details>\
 <h2>Services</h2><div class=\"scroll\"><table id=\"services\" class=\"cards\"><thead><tr><th scope=\"col\">service</th>\
 <th scope=\"col\">servers</th><th scope=\"col\">available</th><th scope=\"col\">health check</th></tr></thead>\

@@ -1,4 +1,5 @@
-//! `GET /ui/routes/{name}`: field differences, latency chart and the route's controls.
+//! `GET /ui/routes/{name}`: findings first, the route's controls, then the field differences and
+//! latency charts (one click away).
 
 use std::fmt::Write;
 
@@ -219,6 +220,13 @@ aria-label=\"mark {p} as noise\">mark as noise</button></td></tr>",
     out
 }
 
+/// The field-by-field differences, one click away below the findings.
+fn field_table(diffs_html: &str) -> String {
+    format!(
+        "<details class=\"card\" id=\"field-table\"><summary>Differences by endpoint, field by field</summary>{diffs_html}</details>"
+    )
+}
+
 /// Shadow or canary as `service (N%)`.
 fn candidate(v: &Value, amount: &str) -> String {
     match v["service"].as_str() {
@@ -320,7 +328,12 @@ pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<Stri
         (Err(e), Some(_)) => format!("<p class=\"error\">{}</p>", esc(&e.message)),
         (Err(e), None) => return error_page(e.status, &e.message),
     };
+    let findings = match crate::findings::route_findings(&state, &name, false).await {
+        Ok(f) => super::findings::section(&f),
+        Err(e) => format!("<p class=\"error\">{}</p>", esc(&e.message)),
+    };
     let mut body = format!("<h1>Route <code>{}</code></h1>", esc(&name));
+    body.push_str(&findings);
     match (&route, &raw) {
         (Some(r), Some(raw)) => {
             body.push_str(&facts(r, file.as_ref()));
@@ -329,8 +342,7 @@ pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<Stri
         }
         _ => body.push_str("<p class=\"meta\">This route is gone; its comparisons remain.</p>"),
     }
-    body.push_str("<h2>Differences by endpoint</h2>");
-    body.push_str(&diffs_html);
+    body.push_str(&field_table(&diffs_html));
     page(
         StatusCode::OK,
         &format!("route {name}"),

@@ -307,6 +307,69 @@ async fn compare_then_shift_promote_and_audit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_lead_the_route_page_and_open_their_comparisons() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(b) = driver::start("findings_lead_the_route_page", DESKTOP).await else {
+        return;
+    };
+    let s = stack::start(None).await;
+    s.wait_comparisons(Verdict::Different, 3).await;
+
+    // The overview shows the route's worst severity: v2's price is a changed value.
+    b.goto(&s.url("/")).await;
+    assert_eq!(
+        b.text("tr[data-route=\"api\"] td.worst .badge.severity")
+            .await,
+        "MEDIUM"
+    );
+
+    // The route page leads with the one finding; the field table waits behind a click.
+    b.goto(&s.url("/ui/routes/api")).await;
+    let items = b
+        .js("return [...document.querySelectorAll('#findings li.finding')].map(li => li.textContent);")
+        .await;
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let text = items[0].as_str().unwrap();
+    assert!(
+        text.contains("/item/price changed value on every GET /api/items/{id}"),
+        "{text}"
+    );
+    let first_section = b
+        .js("return document.querySelector('main section, main details').id;")
+        .await;
+    assert_eq!(first_section, "findings", "the findings come first");
+    let table_shown = "const d = document.querySelector('#field-table'); \
+        return d.open && document.querySelector('table.fields').checkVisibility();";
+    assert_eq!(b.js(table_shown).await, Value::Bool(false));
+    click(&b, "#field-table > summary").await;
+    b.wait_js("the field table to show", table_shown).await;
+    b.screenshots("route-findings").await;
+
+    // "its comparisons" opens the list filtered to the finding: only its comparisons.
+    let id = b
+        .js("return document.querySelector('#findings li.finding').dataset.finding;")
+        .await;
+    let id = id.as_str().unwrap().to_owned();
+    click(&b, "#findings a.finding-comparisons").await;
+    b.wait_path(&format!("/ui/comparisons?finding={id}")).await;
+    let endpoints = b
+        .js("return [...document.querySelectorAll('#comparisons tbody tr')].map(tr => tr.querySelector('[data-label=endpoint]').textContent);")
+        .await;
+    let endpoints = endpoints.as_array().unwrap();
+    assert!(!endpoints.is_empty());
+    assert!(
+        endpoints.iter().all(|e| e == "GET /api/items/{id}"),
+        "{endpoints:?}"
+    );
+    assert_eq!(
+        b.find("#f-finding").await.prop("value").await.unwrap(),
+        Some(id)
+    );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_with_the_token() {
     let _one = ONE_BROWSER.lock().await;
     let Some(b) = driver::start("signs_in_with_the_token", DESKTOP).await else {

@@ -142,8 +142,10 @@ pub async fn start(token: Option<&str>) -> Stack {
 
     let listeners = umbra_proxy::bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let proxy = format!("http://{}", listeners[0].local_addr().unwrap());
+    let proxy_rt = Proxy::new(runtime.clone(), sink.clone());
+    let findings = proxy_rt.mirror.findings.clone();
     {
-        let (rt, sd) = (Proxy::new(runtime.clone(), sink.clone()), shutdown.clone());
+        let (rt, sd) = (proxy_rt, shutdown.clone());
         std::thread::spawn(move || umbra_proxy::serve(listeners, rt, sd));
     }
 
@@ -156,7 +158,8 @@ pub async fn start(token: Option<&str>) -> Stack {
         "umbra.toml",
         Arc::new(AtomicU64::new(0)),
     )
-    .with_sink(sink);
+    .with_sink(sink)
+    .with_findings(findings);
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
 
     let sent = Arc::new(AtomicU64::new(0));

@@ -212,6 +212,8 @@ pub struct CompareSpec {
     pub engine: umbra_diff::CompareConfig,
     pub thresholds: umbra_diff::Thresholds,
     pub max_body: usize,
+    /// Type-aware noise for findings when there is no secondary (`compare.typed_noise`).
+    pub typed_noise: bool,
 }
 
 /// A route's additions to the default redaction (headers, names, JSON paths); its

@@ -196,6 +196,10 @@ pub struct RawCompare {
     /// Bytes of each response captured for comparison (default 1MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body: Option<String>,
+    /// Findings without a secondary treat UUIDs, timestamps and token-like ids that differ on
+    /// both sides as noise (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_noise: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -754,6 +754,7 @@ pub fn validate_route(
                 rc.max_body.as_deref(),
                 "1MiB",
             ) as usize,
+            typed_noise: rc.typed_noise.unwrap_or(true),
         }
     };
 

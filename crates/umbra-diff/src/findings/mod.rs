@@ -260,6 +260,18 @@ impl FindingsModel {
         &self.candidate
     }
 
+    /// How findings are judged now.
+    pub fn config(&self) -> &FindingsConfig {
+        &self.config
+    }
+
+    /// Changes how findings are judged (a config reload): the switch for type-aware noise
+    /// and the thresholds. The counts do not depend on them, so they are kept.
+    pub fn set_judging(&mut self, typed_noise: bool, thresholds: Thresholds) {
+        self.config.typed_noise = typed_noise;
+        self.config.thresholds = thresholds;
+    }
+
     /// Comparisons (or single causes of them) not remembered because of the limits.
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -306,19 +318,11 @@ impl FindingsModel {
     /// The ids of the causes one comparison shows (what a store tags it with); a finding
     /// lists the cause ids merged into it in [`Finding::causes`].
     pub fn cause_ids(&self, obs: &Observation<'_>) -> Vec<String> {
-        candidate_causes(obs.primary_status, obs.answered_status(), obs.differences)
-            .iter()
-            .map(|s| self.cause_id(obs.endpoint, &s.cause))
-            .collect()
+        cause_ids(&self.route, &self.candidate, obs)
     }
 
     fn cause_id(&self, endpoint: &str, cause: &Cause) -> String {
-        let mut h = Sha256::new();
-        for part in [&self.route, &self.candidate, endpoint, &cause.key_text()] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        hex::encode(&h.finalize()[..8])
+        cause_id(&self.route, &self.candidate, endpoint, cause)
     }
 
     /// The findings of an endpoint, ordered by severity, then rate; noise findings
@@ -387,6 +391,25 @@ impl FindingsModel {
                 .collect(),
         }
     }
+}
+
+/// The ids of the causes one comparison of `route` and `candidate` shows: what a store tags
+/// the comparison with, so that a finding's id lists its comparisons. The same ids a
+/// [`FindingsModel`] of that route and candidate gives its findings.
+pub fn cause_ids(route: &str, candidate: &str, obs: &Observation<'_>) -> Vec<String> {
+    candidate_causes(obs.primary_status, obs.answered_status(), obs.differences)
+        .iter()
+        .map(|s| cause_id(route, candidate, obs.endpoint, &s.cause))
+        .collect()
+}
+
+fn cause_id(route: &str, candidate: &str, endpoint: &str, cause: &Cause) -> String {
+    let mut h = Sha256::new();
+    for part in [route, candidate, endpoint, &cause.key_text()] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..8])
 }
 
 fn ratio(count: u64, total: u64) -> f64 {

@@ -688,6 +688,7 @@ fn a_comparison_names_the_causes_it_shows() {
         id: 42,
         created_at_ms: 1_700_000_000_000,
         route: "api".into(),
+        candidate: "v2".into(),
         endpoint: "GET /z".into(),
         request_id: "r".into(),
         verdict: Verdict::Different,

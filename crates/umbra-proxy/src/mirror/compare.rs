@@ -22,7 +22,7 @@ use umbra_diff::{Comparison, Response, Verdict};
 use umbra_core::runtime::now_ms;
 use umbra_core::snapshot::Route;
 
-use super::MirrorError;
+use super::{FindingsJudge, MirrorError};
 use crate::Proxy;
 
 /// How many fetched-but-not-yet-compared jobs may wait for a compare thread.
@@ -190,10 +190,12 @@ fn compare(job: CompareJob) {
     }
     rt.metrics.comparison(name, verdict.as_str());
 
+    let candidate = route.spec.shadow.as_ref().map(|s| s.service.clone());
     let mut comparison = Comparison {
         id: 0,
         created_at_ms: now_ms(),
         route: name.clone(),
+        candidate: candidate.unwrap_or_default(),
         endpoint,
         request_id: request_id.to_str().unwrap_or("").to_string(),
         verdict,
@@ -212,6 +214,13 @@ fn compare(job: CompareJob) {
     };
     // Nothing leaves the data plane unredacted.
     route.spec.redact.apply(&mut comparison);
+    // Findings see the comparison as stored, so its cause ids match the store's tags.
+    let judge = FindingsJudge {
+        thresholds: route.spec.compare.thresholds,
+        typed_noise: route.spec.compare.typed_noise,
+    };
+    let obs = umbra_diff::Observation::from_comparison(&comparison);
+    (proxy.mirror.findings).observe(name, &comparison.candidate, judge, &obs);
     // The slot is freed before the comparison is handed on: from here the store queue's own
     // bound holds it, and whoever receives it sees the slot already free.
     drop(permit);

@@ -1,10 +1,11 @@
 //! Mirroring, off the primary path: shadow dispatch (`dispatch`), the compare threads
-//! (`compare`), the per-route noise models (`noise`) and the bounded queue to the store
+//! (`compare`), the per-route noise models (`noise`), the findings models (`findings`) and the bounded queue to the store
 //! (`sink`). Every limit here drops and counts on overflow; nothing can block or fail a
 //! primary response.
 
 mod compare;
 mod dispatch;
+mod findings;
 mod noise;
 mod sink;
 
@@ -12,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use compare::{CompareJob, Comparer, Fetched};
 pub use dispatch::{run, DropReason, MirrorError, ShadowJob};
+pub use findings::{FindingsJudge, FindingsModels};
 pub use noise::NoiseModels;
 pub use sink::ComparisonSink;
 
@@ -20,6 +22,8 @@ pub use sink::ComparisonSink;
 pub struct Mirror {
     pub sink: Arc<ComparisonSink>,
     pub noise: NoiseModels,
+    /// Findings per route and candidate (shared with the admin API).
+    pub findings: Arc<FindingsModels>,
     comparer: OnceLock<Comparer>,
 }
 
@@ -28,6 +32,7 @@ impl Mirror {
         Mirror {
             sink,
             noise: NoiseModels::default(),
+            findings: Arc::default(),
             comparer: OnceLock::new(),
         }
     }

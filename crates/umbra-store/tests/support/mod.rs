@@ -132,6 +132,7 @@ pub fn comparison(route: &str, endpoint: &str, verdict: Verdict, at_ms: i64) -> 
         id: 0,
         created_at_ms: at_ms,
         route: route.into(),
+        candidate: "v2".into(),
         endpoint: endpoint.into(),
         request_id: format!("req-{at_ms}"),
         verdict,
