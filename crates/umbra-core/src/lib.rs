@@ -10,6 +10,7 @@ pub mod config;
 pub mod discovery;
 pub mod health;
 pub mod resolve;
+pub mod rollout;
 pub mod rules;
 pub mod runtime;
 pub mod snapshot;

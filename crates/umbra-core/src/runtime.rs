@@ -199,6 +199,8 @@ pub struct Runtime {
     inputs: Mutex<Inputs>,
     registry: ServerRegistry,
     route_state: Mutex<HashMap<String, RouteState>>,
+    /// Rollout evidence recorders by route (the data plane feeds the one in its snapshot).
+    recorders: Mutex<HashMap<String, Arc<crate::rollout::Recorder>>>,
     generation: AtomicU64,
     status: Mutex<ReloadStatus>,
     discovery: ArcSwap<crate::discovery::DiscoveryStatus>,
@@ -231,6 +233,7 @@ impl Runtime {
             inputs: Mutex::new(inputs.clone()),
             registry: ServerRegistry::default(),
             route_state: Mutex::new(HashMap::new()),
+            recorders: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             status: Mutex::new(ReloadStatus::default()),
             discovery: ArcSwap::from_pointee(crate::discovery::DiscoveryStatus::default()),
@@ -273,6 +276,31 @@ impl Runtime {
             source: source.to_string(),
             detail,
         });
+    }
+
+    /// Records an audit event on behalf of a control-plane service (e.g. a rollout controller).
+    pub fn record_event(
+        &self,
+        kind: &str,
+        route: Option<&str>,
+        source: &str,
+        detail: serde_json::Value,
+    ) {
+        self.event(kind, route, source, detail);
+    }
+
+    /// Installs (or, with None, removes) the evidence recorder of a route's rollout: a new
+    /// recorder is a new window. One snapshot swap.
+    pub fn set_recorder(&self, route: &str, recorder: Option<Arc<crate::rollout::Recorder>>) {
+        let inputs = self.inputs.lock().expect("inputs lock");
+        {
+            let mut map = self.recorders.lock().expect("recorders lock");
+            match recorder {
+                Some(r) => map.insert(route.to_string(), r),
+                None => map.remove(route),
+            };
+        }
+        self.swap(&inputs);
     }
 
     /// Applies a reloaded file config, or records why it was refused and keeps the old one.
@@ -692,10 +720,17 @@ impl Runtime {
             }
             let slots = spec.shadow.as_ref().map_or(256, |s| s.max_in_flight);
             let (stats, shadow_slots) = self.route_state(&spec.name, slots);
+            let recorder = self
+                .recorders
+                .lock()
+                .expect("recorders lock")
+                .get(&spec.name)
+                .cloned();
             routes.push(Arc::new(Route {
                 spec,
                 stats,
                 shadow_slots,
+                recorder,
                 overridden,
                 previous_service: prev,
             }));

@@ -17,6 +17,8 @@ pub struct Route {
     pub stats: Arc<RouteStats>,
     /// Bounds shadow requests in flight for this route.
     pub shadow_slots: Arc<Semaphore>,
+    /// The evidence recorder of the route's rollout, when one runs (None costs nothing).
+    pub recorder: Option<Arc<crate::rollout::Recorder>>,
     /// True when a runtime change (API/UI/CLI) overrides a file- or docker-defined route.
     pub overridden: bool,
     /// The service traffic returns to on rollback after a promote.
