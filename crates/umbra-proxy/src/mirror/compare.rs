@@ -189,6 +189,7 @@ fn compare(job: CompareJob) {
         route.stats.different.fetch_add(1, Ordering::Relaxed);
     }
     rt.metrics.comparison(name, verdict.as_str());
+    record_evidence(&route, &primary, shadow.as_ref(), verdict, &differences);
 
     let mut comparison = Comparison {
         id: 0,
@@ -216,6 +217,27 @@ fn compare(job: CompareJob) {
     // bound holds it, and whoever receives it sees the slot already free.
     drop(permit);
     proxy.mirror.sink.submit(comparison);
+}
+
+/// Feeds a rollout's recorder when the route's shadow is its candidate.
+fn record_evidence(
+    route: &Route,
+    primary: &Response,
+    shadow: Option<&Response>,
+    verdict: Verdict,
+    differences: &[umbra_diff::Difference],
+) {
+    let Some(rec) = &route.recorder else { return };
+    let ours = route.spec.shadow.as_ref().map(|s| &s.service) == Some(&rec.candidate);
+    if !ours {
+        return;
+    }
+    rec.record_comparison(
+        (primary.status, primary.latency_us),
+        shadow.map(|s| (s.status, s.latency_us)),
+        verdict == Verdict::Different,
+        differences.iter().map(|d| d.path.as_str()),
+    );
 }
 
 #[cfg(test)]
