@@ -15,6 +15,8 @@
 //! | `PUT`/`DELETE /api/routes/{name}/shadow` | start (`{"service", "percent", ...}`) / stop shadowing |
 //! | `PUT`/`DELETE /api/routes/{name}/canary` | `{"service", "weight", "sticky"?}`; weight 0 (or DELETE) removes the canary |
 //! | `POST /api/routes/{name}/promote`, `POST /api/routes/{name}/rollback` | promote the candidate / return to the previous service (409 when there is nothing to do) |
+//! | `POST`/`GET /api/routes/{name}/rollout` | start a rollout (the `rollout` keys as JSON; 422 naming the field, 409 while one runs) / its state: step, weight, window start, per-gate evidence, history |
+//! | `POST /api/routes/{name}/rollout/{pause\|resume\|abort\|advance}` | steer the rollout in progress (409 when there is none) |
 //! | `POST /api/routes/{name}/ignore` | `{"path": "/meta/x"}`: mark a field as noise for the route |
 //! | `GET /api/routes/{name}/diffs` | per endpoint: field difference and noise rates, significance, latency percentiles and regression |
 //! | `GET /api/comparisons?route=&verdict=&endpoint=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
@@ -65,6 +67,7 @@ pub mod error;
 pub mod guard;
 pub mod health;
 pub mod openapi;
+pub mod rollout;
 pub mod routes;
 pub mod session;
 pub mod throttle;
@@ -85,6 +88,8 @@ pub struct AdminState {
     pub sink: Arc<umbra_proxy::ComparisonSink>,
     /// Comparisons the store writer dropped (mirrored into `umbra_store_dropped_total`).
     pub store_dropped: Arc<AtomicU64>,
+    /// The rollout controllers (None: the rollout endpoints answer 503).
+    pub rollouts: Option<Arc<umbra_core::rollout::Rollouts>>,
     /// The UI's sessions and the sign-in throttle.
     safety: Arc<Safety>,
     /// The address the admin listens on (None until [`serve`], e.g. in router tests).
@@ -111,6 +116,7 @@ impl AdminState {
             version,
             config_source: config_source.into(),
             store_dropped,
+            rollouts: None,
             sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
             safety: Arc::default(),
             local_addr: None,
@@ -120,6 +126,12 @@ impl AdminState {
     /// The data plane's queue to the store, whose depth the admin shows and exports.
     pub fn with_sink(mut self, sink: Arc<umbra_proxy::ComparisonSink>) -> Self {
         self.sink = sink;
+        self
+    }
+
+    /// The rollout controllers the rollout endpoints steer.
+    pub fn with_rollouts(mut self, rollouts: Arc<umbra_core::rollout::Rollouts>) -> Self {
+        self.rollouts = Some(rollouts);
         self
     }
 
@@ -180,6 +192,11 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/routes/{name}/promote", post(routes::promote))
         .route("/api/routes/{name}/rollback", post(routes::rollback))
+        .route(
+            "/api/routes/{name}/rollout",
+            get(rollout::get).post(rollout::start),
+        )
+        .route("/api/routes/{name}/rollout/{action}", post(rollout::act))
         .route("/api/routes/{name}/ignore", post(routes::ignore))
         .route("/api/routes/{name}/diffs", get(routes::diffs))
         .route("/api/comparisons", get(comparisons::list))

@@ -183,7 +183,7 @@ pub async fn discovery(State(state): State<AdminState>) -> Json<Value> {
 }
 
 /// Who made a change: `X-Umbra-Source: ui|cli|api` (default `api`).
-fn actor(headers: &http::HeaderMap) -> &'static str {
+pub(crate) fn actor(headers: &http::HeaderMap) -> &'static str {
     match headers.get("x-umbra-source").and_then(|v| v.to_str().ok()) {
         Some("ui") => "ui",
         Some("cli") => "cli",
@@ -197,7 +197,21 @@ async fn persist(state: &AdminState, p: &Persist) -> bool {
     let Some(store) = &state.store else {
         return false;
     };
-    let result = match p.to_doc() {
+    match store_change(store.as_ref(), p).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(route = %p.name(), error = %e, "route change applied but not persisted; it will not survive a restart");
+            false
+        }
+    }
+}
+
+/// Stores a runtime route change (or deletes what it replaces).
+pub async fn store_change(
+    store: &dyn umbra_store::ComparisonStore,
+    p: &Persist,
+) -> Result<(), umbra_store::StoreError> {
+    match p.to_doc() {
         Some((name, kind, doc)) => {
             store
                 .put_route(&StoredRoute {
@@ -209,13 +223,6 @@ async fn persist(state: &AdminState, p: &Persist) -> bool {
                 .await
         }
         None => store.delete_route(p.name()).await.map(|_| ()),
-    };
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(route = %p.name(), error = %e, "route change applied but not persisted; it will not survive a restart");
-            false
-        }
     }
 }
 

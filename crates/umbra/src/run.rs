@@ -155,6 +155,16 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         .await
         .with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
     let admin_addr = admin_listener.local_addr()?;
+    // Rollout controllers: resumed where the store left them, or started from the config.
+    let rollouts = umbra_core::rollout::Rollouts::new(
+        runtime.clone(),
+        Arc::new(umbra_admin::rollout::StoreBackend {
+            store: store.clone(),
+        }),
+        Arc::new(umbra_core::rollout::LocalLeadership::default()),
+        shutdown.clone(),
+    );
+    rollouts.restore().await;
     let state = umbra_admin::AdminState::new(
         runtime.clone(),
         store.clone(),
@@ -162,7 +172,8 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         source,
         store_dropped,
     )
-    .with_sink(sink);
+    .with_sink(sink)
+    .with_rollouts(rollouts.clone());
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
     let proxy_threads = Arc::new(std::sync::Mutex::new(Vec::new()));
     let first = spawn_proxy(listeners, proxy.clone(), shutdown.child_token())?;

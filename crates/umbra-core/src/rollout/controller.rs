@@ -194,7 +194,7 @@ impl Controller {
     async fn apply(&self, step: Step) -> Result<(), String> {
         let rt = &self.rs.runtime;
         let candidate = self.spec.service.clone();
-        let (shadow_is_ours, canary) = {
+        let (shadow_is_ours, canary, shadow) = {
             let snap = rt.load();
             let r = snap.route(self.route()).ok_or("the route is gone")?;
             let ours = r
@@ -202,7 +202,7 @@ impl Controller {
                 .shadow
                 .as_ref()
                 .is_some_and(|s| s.service == candidate);
-            (ours, r.spec.canary.clone())
+            (ours, r.spec.canary.clone(), r.spec.raw.shadow.clone())
         };
         match step {
             Step::Shadow { .. } => {
@@ -211,10 +211,12 @@ impl Controller {
                         .await?;
                 }
                 if !shadow_is_ours {
+                    // The route's own shadow settings (secondary, methods) stay; only the
+                    // target and the share change.
                     let shadow = RawShadow {
                         service: candidate,
                         percent: Some(100.0),
-                        ..Default::default()
+                        ..shadow.unwrap_or_default()
                     };
                     self.persist(rt.set_shadow(self.route(), Some(shadow), ACTOR))
                         .await?;
@@ -277,7 +279,12 @@ impl Controller {
                 );
                 return self.next_step().await;
             }
-            Decision::Rollback(gate) => return self.rollback(gate, Some(j)).await,
+            Decision::Rollback(gate) => {
+                if j.outcome == super::judge::Outcome::Fail {
+                    self.state.failures += 1;
+                }
+                return self.rollback(gate, Some(j)).await;
+            }
         }
         self.save().await;
     }
