@@ -100,17 +100,19 @@ pub async fn start(
     Ok(Json(started.to_json()))
 }
 
-/// `GET /api/routes/{name}/rollout`: step, weight, window start, per-gate evidence, history.
+/// `GET /api/routes/{name}/rollout`: step, weight, window start, per-gate evidence, history
+/// (`{"status": "none"}` for a route that never had a rollout).
 pub async fn get(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    match rollouts(&state)?.status(&name).await {
-        Some(s) => Ok(Json(s.to_json())),
-        None => Err(ApiError::not_found(format!(
-            "route `{name}` has no rollout"
-        ))),
+    if let Some(s) = rollouts(&state)?.status(&name).await {
+        return Ok(Json(s.to_json()));
     }
+    if state.runtime.load().route(&name).is_none() {
+        return Err(ApiError::not_found(format!("no route named `{name}`")));
+    }
+    Ok(Json(serde_json::json!({ "route": name, "status": "none" })))
 }
 
 /// `POST /api/routes/{name}/rollout/{action}`: pause, resume, abort, advance.
@@ -120,8 +122,8 @@ pub async fn act(
     headers: http::HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let Some(a) = Action::parse(&action) else {
-        return Err(ApiError::not_found(format!(
-            "no rollout action `{action}`; expected pause, resume, abort or advance"
+        return Err(ApiError::invalid(format!(
+            "action: `{action}` is not a rollout action; expected pause, resume, abort or advance"
         )));
     };
     let s = rollouts(&state)?.act(&name, a, actor(&headers)).await?;

@@ -119,6 +119,23 @@ impl Stack {
         );
     }
 
+    /// `umbra rollout ARGS --admin URL`; its stdout (it must succeed).
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_umbra"))
+            .arg("rollout")
+            .args(args)
+            .args(["--admin", &self.admin])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
     fn kill9(&mut self) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap(); // SIGKILL
@@ -445,14 +462,21 @@ async fn after_kill_9_a_restart_resumes_the_same_step_and_window() {
     let v1 = upstream("v1", body(1, 2.0)).await;
     let v2 = upstream("v2", body(1, 2.0)).await;
     let mut s = Stack::start("restart", v1, v2, "").await;
-    let (status, _) = s
-        .post(
-            "/api/routes/api/rollout",
-            json!({"service": "v2", "steps": ["shadow 500ms", "10% 1h", "100%"],
-                   "min_requests": 10, "interval": "200ms"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let out = s.cli(&[
+        "start",
+        "api",
+        "v2",
+        "--steps",
+        "shadow 500ms,10% 1h,100%",
+        "--min-requests",
+        "10",
+        "--interval",
+        "200ms",
+    ]);
+    assert!(
+        out.contains("rollout of v2 (v1 → v2): running, step 1/3 `shadow 500ms`"),
+        "{out}"
+    );
     let stop = s.traffic();
     let before = s.until("reached the canary step", |r| r["step"] == 1).await;
     stop.store(true, Ordering::Relaxed);
@@ -468,6 +492,15 @@ async fn after_kill_9_a_restart_resumes_the_same_step_and_window() {
     assert_eq!(after["step"], 1);
     assert_eq!(after["window_start_ms"].as_i64(), Some(window));
     assert_eq!(s.route().await["canary"]["weight"], 10.0);
+    let out = s.cli(&["status", "api"]);
+    assert!(
+        out.contains("running, step 2/3 `10% 1h`, candidate weight 10.0 %"),
+        "{out}"
+    );
+    assert!(
+        out.contains("advance"),
+        "the shadow step's decision is listed: {out}"
+    );
     // Steered by hand from here: advance promotes.
     let (status, r) = s.post("/api/routes/api/rollout/advance", json!({})).await;
     assert_eq!(status, 200, "{r}");
