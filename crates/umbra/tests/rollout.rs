@@ -507,3 +507,55 @@ async fn after_kill_9_a_restart_resumes_the_same_step_and_window() {
     assert_eq!(r["status"], "promoted", "{r:#}");
     assert_eq!(s.route().await["service"], "v2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_step_holds_until_its_hook_approves_and_on_finish_hears_the_outcome() {
+    let approvals = AtomicU64::new(0);
+    let hooks = Fixture::builder()
+        .name("hooks")
+        .respond("/approve", move |_: &Recorded| {
+            // The first two asks are refused: the first step waits for the third.
+            let n = approvals.fetch_add(1, Ordering::Relaxed);
+            Reply::status(if n < 2 { 403 } else { 204 })
+        })
+        .status("/done", 200)
+        .start()
+        .await;
+    let v1 = upstream("v1", body(1, 2.0)).await;
+    let v2 = upstream("v2", body(1, 2.0)).await;
+    let s = Stack::start("hooks", v1, v2, "").await;
+    let (status, _) = s
+        .post(
+            "/api/routes/api/rollout",
+            json!({"service": "v2", "steps": ["10% 500ms", "100%"], "min_requests": 10,
+                   "interval": "200ms", "hooks": {
+                       "before_step": format!("{}/approve", hooks.url()),
+                       "on_finish": format!("{}/done", hooks.url())}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let held = s.until("held", |r| r["held"].is_string()).await;
+    assert!(
+        held["held"].as_str().unwrap().ends_with("answered 403"),
+        "{held:#}"
+    );
+    assert!(held["window_start_ms"].is_null(), "no window while held");
+    assert!(
+        s.route().await["canary"].is_null(),
+        "no traffic shift while held"
+    );
+    let stop = s.traffic();
+    let r = s.until("ended", ended).await;
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(r["status"], "promoted", "{r:#}");
+    assert_eventually!(
+        hooks.requests_for("/done").len() == 1,
+        timeout = Duration::from_secs(10)
+    );
+    let told = hooks.requests_for("/done")[0].json();
+    assert_eq!(told["status"], "promoted");
+    assert_eq!(told["route"], "api");
+    let asked = hooks.requests_for("/approve");
+    assert!(asked.len() >= 4, "asked before each step: {}", asked.len());
+    assert_eq!(asked[0].json()["step"], 0);
+}
