@@ -313,6 +313,15 @@ async fn five_percent_5xx_is_rolled_back_at_the_first_canary_step_by_the_error_g
         route["canary"].is_null(),
         "all traffic back on v1: {route:#}"
     );
+    // The route page's timeline shows the decision and its evidence.
+    let page = umbra_testkit::get(format!("{}/ui/routes/api", s.admin))
+        .await
+        .text();
+    assert!(
+        page.contains("rolled back by the error gate: candidate"),
+        "{page}"
+    );
+    assert!(page.contains("step-failed\"><strong>10% 10m"), "{page}");
 }
 
 async fn latency_rollout(name: &str, factor: f64) -> Value {

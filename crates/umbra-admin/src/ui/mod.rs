@@ -23,6 +23,7 @@ pub mod comparisons;
 mod discovery;
 mod login;
 mod overview;
+pub mod rollout;
 pub mod route;
 mod route_form;
 
