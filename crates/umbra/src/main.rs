@@ -4,6 +4,7 @@
 mod client;
 mod demo;
 mod demo_app;
+mod demo_rollout;
 mod logging;
 mod run;
 

@@ -172,6 +172,17 @@ fn demo_finds_the_regression_not_the_noise() {
         summary.contains("status"),
         "the rare 500 shows as a status difference: {summary}"
     );
+    // umbra decided by itself: v2 rolled back at its shadow step, the fixed v3 promoted.
+    let rollouts = text
+        .split("Rollouts (umbra decided by itself):")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no rollout summary: {text}"));
+    assert!(
+        rollouts.contains("api-v2: rolled back at step `shadow")
+            && rollouts.contains("by the diff gate"),
+        "{rollouts}"
+    );
+    assert!(rollouts.contains("api-v3: promoted"), "{rollouts}");
     // Noisy fields change value on every request in both versions: never significant. (They
     // may appear as `removed` in the body of v2's rare 500, which is a real difference.)
     for line in summary.lines().filter(|l| l.contains(" changed ")) {

@@ -189,7 +189,17 @@ fn compare(job: CompareJob) {
         route.stats.different.fetch_add(1, Ordering::Relaxed);
     }
     rt.metrics.comparison(name, verdict.as_str());
-    record_evidence(&route, &primary, shadow.as_ref(), verdict, &differences);
+    if route.recorder.is_some() {
+        let fields = if verdict == Verdict::Different {
+            proxy
+                .mirror
+                .noise
+                .unexplained(name, &endpoint, &differences)
+        } else {
+            Vec::new()
+        };
+        record_evidence(&route, &primary, shadow.as_ref(), verdict, &fields);
+    }
 
     let mut comparison = Comparison {
         id: 0,
@@ -219,13 +229,14 @@ fn compare(job: CompareJob) {
     proxy.mirror.sink.submit(comparison);
 }
 
-/// Feeds a rollout's recorder when the route's shadow is its candidate.
+/// Feeds a rollout's recorder when the route's shadow is its candidate; `fields` are the
+/// differences noise does not explain.
 fn record_evidence(
     route: &Route,
     primary: &Response,
     shadow: Option<&Response>,
     verdict: Verdict,
-    differences: &[umbra_diff::Difference],
+    fields: &[String],
 ) {
     let Some(rec) = &route.recorder else { return };
     let ours = route.spec.shadow.as_ref().map(|s| &s.service) == Some(&rec.candidate);
@@ -236,7 +247,7 @@ fn record_evidence(
         (primary.status, primary.latency_us),
         shadow.map(|s| (s.status, s.latency_us)),
         verdict == Verdict::Different,
-        differences.iter().map(|d| d.path.as_str()),
+        fields.iter().map(String::as_str),
     );
 }
 
