@@ -136,6 +136,9 @@ pub struct DockerInputs {
     /// defined in the file or through the API. They apply where the route's own definition has
     /// none; a runtime override (API, UI) still wins over them.
     pub attach: BTreeMap<String, Attach>,
+    /// Rollouts that labels (`umbra.rollout.of`) ask for, by route, once their container is
+    /// healthy; the rollout controllers start them.
+    pub rollouts: BTreeMap<String, crate::config::RawRollout>,
 }
 
 /// A shadow and/or canary attached to a route by container labels.
@@ -354,6 +357,16 @@ impl Runtime {
                 Err(errors)
             }
         }
+    }
+
+    /// The rollouts Docker labels ask for, by route.
+    pub fn docker_rollouts(&self) -> BTreeMap<String, crate::config::RawRollout> {
+        self.inputs
+            .lock()
+            .expect("inputs lock")
+            .docker
+            .rollouts
+            .clone()
     }
 
     /// Replaces what Docker discovery contributes.

@@ -60,6 +60,7 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
         services: BTreeMap::from([("api-v2".to_string(), docker_service("api-v2"))]),
         routes: Vec::new(),
         attach: BTreeMap::from([("api".to_string(), attach)]),
+        ..Default::default()
     });
     let snap = rt.snapshot();
     let route = snap.route("api").unwrap();
@@ -97,6 +98,7 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
             services: BTreeMap::from([("api-v2".to_string(), docker_service("api-v2"))]),
             routes: vec![raw],
             attach: BTreeMap::new(),
+            ..Default::default()
         }
     };
     rt.set_docker(with_route("PathPrefix(`/users`)"));
@@ -117,5 +119,105 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
             r#"{"added":[],"removed":["users"],"changed":[]}"#,
         ],
         "one event per change, none for an unchanged set"
+    );
+}
+
+/// Rollout state kept in memory (the store's stand-in for this test).
+#[derive(Default)]
+struct Memory(std::sync::Mutex<Vec<umbra_core::rollout::RolloutState>>);
+
+impl umbra_core::rollout::RolloutBackend for Memory {
+    fn save(
+        &self,
+        state: &umbra_core::rollout::RolloutState,
+    ) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+        let mut all = self.0.lock().unwrap();
+        all.retain(|s| s.route != state.route);
+        all.push(state.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn load_all(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, Result<Vec<umbra_core::rollout::RolloutState>, String>>
+    {
+        let all = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(all) })
+    }
+
+    fn load(
+        &self,
+        route: &str,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<Option<umbra_core::rollout::RolloutState>, String>,
+    > {
+        let one = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.route == route)
+            .cloned();
+        Box::pin(async move { Ok(one) })
+    }
+
+    fn persist_route(
+        &self,
+        _: umbra_core::runtime::Persist,
+    ) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_rollout_label_starts_one_rollout_of_its_service() {
+    use umbra_core::rollout::{Action, LocalLeadership, Rollouts, Status};
+    let config = Config::parse(FILE, "umbra.toml", &|_| None).unwrap();
+    let (tx, _events) = mpsc::channel(64);
+    let rt = Runtime::new(config, Arc::new(Metrics::new()), tx);
+    let rollouts = Rollouts::new(
+        rt.clone(),
+        Arc::new(Memory::default()),
+        Arc::new(LocalLeadership::default()),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let asked = umbra_core::config::RawRollout {
+        service: "api-v2".into(),
+        steps: Some(vec!["shadow 1h".into(), "100%".into()]),
+        ..Default::default()
+    };
+    rt.set_docker(DockerInputs {
+        services: BTreeMap::from([("api-v2".to_string(), docker_service("api-v2"))]),
+        rollouts: BTreeMap::from([("api".to_string(), asked)]),
+        ..Default::default()
+    });
+    rollouts.start_requested().await;
+    let s = rollouts.status("api").await.expect("started by the label");
+    assert_eq!(
+        (s.spec.service.as_str(), s.status),
+        ("api-v2", Status::Running)
+    );
+    assert_eq!(s.history[0].actor, "docker");
+    umbra_testkit::assert_eventually!(
+        rt.snapshot().route("api").unwrap().spec.shadow.is_some(),
+        timeout = std::time::Duration::from_secs(5)
+    );
+    // Asked again while it runs, and after it ended: not started twice.
+    rollouts.start_requested().await;
+    let ended = rollouts.act("api", Action::Abort, "cli").await.unwrap();
+    assert_eq!(ended.status, Status::Aborted);
+    assert!(rt.snapshot().route("api").unwrap().spec.shadow.is_none());
+    umbra_testkit::assert_eventually!(
+        rollouts
+            .status("api")
+            .await
+            .is_some_and(|s| s.status == Status::Aborted),
+        timeout = std::time::Duration::from_secs(5)
+    );
+    rollouts.start_requested().await;
+    assert_eq!(
+        rollouts.status("api").await.unwrap().status,
+        Status::Aborted
     );
 }

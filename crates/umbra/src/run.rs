@@ -166,6 +166,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         shutdown.clone(),
     );
     rollouts.restore().await;
+    rollouts.watch_labels();
     let state = umbra_admin::AdminState::new(
         runtime.clone(),
         store.clone(),

@@ -272,6 +272,41 @@ impl Rollouts {
         rx.await.map_err(|_| gone())?
     }
 
+    /// Starts the rollouts Docker labels ask for that have not run yet: a route's rollout of a
+    /// service starts once (a finished one of the same service is not repeated).
+    pub async fn start_requested(self: &Arc<Self>) {
+        for (route, raw) in self.runtime.docker_rollouts() {
+            if self.is_active(&route) {
+                continue;
+            }
+            let done = self.status(&route).await;
+            if done.is_some_and(|s| s.spec.service == raw.service) {
+                continue;
+            }
+            if let Err(e) = self.start(&route, raw, "docker").await {
+                tracing::warn!(route = %route, error = %e, "rollout asked by labels not started");
+            }
+        }
+    }
+
+    /// Watches for rollouts asked by labels until shutdown (a named background service).
+    pub fn watch_labels(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let span = tracing::info_span!("rollout_labels");
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                loop {
+                    this.start_requested().await;
+                    tokio::select! {
+                        _ = this.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                }
+            },
+            span,
+        ))
+    }
+
     /// Resumes stored active rollouts and starts those the config asks for that never ran.
     pub async fn restore(self: &Arc<Self>) -> Vec<String> {
         let mut problems = Vec::new();
