@@ -166,7 +166,8 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         shutdown.clone(),
     );
     rollouts.restore().await;
-    rollouts.watch_labels();
+    rollouts.start_requested().await;
+    rollouts.watch_requests();
     let state = umbra_admin::AdminState::new(
         runtime.clone(),
         store.clone(),

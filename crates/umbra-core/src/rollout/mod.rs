@@ -135,6 +135,8 @@ pub struct Rollouts {
     active: Mutex<HashMap<String, Active>>,
     /// The last state of rollouts that ended here (the store has them too).
     finished: Mutex<HashMap<String, RolloutState>>,
+    /// (route, candidate) pairs the config or labels asked for that were tried here.
+    tried: Mutex<HashSet<(String, String)>>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -151,6 +153,7 @@ impl Rollouts {
             leadership,
             active: Mutex::default(),
             finished: Mutex::default(),
+            tried: Mutex::default(),
             shutdown,
         })
     }
@@ -272,27 +275,44 @@ impl Rollouts {
         rx.await.map_err(|_| gone())?
     }
 
-    /// Starts the rollouts Docker labels ask for that have not run yet: a route's rollout of a
-    /// service starts once (a finished one of the same service is not repeated).
+    /// Starts the rollouts the config (a route's `rollout`, also after a reload) and Docker
+    /// labels (`umbra.rollout.of`) ask for that never ran: each (route, candidate) is tried
+    /// once per process, and not at all when the route's last rollout was of that candidate.
     pub async fn start_requested(self: &Arc<Self>) {
-        for (route, raw) in self.runtime.docker_rollouts() {
-            if self.is_active(&route) {
+        let asked: Vec<(String, RawRollout, &str)> = {
+            let snap = self.runtime.load();
+            let from_config = snap.routes.iter().filter_map(|r| {
+                let raw = r.spec.raw.rollout.clone()?;
+                // After a promotion the candidate is the route's service: nothing to do.
+                (raw.service != r.spec.service).then(|| (r.spec.name.clone(), raw, "file"))
+            });
+            let from_labels = self
+                .runtime
+                .docker_rollouts()
+                .into_iter()
+                .map(|(route, raw)| (route, raw, "docker"));
+            from_config.chain(from_labels).collect()
+        };
+        for (route, raw, source) in asked {
+            let key = (route.clone(), raw.service.clone());
+            if self.is_active(&route) || !self.tried.lock().expect("tried lock").insert(key) {
                 continue;
             }
-            let done = self.status(&route).await;
-            if done.is_some_and(|s| s.spec.service == raw.service) {
+            let last = self.status(&route).await;
+            if last.is_some_and(|s| s.spec.service == raw.service) {
                 continue;
             }
-            if let Err(e) = self.start(&route, raw, "docker").await {
-                tracing::warn!(route = %route, error = %e, "rollout asked by labels not started");
+            if let Err(e) = self.start(&route, raw, source).await {
+                tracing::warn!(route = %route, source, error = %e, "asked-for rollout not started");
             }
         }
     }
 
-    /// Watches for rollouts asked by labels until shutdown (a named background service).
-    pub fn watch_labels(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Watches for rollouts asked by the config and labels until shutdown (a named background
+    /// service).
+    pub fn watch_requests(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        let span = tracing::info_span!("rollout_labels");
+        let span = tracing::info_span!("rollout_requests");
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 loop {
@@ -307,7 +327,8 @@ impl Rollouts {
         ))
     }
 
-    /// Resumes stored active rollouts and starts those the config asks for that never ran.
+    /// Resumes stored active rollouts (those the config or labels ask for start with
+    /// [`Rollouts::start_requested`]).
     pub async fn restore(self: &Arc<Self>) -> Vec<String> {
         let mut problems = Vec::new();
         let stored = match self.backend.load_all().await {
@@ -317,9 +338,7 @@ impl Rollouts {
                 Vec::new()
             }
         };
-        let mut known = HashSet::new();
         for s in stored {
-            known.insert(s.route.clone());
             if s.status.is_active() {
                 tracing::info!(route = %s.route, step = s.step, "resuming rollout");
                 self.spawn(s);
@@ -328,19 +347,6 @@ impl Rollouts {
                     .lock()
                     .expect("rollouts lock")
                     .insert(s.route.clone(), s);
-            }
-        }
-        let from_config: Vec<(String, RawRollout)> = {
-            let snap = self.runtime.load();
-            snap.routes
-                .iter()
-                .filter_map(|r| Some((r.spec.name.clone(), r.spec.raw.rollout.clone()?)))
-                .filter(|(name, _)| !known.contains(name))
-                .collect()
-        };
-        for (route, raw) in from_config {
-            if let Err(e) = self.start(&route, raw, "file").await {
-                problems.push(format!("rollout of route `{route}` not started: {e}"));
             }
         }
         for p in &problems {
