@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+
+mod support;
 use umbra_core::config::raw::{RawCanary, RawShadow};
 use umbra_core::config::{Balance, ServerAddr, ServiceSpec, Source};
 use umbra_core::runtime::{Attach, DockerInputs};
@@ -122,54 +124,6 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
     );
 }
 
-/// Rollout state kept in memory (the store's stand-in for this test).
-#[derive(Default)]
-struct Memory(std::sync::Mutex<Vec<umbra_core::rollout::RolloutState>>);
-
-impl umbra_core::rollout::RolloutBackend for Memory {
-    fn save(
-        &self,
-        state: &umbra_core::rollout::RolloutState,
-    ) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
-        let mut all = self.0.lock().unwrap();
-        all.retain(|s| s.route != state.route);
-        all.push(state.clone());
-        Box::pin(async { Ok(()) })
-    }
-
-    fn load_all(
-        &self,
-    ) -> futures_util::future::BoxFuture<'_, Result<Vec<umbra_core::rollout::RolloutState>, String>>
-    {
-        let all = self.0.lock().unwrap().clone();
-        Box::pin(async move { Ok(all) })
-    }
-
-    fn load(
-        &self,
-        route: &str,
-    ) -> futures_util::future::BoxFuture<
-        '_,
-        Result<Option<umbra_core::rollout::RolloutState>, String>,
-    > {
-        let one = self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|s| s.route == route)
-            .cloned();
-        Box::pin(async move { Ok(one) })
-    }
-
-    fn persist_route(
-        &self,
-        _: umbra_core::runtime::Persist,
-    ) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
 #[tokio::test]
 async fn a_rollout_label_starts_one_rollout_of_its_service() {
     use umbra_core::rollout::{Action, LocalLeadership, Rollouts, Status};
@@ -178,7 +132,7 @@ async fn a_rollout_label_starts_one_rollout_of_its_service() {
     let rt = Runtime::new(config, Arc::new(Metrics::new()), tx);
     let rollouts = Rollouts::new(
         rt.clone(),
-        Arc::new(Memory::default()),
+        Arc::new(support::Memory::default()),
         Arc::new(LocalLeadership::default()),
         tokio_util::sync::CancellationToken::new(),
     );

@@ -34,8 +34,9 @@ pub(crate) async fn run(
             return;
         }
     };
-    let Some(lease) = hold(&rs, &route, spec.interval, &mut rx).await else {
-        rs.ended(&route, None);
+    let Some(lease) = hold(&rs, &shared, spec.interval, &mut rx).await else {
+        let last = shared.lock().expect("state lock").clone();
+        rs.ended(&route, Some(last));
         return;
     };
     // Another replica may have moved the rollout on while this one waited for the lease.
@@ -70,18 +71,27 @@ pub(crate) async fn run(
     rs.ended(&route, Some(ctl.state.clone()));
 }
 
-/// Waits until this process holds the rollout's lease (None on shutdown). Manual actions meanwhile
-/// are refused: the replica holding it runs the rollout.
+/// Waits until this process holds the rollout's lease (None on shutdown, or when the rollout
+/// ended under another replica). Meanwhile the state readers see is refreshed from the store,
+/// and manual actions are refused: the replica holding the lease runs the rollout.
 async fn hold(
     rs: &Rollouts,
-    route: &str,
+    shared: &Mutex<RolloutState>,
     interval: Duration,
     rx: &mut mpsc::Receiver<Command>,
 ) -> Option<Box<dyn Lease>> {
+    let route = shared.lock().expect("state lock").route.clone();
     let key = format!("rollout:{route}");
     loop {
         if let Some(lease) = rs.leadership.try_hold(&key).await {
             return Some(lease);
+        }
+        if let Ok(Some(stored)) = rs.backend.load(&route).await {
+            let ended = !stored.status.is_active();
+            *shared.lock().expect("state lock") = stored;
+            if ended {
+                return None;
+            }
         }
         tokio::select! {
             _ = rs.shutdown.cancelled() => return None,

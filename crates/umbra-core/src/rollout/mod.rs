@@ -176,7 +176,9 @@ impl Rollouts {
                 .map_err(ControlError::Invalid)?;
             r.spec.service.clone()
         };
-        if self.is_active(route) {
+        // Another replica may run it: the store knows.
+        let stored = self.backend.load(route).await.ok().flatten();
+        if self.is_active(route) || stored.is_some_and(|s| s.status.is_active()) {
             return Err(ControlError::Conflict(format!(
                 "route `{route}` already has a rollout in progress; abort it first"
             )));
