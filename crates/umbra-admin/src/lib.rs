@@ -15,6 +15,8 @@
 //! | `PUT`/`DELETE /api/routes/{name}/shadow` | start (`{"service", "percent", ...}`) / stop shadowing |
 //! | `PUT`/`DELETE /api/routes/{name}/canary` | `{"service", "weight", "sticky"?}`; weight 0 (or DELETE) removes the canary |
 //! | `POST /api/routes/{name}/promote`, `POST /api/routes/{name}/rollback` | promote the candidate / return to the previous service (409 when there is nothing to do) |
+//! | `POST`/`GET /api/routes/{name}/rollout` | start a rollout (the `rollout` keys as JSON; 422 naming the field, 409 while one runs) / its state: step, weight, window start, per-gate evidence, history |
+//! | `POST /api/routes/{name}/rollout/{pause\|resume\|abort\|advance}` | steer the rollout in progress (409 when there is none) |
 //! | `POST /api/routes/{name}/ignore` | `{"path": "/meta/x"}`: mark a field as noise for the route |
 //! | `POST /api/routes/{name}/deploy` | `{"target", "wait"?, "drain"?, "health_path"?}`: health-check the target, switch the route's service to it, drain the old servers; 504 `target_unhealthy` and nothing changed when it never answers 2xx |
 //! | `POST /api/routes/{name}/pause`, `.../maintenance`, `.../resume` | `{"max"?: "30s"}` holds new requests (503 after `max`); `{"message"?}` answers 503 with a page; resume opens the route |
@@ -72,6 +74,7 @@ pub mod guard;
 pub mod health;
 pub mod hold;
 pub mod openapi;
+pub mod rollout;
 pub mod routes;
 pub mod services;
 pub mod session;
@@ -95,6 +98,8 @@ pub struct AdminState {
     pub store_dropped: Arc<AtomicU64>,
     /// The findings models the compare threads feed (empty until [`AdminState::with_findings`]).
     pub findings: Arc<umbra_proxy::FindingsModels>,
+    /// The rollout controllers (None: the rollout endpoints answer 503).
+    pub rollouts: Option<Arc<umbra_core::rollout::Rollouts>>,
     /// The UI's sessions and the sign-in throttle.
     safety: Arc<Safety>,
     /// The address the admin listens on (None until [`serve`], e.g. in router tests).
@@ -133,6 +138,7 @@ impl AdminState {
             version,
             config_source: config_source.into(),
             store_dropped,
+            rollouts: None,
             sink: Arc::new(umbra_proxy::ComparisonSink::disabled()),
             findings: Arc::default(),
             safety: Arc::default(),
@@ -163,6 +169,12 @@ impl AdminState {
     /// The findings models the compare threads feed (the proxy's `mirror.findings`).
     pub fn with_findings(mut self, findings: Arc<umbra_proxy::FindingsModels>) -> Self {
         self.findings = findings;
+        self
+    }
+
+    /// The rollout controllers the rollout endpoints steer.
+    pub fn with_rollouts(mut self, rollouts: Arc<umbra_core::rollout::Rollouts>) -> Self {
+        self.rollouts = Some(rollouts);
         self
     }
 
@@ -223,6 +235,11 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/routes/{name}/promote", post(routes::promote))
         .route("/api/routes/{name}/rollback", post(routes::rollback))
+        .route(
+            "/api/routes/{name}/rollout",
+            get(rollout::get).post(rollout::start),
+        )
+        .route("/api/routes/{name}/rollout/{action}", post(rollout::act))
         .route("/api/routes/{name}/ignore", post(routes::ignore))
         .route("/api/routes/{name}/deploy", post(deploy::post))
         .route("/api/routes/{name}/pause", post(hold::pause))

@@ -202,7 +202,21 @@ pub(crate) async fn persist(state: &AdminState, p: &Persist) -> bool {
     let Some(store) = &state.store else {
         return false;
     };
-    let result = match p.to_doc() {
+    match store_change(store.as_ref(), p).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(route = %p.name(), error = %e, "route change applied but not persisted; it will not survive a restart");
+            false
+        }
+    }
+}
+
+/// Stores a runtime route change (or deletes what it replaces).
+pub async fn store_change(
+    store: &dyn umbra_store::ComparisonStore,
+    p: &Persist,
+) -> Result<(), umbra_store::StoreError> {
+    match p.to_doc() {
         Some((name, kind, doc)) => {
             store
                 .put_route(&StoredRoute {
@@ -214,13 +228,6 @@ pub(crate) async fn persist(state: &AdminState, p: &Persist) -> bool {
                 .await
         }
         None => store.delete_route(&p.store_key()).await.map(|_| ()),
-    };
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(route = %p.name(), error = %e, "route change applied but not persisted; it will not survive a restart");
-            false
-        }
     }
 }
 

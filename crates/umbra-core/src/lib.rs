@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod discovery;
 pub mod health;
 pub mod resolve;
+pub mod rollout;
 pub mod rules;
 pub mod runtime;
 pub mod snapshot;

@@ -166,6 +166,9 @@ pub struct DockerInputs {
     /// defined in the file or through the API. They apply where the route's own definition has
     /// none; a runtime override (API, UI) still wins over them.
     pub attach: BTreeMap<String, Attach>,
+    /// Rollouts that labels (`umbra.rollout.of`) ask for, by route, once their container is
+    /// healthy; the rollout controllers start them.
+    pub rollouts: BTreeMap<String, crate::config::RawRollout>,
 }
 
 /// A shadow and/or canary attached to a route by container labels.
@@ -300,6 +303,8 @@ pub struct Runtime {
     inputs: Mutex<Inputs>,
     registry: ServerRegistry,
     route_state: Mutex<HashMap<String, RouteState>>,
+    /// Rollout evidence recorders by route (the data plane feeds the one in its snapshot).
+    recorders: Mutex<HashMap<String, Arc<crate::rollout::Recorder>>>,
     generation: AtomicU64,
     status: Mutex<ReloadStatus>,
     discovery: ArcSwap<crate::discovery::DiscoveryStatus>,
@@ -333,6 +338,7 @@ impl Runtime {
             inputs: Mutex::new(inputs.clone()),
             registry: ServerRegistry::default(),
             route_state: Mutex::new(HashMap::new()),
+            recorders: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             status: Mutex::new(ReloadStatus::default()),
             discovery: ArcSwap::from_pointee(crate::discovery::DiscoveryStatus::default()),
@@ -375,6 +381,31 @@ impl Runtime {
             source: source.to_string(),
             detail,
         });
+    }
+
+    /// Records an audit event on behalf of a control-plane service (e.g. a rollout controller).
+    pub fn record_event(
+        &self,
+        kind: &str,
+        route: Option<&str>,
+        source: &str,
+        detail: serde_json::Value,
+    ) {
+        self.event(kind, route, source, detail);
+    }
+
+    /// Installs (or, with None, removes) the evidence recorder of a route's rollout: a new
+    /// recorder is a new window. One snapshot swap.
+    pub fn set_recorder(&self, route: &str, recorder: Option<Arc<crate::rollout::Recorder>>) {
+        let inputs = self.inputs.lock().expect("inputs lock");
+        {
+            let mut map = self.recorders.lock().expect("recorders lock");
+            match recorder {
+                Some(r) => map.insert(route.to_string(), r),
+                None => map.remove(route),
+            };
+        }
+        self.swap(&inputs);
     }
 
     /// Applies a reloaded file config, or records why it was refused and keeps the old one.
@@ -428,6 +459,16 @@ impl Runtime {
                 Err(errors)
             }
         }
+    }
+
+    /// The rollouts Docker labels ask for, by route.
+    pub fn docker_rollouts(&self) -> BTreeMap<String, crate::config::RawRollout> {
+        self.inputs
+            .lock()
+            .expect("inputs lock")
+            .docker
+            .rollouts
+            .clone()
     }
 
     /// Replaces what Docker discovery contributes.
@@ -853,11 +894,18 @@ impl Runtime {
             }
             let slots = spec.shadow.as_ref().map_or(256, |s| s.max_in_flight);
             let (stats, shadow_slots, hold) = self.route_state(&spec.name, slots);
+            let recorder = self
+                .recorders
+                .lock()
+                .expect("recorders lock")
+                .get(&spec.name)
+                .cloned();
             routes.push(Arc::new(Route {
                 spec,
                 stats,
                 shadow_slots,
                 hold,
+                recorder,
                 overridden,
                 previous_service: prev,
             }));

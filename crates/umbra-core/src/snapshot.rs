@@ -19,6 +19,8 @@ pub struct Route {
     pub shadow_slots: Arc<Semaphore>,
     /// Pause / maintenance; [`Hold::is_open`] is the request path's one check.
     pub hold: Arc<crate::runtime::Hold>,
+    /// The evidence recorder of the route's rollout, when one runs (None costs nothing).
+    pub recorder: Option<Arc<crate::rollout::Recorder>>,
     /// True when a runtime change (API/UI/CLI) overrides a file- or docker-defined route.
     pub overridden: bool,
     /// The service traffic returns to on rollback after a promote.

@@ -309,3 +309,50 @@ fn typed_noise_is_on_by_default_and_a_route_can_turn_it_off() {
     assert!(e.starts_with("umbra.toml:9:27:"), "{e}");
     assert!(e.contains("expected a boolean"), "{e}");
 }
+
+#[test]
+fn rollout_mistakes_are_named_with_position() {
+    let route = |rollout: &str| {
+        format!(
+            "{SERVICES}\n[services.v2]\nservers = [\"http://127.0.0.1:9002\"]\n\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\nrollout = {rollout}\n"
+        )
+    };
+    let ok = route(r#"{ service = "v2", steps = ["shadow 1s", "10% 1s", "100%"] }"#);
+    assert_eq!(errors(&ok), "valid");
+    let e = errors(&route(
+        r#"{ service = "v2", steps = ["canary 1s", "120% 1s", "100%"] }"#,
+    ));
+    assert!(
+        e.contains("routes[0].rollout.steps[0]: `canary 1s` is not a step"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].rollout.steps[1]:") && e.contains("at most 100"),
+        "{e}"
+    );
+    assert!(
+        e.contains("umbra.toml:12:38:"),
+        "line and column of the step: {e}"
+    );
+    let e = errors(&route(
+        r#"{ service = "v2", max_diff_rate = -0.5, failure_limit = -1 }"#,
+    ));
+    assert!(
+        e.contains("routes[0].rollout.max_diff_rate: -0.5 is not a share"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].rollout.failure_limit: -1 must be at least 1"),
+        "{e}"
+    );
+    let e = errors(&route(r#"{ service = "api" }"#));
+    assert!(
+        e.contains("routes[0].rollout.service: `api` is already the route's service"),
+        "{e}"
+    );
+    let e = errors(&route(r#"{ service = "v3" }"#));
+    assert!(
+        e.contains("routes[0].rollout.service: unknown service `v3`"),
+        "{e}"
+    );
+}

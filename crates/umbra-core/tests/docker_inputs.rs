@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+
+mod support;
 use umbra_core::config::raw::{RawCanary, RawShadow};
 use umbra_core::config::{Balance, ServerAddr, ServiceSpec, Source};
 use umbra_core::runtime::{Attach, DockerInputs};
@@ -61,6 +63,7 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
         services: BTreeMap::from([("api-v2".to_string(), docker_service("api-v2"))]),
         routes: Vec::new(),
         attach: BTreeMap::from([("api".to_string(), attach)]),
+        ..Default::default()
     });
     let snap = rt.snapshot();
     let route = snap.route("api").unwrap();
@@ -98,6 +101,7 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
             services: BTreeMap::from([("api-v2".to_string(), docker_service("api-v2"))]),
             routes: vec![raw],
             attach: BTreeMap::new(),
+            ..Default::default()
         }
     };
     rt.set_docker(with_route("PathPrefix(`/users`)"));
@@ -118,5 +122,57 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
             r#"{"added":[],"removed":["users"],"changed":[]}"#,
         ],
         "one event per change, none for an unchanged set"
+    );
+}
+
+#[tokio::test]
+async fn a_rollout_label_starts_one_rollout_of_its_service() {
+    use umbra_core::rollout::{Action, LocalLeadership, Rollouts, Status};
+    let config = Config::parse(FILE, "umbra.toml", &|_| None).unwrap();
+    let (tx, _events) = mpsc::channel(64);
+    let rt = Runtime::new(config, Arc::new(Metrics::new()), tx);
+    let rollouts = Rollouts::new(
+        rt.clone(),
+        Arc::new(support::Memory::default()),
+        Arc::new(LocalLeadership::default()),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let asked = umbra_core::config::RawRollout {
+        service: "api-v2".into(),
+        steps: Some(vec!["shadow 1h".into(), "100%".into()]),
+        ..Default::default()
+    };
+    rt.set_docker(DockerInputs {
+        services: BTreeMap::from([("api-v2".to_string(), docker_service("api-v2"))]),
+        rollouts: BTreeMap::from([("api".to_string(), asked)]),
+        ..Default::default()
+    });
+    rollouts.start_requested().await;
+    let s = rollouts.status("api").await.expect("started by the label");
+    assert_eq!(
+        (s.spec.service.as_str(), s.status),
+        ("api-v2", Status::Running)
+    );
+    assert_eq!(s.history[0].actor, "docker");
+    umbra_testkit::assert_eventually!(
+        rt.snapshot().route("api").unwrap().spec.shadow.is_some(),
+        timeout = std::time::Duration::from_secs(5)
+    );
+    // Asked again while it runs, and after it ended: not started twice.
+    rollouts.start_requested().await;
+    let ended = rollouts.act("api", Action::Abort, "cli").await.unwrap();
+    assert_eq!(ended.status, Status::Aborted);
+    assert!(rt.snapshot().route("api").unwrap().spec.shadow.is_none());
+    umbra_testkit::assert_eventually!(
+        rollouts
+            .status("api")
+            .await
+            .is_some_and(|s| s.status == Status::Aborted),
+        timeout = std::time::Duration::from_secs(5)
+    );
+    rollouts.start_requested().await;
+    assert_eq!(
+        rollouts.status("api").await.unwrap().status,
+        Status::Aborted
     );
 }

@@ -172,9 +172,10 @@ pub fn regression(primary_us: &[u64], shadow_us: &[u64]) -> LatencyRegression {
     }
 }
 
-/// One-sided Mann–Whitney U test that `x` tends to be greater than `y`; both sorted.
+/// One-sided Mann–Whitney U test that `x` tends to be greater than `y`; both sorted. Returns
+/// the p-value (1 when either side is empty or every value ties).
 /// Normal approximation with tie correction and continuity correction.
-fn mann_whitney_greater(x: &[u64], y: &[u64]) -> f64 {
+pub fn mann_whitney_greater(x: &[u64], y: &[u64]) -> f64 {
     let (n1, n2) = (x.len() as f64, y.len() as f64);
     let n = n1 + n2;
     // Merge the sorted samples, ranking ties by their average rank.

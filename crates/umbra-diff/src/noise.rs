@@ -211,24 +211,7 @@ impl NoiseModel {
         if candidate.is_empty() {
             return Verdict::Same;
         }
-        let Some(stats) = self.endpoints.get(endpoint) else {
-            return Verdict::Different;
-        };
-        let explained = candidate.iter().all(|d| {
-            stats
-                .fields
-                .get(&(field_key(&d.path), d.kind))
-                .is_some_and(|c| {
-                    c.noise_count > 0
-                        && !is_significant(
-                            c.count,
-                            stats.total,
-                            c.noise_count,
-                            stats.noise_total,
-                            &self.thresholds,
-                        )
-                })
-        });
+        let explained = candidate.iter().all(|d| self.is_noise(endpoint, d));
         if explained {
             Verdict::Noise
         } else {
@@ -237,6 +220,27 @@ impl NoiseModel {
     }
 
     /// Comparisons observed on an endpoint, and how many of them had a noise sample.
+    /// True when noise explains this difference at this endpoint (the secondary shows it too,
+    /// about as often).
+    pub fn is_noise(&self, endpoint: &str, d: &Difference) -> bool {
+        let Some(stats) = self.endpoints.get(endpoint) else {
+            return false;
+        };
+        stats
+            .fields
+            .get(&(field_key(&d.path), d.kind))
+            .is_some_and(|c| {
+                c.noise_count > 0
+                    && !is_significant(
+                        c.count,
+                        stats.total,
+                        c.noise_count,
+                        stats.noise_total,
+                        &self.thresholds,
+                    )
+            })
+    }
+
     pub fn totals(&self, endpoint: &str) -> (u64, u64) {
         self.endpoints
             .get(endpoint)

@@ -1,5 +1,5 @@
 //! Container labels → what a container asks for: routers, services, middlewares and umbra's own
-//! shadow / canary / health labels. Pure: every label that umbra cannot use becomes a
+//! shadow / canary / rollout / health labels. Pure: every label that umbra cannot use becomes a
 //! [`LabelError`] naming the label and what was expected, never a silent skip.
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +45,10 @@ pub struct Parsed {
     pub canary_weight: Option<f64>,
     /// `umbra.deploy.of`: once healthy, this container replaces the route's servers.
     pub deploy_of: Option<String>,
+    /// `umbra.rollout.of`: the route this container's service is rolled out on once healthy.
+    pub rollout_of: Option<String>,
+    /// `umbra.rollout.steps`: `shadow 5m,10% 5m,100%` (each step checked).
+    pub rollout_steps: Option<Vec<String>>,
     pub health_path: Option<String>,
     pub errors: Vec<LabelError>,
 }
@@ -57,6 +61,8 @@ const UMBRA_KEYS: &[&str] = &[
     "umbra.canary.of",
     "umbra.canary.weight",
     "umbra.deploy.of",
+    "umbra.rollout.of",
+    "umbra.rollout.steps",
     "umbra.health.path",
 ];
 
@@ -193,6 +199,33 @@ fn umbra_label(p: &mut Parsed, key: &str, value: &str) {
                 p.canary_of = Some(name.to_string());
             } else {
                 p.deploy_of = Some(name.to_string());
+            }
+        }
+        "umbra.rollout.of" => {
+            let name = value.trim();
+            if valid_name(name) {
+                p.rollout_of = Some(name.to_string());
+            } else {
+                err(errors, key, format!("expected a route name, got `{value}`"));
+            }
+        }
+        "umbra.rollout.steps" => {
+            let steps: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+            let raw = umbra_core::config::RawRollout {
+                service: "-".into(),
+                steps: Some(steps.clone()),
+                ..Default::default()
+            };
+            match umbra_core::rollout::validate_rollout(&raw, "", None, None) {
+                Ok(_) => p.rollout_steps = Some(steps),
+                Err(e) => err(
+                    errors,
+                    key,
+                    e.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
             }
         }
         "umbra.shadow.percent" => match parse_percent(value) {

@@ -523,6 +523,8 @@ pub fn build(
         }
     }
 
+    let rollouts = label_rollouts(&mut entries, &routes, other_routes);
+
     // Docker routes carry their attachments in their own definition.
     let mut out_routes = Vec::new();
     for (name, (mut raw, _)) in routes {
@@ -538,10 +540,53 @@ pub fn build(
             services,
             routes: out_routes,
             attach,
+            rollouts,
         },
         containers: entries.into_iter().map(|e| e.status).collect(),
         probes,
     }
+}
+
+/// Rollouts asked for by `umbra.rollout.of` / `umbra.rollout.steps`: one per route, by the
+/// first container whose service is in rotation (running and healthy).
+fn label_rollouts<V>(
+    entries: &mut [Entry<'_>],
+    routes: &BTreeMap<String, V>,
+    other_routes: &BTreeSet<String>,
+) -> BTreeMap<String, umbra_core::config::RawRollout> {
+    let mut out = BTreeMap::new();
+    for e in entries.iter_mut() {
+        if e.parsed.rollout_steps.is_some() && e.parsed.rollout_of.is_none() {
+            push_err(
+                &mut e.status,
+                "umbra.rollout.steps",
+                "has no effect without umbra.rollout.of",
+            );
+        }
+        let Some(route) = e.parsed.rollout_of.clone() else {
+            continue;
+        };
+        if !routes.contains_key(&route) && !other_routes.contains(&route) {
+            push_err(
+                &mut e.status,
+                "umbra.rollout.of",
+                format!("no route named `{route}`"),
+            );
+            continue;
+        }
+        let Some(service) = e.status.services.first().cloned() else {
+            continue;
+        };
+        if e.status.in_rotation && !out.contains_key(&route) {
+            let raw = umbra_core::config::RawRollout {
+                service,
+                steps: e.parsed.rollout_steps.clone(),
+                ..Default::default()
+            };
+            out.insert(route, raw);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -768,6 +813,50 @@ mod tests {
         );
         assert_eq!(b.inputs.attach["web"].canary.as_ref().unwrap().weight, 10.0);
         assert!(!b.inputs.attach.contains_key("api"));
+    }
+
+    #[test]
+    fn a_rollout_label_asks_once_its_container_is_healthy() {
+        let labels = [
+            ("umbra.enable", "true"),
+            ("com.docker.compose.service", "api-v2"),
+            ("umbra.rollout.of", "web"),
+            ("umbra.rollout.steps", "shadow 5m, 10% 5m,100%"),
+        ];
+        let others: BTreeSet<String> = ["web".to_string()].into();
+        let mut starting = container("api-v2", "10.0.0.9", &labels);
+        starting.health = Some("starting".into());
+        let b = build(&[starting], &Settings::default(), &others);
+        assert!(b.inputs.rollouts.is_empty(), "not before it is healthy");
+        let mut healthy = container("api-v2", "10.0.0.9", &labels);
+        healthy.health = Some("healthy".into());
+        let b = build(&[healthy], &Settings::default(), &others);
+        let r = &b.inputs.rollouts["web"];
+        assert_eq!(r.service, "api-v2");
+        assert_eq!(
+            r.steps.as_deref(),
+            Some(&["shadow 5m".to_string(), "10% 5m".into(), "100%".into()][..])
+        );
+        let bad = container(
+            "api-v3",
+            "10.0.0.8",
+            &[
+                ("umbra.enable", "true"),
+                ("umbra.rollout.of", "nope"),
+                ("umbra.rollout.steps", "shadow 5m,150% 1m,100%"),
+            ],
+        );
+        let b = build(&[bad], &Settings::default(), &others);
+        let errors = format!("{:?}", b.containers[0].errors);
+        assert!(
+            errors.contains("umbra.rollout.steps") && errors.contains("at most 100"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("umbra.rollout.of") && errors.contains("no route named `nope`"),
+            "{errors}"
+        );
+        assert!(b.inputs.rollouts.is_empty());
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! - `endpoint_stats(route, endpoint, total, noise_total, same, different, noise, shadow_error)`
 //!   and `field_stats(route, endpoint, path, kind, count, noise_count)` — running aggregates,
 //!   updated in the same transaction as the rows, never decremented by retention.
+//! - `rollouts(route, doc, updated_at)` — a route's rollout state (JSON), one row per route.
 //! - `routes(name, kind, doc, updated_at)`, `events(id, created_at, kind, route, source, actor,
 //!   detail)`, `ignore_rules(id, created_at, route, endpoint, path, kind)`,
 //!   `schema_migrations(version, applied_at)`.
@@ -139,6 +140,13 @@ pub trait ComparisonStore: Send + Sync + 'static {
 
     /// All runtime routes, by name.
     async fn list_routes(&self) -> Result<Vec<StoredRoute>, StoreError>;
+
+    /// Creates or replaces the rollout state of a route (one JSON document per route: the
+    /// controller's step, window, failures and history).
+    async fn put_rollout(&self, route: &str, doc: &serde_json::Value) -> Result<(), StoreError>;
+
+    /// Every stored rollout state, by route.
+    async fn list_rollouts(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
 
     /// Appends to the audit log, stamped with the current time; returns the event id.
     async fn append_event(&self, e: &NewEvent) -> Result<i64, StoreError>;

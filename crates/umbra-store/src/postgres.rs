@@ -138,6 +138,17 @@ CREATE TABLE comparison_causes (
 CREATE INDEX comparison_causes_comparison ON comparison_causes (comparison_id);
 "#,
     ),
+    (
+        3,
+        "rollouts",
+        r#"
+CREATE TABLE rollouts (
+    route      TEXT PRIMARY KEY,
+    doc        JSONB NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+"#,
+    ),
     (4, "announce runtime changes", ANNOUNCE_CHANGES),
 ];
 
@@ -968,6 +979,35 @@ impl ComparisonStore for PostgresStore {
             .await
             .map_err(StoreError::pg("put route"))?;
         Ok(())
+    }
+
+    async fn put_rollout(&self, route: &str, doc: &serde_json::Value) -> Result<(), StoreError> {
+        let doc = encode_json("rollout doc", doc)?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO rollouts (route, doc, updated_at) VALUES ($1, $2::text::jsonb, now()) \
+                 ON CONFLICT (route) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+                &[&pg_text(route), &jsonb_text(&doc)],
+            )
+            .await
+            .map_err(StoreError::pg("put rollout"))?;
+        Ok(())
+    }
+
+    async fn list_rollouts(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query("SELECT route, doc::text FROM rollouts ORDER BY route", &[])
+            .await
+            .map_err(StoreError::pg("list rollouts"))?
+            .iter()
+            .map(|r| {
+                const OP: &str = "read rollouts";
+                let doc: String = col(r, 1, OP)?;
+                Ok((col(r, 0, OP)?, decode_json("rollout doc", &doc)?))
+            })
+            .collect()
     }
 
     async fn delete_route(&self, name: &str) -> Result<bool, StoreError> {

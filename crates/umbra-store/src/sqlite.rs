@@ -165,6 +165,17 @@ CREATE TRIGGER comparison_causes_follow_deletes AFTER DELETE ON comparisons BEGI
 END;
 "#,
     ),
+    (
+        4,
+        "rollouts",
+        r#"
+CREATE TABLE rollouts (
+    route      TEXT PRIMARY KEY,
+    doc        TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The SQLite store. Cheap to clone; all clones share the connections.
@@ -890,6 +901,38 @@ impl ComparisonStore for SqliteStore {
             .and_then(|mut st| st.execute(params![name, kind, doc, at]))
             .map_err(StoreError::sqlite("put route"))?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_rollout(&self, route: &str, doc: &serde_json::Value) -> Result<(), StoreError> {
+        let doc = encode_json("rollout doc", doc)?;
+        let (route, at) = (route.to_owned(), ms_to_iso(now_ms()));
+        self.with_writer(move |c| {
+            c.prepare_cached(
+                "INSERT INTO rollouts (route, doc, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (route) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut st| st.execute(params![route, doc, at]))
+            .map_err(StoreError::sqlite("put rollout"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_rollouts(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        self.with_reader(|c| {
+            let mut st = c
+                .prepare_cached("SELECT route, doc FROM rollouts ORDER BY route")
+                .map_err(StoreError::sqlite("prepare list rollouts"))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(StoreError::sqlite("list rollouts"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite("list rollouts"))?;
+            rows.into_iter()
+                .map(|(route, doc)| Ok((route, decode_json("rollout doc", &doc)?)))
+                .collect()
         })
         .await
     }

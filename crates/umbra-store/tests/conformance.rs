@@ -52,6 +52,7 @@ conformance!(
     latency_samples_newest_first,
     retention_deletes_in_batches_and_keeps_aggregates,
     routes_put_list_delete,
+    rollouts_put_replace_and_survive_a_restart,
     events_append_and_page,
     ignore_rules_add_list_delete,
     restart_keeps_everything,
@@ -645,6 +646,25 @@ mod cases {
         assert!(store.delete_route("api").await.unwrap());
         assert!(!store.delete_route("api").await.unwrap());
         assert_eq!(store.list_routes().await.unwrap(), vec![web]);
+    }
+
+    pub async fn rollouts_put_replace_and_survive_a_restart(h: &Harness) {
+        let store = h.open().await;
+        assert!(store.list_rollouts().await.unwrap().is_empty());
+        let first = json!({"route": "api", "step": 0, "history": [{"action": "start"}]});
+        store.put_rollout("api", &first).await.unwrap();
+        let second = json!({"route": "api", "step": 1, "window_start_ms": T0, "history": []});
+        store.put_rollout("api", &second).await.unwrap();
+        store
+            .put_rollout("web", &json!({"route": "web", "step": 2}))
+            .await
+            .unwrap();
+        drop(store);
+        let store = h.open().await;
+        let all = store.list_rollouts().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], ("api".to_string(), second));
+        assert_eq!(all[1].1["step"], 2);
     }
 
     pub async fn events_append_and_page(h: &Harness) {

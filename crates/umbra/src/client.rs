@@ -1,5 +1,5 @@
 //! The terminal side of the admin API: `status`, `routes`, `diffs`, `shadow`, `weight`,
-//! `promote`, `rollback`, `healthcheck`.
+//! `promote`, `rollback`, `rollout ...`, `healthcheck`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -307,4 +307,87 @@ pub fn post(base: &str, token: Option<&str>, route: &str, action: &str) -> anyho
     )?;
     println!("route {route}: {action} done");
     Ok(())
+}
+
+/// `umbra rollout start|status|pause|resume|abort|advance ROUTE`: prints the rollout after.
+pub fn rollout(
+    base: &str,
+    token: Option<&str>,
+    route: &str,
+    action: &str,
+    body: Option<Value>,
+) -> anyhow::Result<()> {
+    let path = format!("/api/routes/{route}/rollout");
+    let v = match action {
+        "status" => ok(base, token, "GET", &path, None)?,
+        "start" => ok(base, token, "POST", &path, body)?,
+        other => ok(base, token, "POST", &format!("{path}/{other}"), None)?,
+    };
+    print!("{}", render_rollout(&v));
+    Ok(())
+}
+
+/// A rollout as text: where it is, the last evaluation's gates, its decisions.
+pub fn render_rollout(v: &Value) -> String {
+    use std::fmt::Write;
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    if s("status") == "none" {
+        return format!("route {}: no rollout\n", s("route"));
+    }
+    let steps = v["steps"].as_array().map_or(0, Vec::len);
+    let mut out = format!(
+        "route {}: rollout of {} ({} → {}): {}, step {}/{} `{}`, candidate weight {} %\n",
+        s("route"),
+        v["spec"]["service"].as_str().unwrap_or(""),
+        s("primary"),
+        v["spec"]["service"].as_str().unwrap_or(""),
+        s("status"),
+        v["step"].as_u64().unwrap_or(0) + 1,
+        steps,
+        s("step_label"),
+        v["weight"]
+    );
+    if let Some(h) = v["held"].as_str() {
+        let _ = writeln!(out, "held: {h}");
+    }
+    if let Some(last) = v.get("last").filter(|l| !l.is_null()) {
+        let _ = writeln!(
+            out,
+            "last evaluation: {}",
+            last["summary"].as_str().unwrap_or("")
+        );
+        for g in last["gates"].as_array().into_iter().flatten() {
+            let mark = if g["passed"] == true { "ok  " } else { "FAIL" };
+            let _ = writeln!(
+                out,
+                "  {mark} {:<8} {}",
+                g["gate"].as_str().unwrap_or(""),
+                g["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if let Some(r) = v.get("reason").filter(|r| !r.is_null()) {
+        let _ = writeln!(
+            out,
+            "reason: {} gate: {} (value {}, threshold {}, {} samples)",
+            r["gate"].as_str().unwrap_or(""),
+            r["detail"].as_str().unwrap_or(""),
+            r["value"],
+            r["threshold"],
+            r["samples"]
+        );
+    }
+    let _ = writeln!(out, "decisions:");
+    for d in v["history"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  [{}] {:<8} {:<10} {} ({})",
+            d["step_label"].as_str().unwrap_or(""),
+            d["action"].as_str().unwrap_or(""),
+            d["actor"].as_str().unwrap_or(""),
+            d["message"].as_str().unwrap_or(""),
+            d["at_ms"]
+        );
+    }
+    out
 }

@@ -1,7 +1,10 @@
 //! `umbra demo`: a self-contained tour. Starts demo API v1 (primary), a second v1 (secondary,
-//! for noise) and v2 (candidate) in-process, runs umbra in front of them shadowing v1 → v2 with
-//! an embedded SQLite store, drives traffic with a progress bar, and prints the findings at
-//! the end — v2's regressions in a few lines, most severe first, not the noise.
+//! for noise), v2 (candidate, with regressions) and v3 (the fix) in-process, runs umbra in front
+//! of them with an embedded SQLite store, drives traffic with a progress bar. v2 is rolled out
+//! from the config: its shadow phase finds the regressions and umbra rolls it back by itself;
+//! then v3 is rolled out and goes to 100 % ([`crate::demo_rollout`]). At the end it prints the
+//! findings (v2's regressions in a few lines, most severe first, not the noise) and both
+//! decisions.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +37,12 @@ async fn run(duration: Duration, rps: u32, stay: bool) -> anyhow::Result<()> {
     let v1 = app("v1", &apps).await?;
     let v1b = app("v1", &apps).await?;
     let v2 = app("v2", &apps).await?;
+    let v3 = app("v3", &apps).await?;
+    // The shadow phase takes half the tour; v2 is judged once most of it is in.
+    let half = (duration / 2).max(Duration::from_secs(2));
+    let min = ((rps as f64 * half.as_secs_f64() * 0.8) as u64).max(30);
+    let v2_rollout = crate::demo_rollout::v2_rollout_toml(half, min);
+    let v3_step = (duration / 8).max(Duration::from_secs(1));
     let dir = std::env::temp_dir().join(format!("umbra-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("umbra-demo.db");
@@ -62,12 +71,15 @@ health = {{ path = "/health", interval = "1s" }}
 servers = ["http://{v1b}"]
 [services.api-v2]
 servers = ["http://{v2}"]
+[services.api-v3]
+servers = ["http://{v3}"]
 [[routes]]
 name = "api"
 rule = "PathPrefix(`/`)"
 service = "api-v1"
 shadow = {{ service = "api-v2", percent = 100, secondary = "api-v1-copy", secondary_percent = 50 }}
 compare = {{ ignore_headers = ["x-app-version"] }}
+{v2_rollout}
 "#,
         db = db.display()
     );
@@ -78,7 +90,8 @@ compare = {{ ignore_headers = ["x-app-version"] }}
     println!("umbra demo");
     println!("  v1 (primary)   http://{v1}");
     println!("  v1 (secondary) http://{v1b}   <- a second copy of v1, to learn what is noise");
-    println!("  v2 (candidate) http://{v2}   <- shadowed: gets a copy of every GET");
+    println!("  v2 (candidate) http://{v2}   <- rolled out: shadowed first (a copy of every GET)");
+    println!("  v3 (the fix)   http://{v3}   <- rolled out once umbra has judged v2");
     println!("  proxy          http://{proxy}    try: curl http://{proxy}/users/7");
     println!("  admin UI       http://{}/", running.admin_addr);
     println!("  store          {}", db.display());
@@ -93,11 +106,23 @@ compare = {{ ignore_headers = ["x-app-version"] }}
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let director = tokio::spawn(crate::demo_rollout::acts(
+        running.rollouts.clone(),
+        running.runtime.clone(),
+        v3_step,
+        bar.clone(),
+    ));
     let start = Instant::now();
     let gap = Duration::from_secs_f64(1.0 / rps as f64);
     let mut errors = 0u64;
     let mut inflight = tokio::task::JoinSet::new();
-    for i in 0..total {
+    // The tour runs `duration`, and a little longer while v3's rollout still needs traffic.
+    let overtime = duration + duration / 2 + Duration::from_secs(5);
+    for i in 0.. {
+        if i >= total && (director.is_finished() || start.elapsed() > overtime) {
+            break;
+        }
+        bar.set_length(total.max(i + 1));
         let due = start + gap * i as u32;
         tokio::time::sleep_until(due.into()).await;
         let path = match i % 4 {
@@ -136,6 +161,17 @@ compare = {{ ignore_headers = ["x-app-version"] }}
     if running.store.is_some() {
         print_findings(&running.findings, running.admin_addr);
     }
+    let states = if director.is_finished() {
+        director.await.unwrap_or_default()
+    } else {
+        director.abort();
+        running.rollouts.status("api").await.into_iter().collect()
+    };
+    print!("{}", crate::demo_rollout::summary(&states));
+    println!(
+        "The timeline with the evidence: http://{}/ui/routes/api  (umbra rollout status api)",
+        running.admin_addr
+    );
     if stay {
         println!(
             "\nServing the admin UI at http://{}/ — Ctrl-C to stop.",

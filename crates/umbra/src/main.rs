@@ -4,6 +4,7 @@
 mod client;
 mod demo;
 mod demo_app;
+mod demo_rollout;
 mod logging;
 mod ops;
 mod replicas;
@@ -184,6 +185,93 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Automated rollouts: start one, see its evidence, steer it.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Start a rollout of SERVICE on ROUTE (shadow, then canary steps, then promotion).
+    Start {
+        route: String,
+        service: String,
+        /// Comma-separated steps, e.g. `shadow 5m,10% 5m,50% 10m,100%` (the default).
+        #[arg(long, value_delimiter = ',')]
+        steps: Option<Vec<String>>,
+        /// Candidate samples a step needs before it is judged.
+        #[arg(long)]
+        min_requests: Option<i64>,
+        /// How often the controller judges (default 10s).
+        #[arg(long)]
+        interval: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// The rollout's step, weight, gate evidence and decisions.
+    Status {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Hold the rollout at its step (traffic stays as it is).
+    Pause {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Let a paused rollout go on.
+    Resume {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Stop the rollout: all traffic back on the primary.
+    Abort {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Go to the next step now, whatever the gates say.
+    Advance {
+        route: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+fn rollout(command: RolloutCommand) -> anyhow::Result<()> {
+    let (route, action, admin, body) = match command {
+        RolloutCommand::Start {
+            route,
+            service,
+            steps,
+            min_requests,
+            interval,
+            admin,
+        } => {
+            let mut body = serde_json::json!({ "service": service });
+            if let Some(steps) = steps {
+                let steps: Vec<String> = steps.iter().map(|s| s.trim().to_string()).collect();
+                body["steps"] = steps.into();
+            }
+            if let Some(n) = min_requests {
+                body["min_requests"] = n.into();
+            }
+            if let Some(i) = interval {
+                body["interval"] = i.into();
+            }
+            (route, "start", admin, Some(body))
+        }
+        RolloutCommand::Status { route, admin } => (route, "status", admin, None),
+        RolloutCommand::Pause { route, admin } => (route, "pause", admin, None),
+        RolloutCommand::Resume { route, admin } => (route, "resume", admin, None),
+        RolloutCommand::Abort { route, admin } => (route, "abort", admin, None),
+        RolloutCommand::Advance { route, admin } => (route, "advance", admin, None),
+    };
+    client::rollout(&admin.url, admin.token.as_deref(), &route, action, body)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -287,6 +375,7 @@ fn main() -> ExitCode {
                 body,
             )
         }
+        Command::Rollout { command } => rollout(command),
         Command::Resume { route, admin } => {
             ops::hold(&admin.url, admin.token.as_deref(), &route, "resume", None)
         }

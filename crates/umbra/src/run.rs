@@ -52,6 +52,7 @@ pub struct Running {
     pub store: Option<Arc<dyn ComparisonStore>>,
     /// The findings the compare threads keep (what `/api/routes/{name}/findings` serves).
     pub findings: Arc<umbra_proxy::FindingsModels>,
+    pub rollouts: Arc<umbra_core::rollout::Rollouts>,
     pub shutdown: CancellationToken,
     proxy_threads: Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
     writer: Option<umbra_store::WriterHandle>,
@@ -177,6 +178,18 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         .await
         .with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
     let admin_addr = admin_listener.local_addr()?;
+    // Rollout controllers: resumed where the store left them, or started from the config.
+    let rollouts = umbra_core::rollout::Rollouts::new(
+        runtime.clone(),
+        Arc::new(umbra_admin::rollout::StoreBackend {
+            store: store.clone(),
+        }),
+        Arc::new(umbra_core::rollout::LocalLeadership::default()),
+        shutdown.clone(),
+    );
+    rollouts.restore().await;
+    rollouts.start_requested().await;
+    rollouts.watch_requests();
     let state = umbra_admin::AdminState::new(
         runtime.clone(),
         store.clone(),
@@ -186,7 +199,8 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
     )
     .with_sink(sink)
     .with_feed(feed)
-    .with_findings(proxy.mirror.findings.clone());
+    .with_findings(proxy.mirror.findings.clone())
+    .with_rollouts(rollouts.clone());
     let findings = proxy.mirror.findings.clone();
     if let Some(store) = &store {
         umbra_admin::findings::spawn_rebuild(
@@ -217,6 +231,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         runtime,
         store,
         findings,
+        rollouts,
         shutdown,
         proxy_threads,
         writer,

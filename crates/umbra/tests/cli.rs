@@ -191,6 +191,17 @@ fn demo_finds_the_regression_not_the_noise() {
         covers.contains("covers") && covers.contains("/error") && covers.contains("/total"),
         "the 500 covers its body fields: {summary}"
     );
+    // umbra decided by itself: v2 rolled back at its shadow step, the fixed v3 promoted.
+    let rollouts = text
+        .split("Rollouts (umbra decided by itself):")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no rollout summary: {text}"));
+    assert!(
+        rollouts.contains("api-v2: rolled back at step `shadow")
+            && rollouts.contains("by the diff gate"),
+        "{rollouts}"
+    );
+    assert!(rollouts.contains("api-v3: promoted"), "{rollouts}");
     for noise in ["generated_at", "request_id", "/tags", "served_at", "cursor"] {
         assert!(
             !all.iter().any(|l| l.contains(noise)),

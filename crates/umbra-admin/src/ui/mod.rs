@@ -24,6 +24,7 @@ mod discovery;
 mod findings;
 mod login;
 mod overview;
+pub mod rollout;
 pub mod route;
 mod route_form;
 

@@ -1,5 +1,5 @@
-//! `GET /ui/routes/{name}`: findings first, the route's controls, then the field differences and
-//! latency charts (one click away).
+//! `GET /ui/routes/{name}`: findings first, the route's controls and its rollout timeline, then
+//! the field differences and latency charts (one click away).
 
 use std::fmt::Write;
 
@@ -339,6 +339,11 @@ pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<Stri
             body.push_str(&facts(r, file.as_ref()));
             body.push_str(&definition(&name, r, raw, &services, &state.config_source));
             body.push_str(&controls(&name, r));
+            if let Some(rollouts) = &state.rollouts {
+                if let Some(ro) = rollouts.status(&name).await {
+                    body.push_str(&super::rollout::timeline(&name, &ro.to_json()));
+                }
+            }
         }
         _ => body.push_str("<p class=\"meta\">This route is gone; its comparisons remain.</p>"),
     }

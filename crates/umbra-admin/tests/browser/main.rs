@@ -838,3 +838,49 @@ async fn every_control_has_an_accessible_name_and_fits_a_phone() {
     assert!(missing[0].contains("nameless"), "{missing:?}");
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollout_timeline_is_paused_and_aborted_from_the_route_page() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(b) = driver::start("the_rollout_timeline_is_paused_and_aborted", DESKTOP).await else {
+        return;
+    };
+    let s = stack::start(None).await;
+    let spec = umbra_core::config::RawRollout {
+        service: "v2".into(),
+        steps: Some(vec!["shadow 1h".into(), "100%".into()]),
+        // v2's price differs on purpose: let this rollout run rather than be judged.
+        max_diff_rate: Some(1.0),
+        min_requests: Some(5),
+        interval: Some("200ms".into()),
+        ..Default::default()
+    };
+    s.rollouts.start("api", spec, "api").await.unwrap();
+    b.goto(&s.url("/ui/routes/api")).await;
+    b.wait_js(
+        "the timeline to show the running shadow step",
+        "return document.querySelector('.rollout .badge.rollout-running') !== null \
+         && document.querySelector('.rollout .step-current').textContent.includes('shadow 1h');",
+    )
+    .await;
+    b.screenshots("rollout").await;
+    click(&b, "button[data-url=\"/api/routes/api/rollout/pause\"]").await;
+    b.wait_js(
+        "the rollout to read paused",
+        "return document.querySelector('.rollout .badge.rollout-paused') !== null;",
+    )
+    .await;
+    click(&b, "button[data-url=\"/api/routes/api/rollout/abort\"]").await;
+    assert!(dialog_text(&b)
+        .await
+        .contains("All traffic returns to the primary"));
+    b.client.accept_alert().await.unwrap();
+    b.wait_js(
+        "the rollout to read aborted, with the pause by the UI in its history",
+        "return document.querySelector('.rollout .badge.rollout-aborted') !== null \
+         && [...document.querySelectorAll('.rollout .decision')].some(d => d.textContent.includes('paused') && d.textContent.includes('by ui'));",
+    )
+    .await;
+    assert!(s.runtime.load().route("api").unwrap().spec.shadow.is_none());
+    b.close().await;
+}

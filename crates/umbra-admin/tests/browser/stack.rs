@@ -31,6 +31,7 @@ pub struct Stack {
     pub v2: Fixture,
     /// Requests the generator has sent through the proxy.
     pub sent: Arc<AtomicU64>,
+    pub rollouts: Arc<umbra_core::rollout::Rollouts>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -151,6 +152,14 @@ pub async fn start(token: Option<&str>) -> Stack {
 
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", admin_listener.local_addr().unwrap());
+    let rollouts = umbra_core::rollout::Rollouts::new(
+        runtime.clone(),
+        Arc::new(umbra_admin::rollout::StoreBackend {
+            store: Some(store.clone()),
+        }),
+        Arc::new(umbra_core::rollout::LocalLeadership::default()),
+        shutdown.clone(),
+    );
     let state = AdminState::new(
         runtime.clone(),
         Some(store.clone()),
@@ -159,7 +168,8 @@ pub async fn start(token: Option<&str>) -> Stack {
         Arc::new(AtomicU64::new(0)),
     )
     .with_sink(sink)
-    .with_findings(findings);
+    .with_findings(findings)
+    .with_rollouts(rollouts.clone());
     tokio::spawn(umbra_admin::serve(admin_listener, state, shutdown.clone()));
 
     let sent = Arc::new(AtomicU64::new(0));
@@ -172,6 +182,7 @@ pub async fn start(token: Option<&str>) -> Stack {
         v1,
         v2,
         sent,
+        rollouts,
         shutdown,
         _dir: dir,
     }

@@ -65,6 +65,14 @@ pub async fn parts(config: &str, token: Option<&str>) -> Parts {
 /// The admin state over a runtime and store, with a writer-drop count. The token, if any, is
 /// the runtime config's.
 pub fn state(runtime: &Arc<Runtime>, store: &Arc<dyn ComparisonStore>, dropped: u64) -> AdminState {
+    let rollouts = umbra_core::rollout::Rollouts::new(
+        runtime.clone(),
+        Arc::new(umbra_admin::rollout::StoreBackend {
+            store: Some(store.clone()),
+        }),
+        Arc::new(umbra_core::rollout::LocalLeadership::default()),
+        tokio_util::sync::CancellationToken::new(),
+    );
     AdminState::new(
         runtime.clone(),
         Some(store.clone()),
@@ -72,4 +80,5 @@ pub fn state(runtime: &Arc<Runtime>, store: &Arc<dyn ComparisonStore>, dropped: 
         "test.toml",
         Arc::new(AtomicU64::new(dropped)),
     )
+    .with_rollouts(rollouts)
 }

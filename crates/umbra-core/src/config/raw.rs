@@ -143,6 +143,46 @@ pub struct RawRoute {
     /// Pass request header names with `_` (default false: dropped, as nginx does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underscores_in_headers: Option<bool>,
+    /// An automated rollout of a candidate service (see `rollout::spec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RawRollout>,
+}
+
+/// `rollout = { service, steps, gates..., hooks }` on a route, and the JSON of
+/// `POST /api/routes/{name}/rollout`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    pub service: String,
+    /// Default `["shadow 5m", "10% 5m", "50% 10m", "100%"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_diff_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ratio: Option<f64>,
+    /// Signed so that a negative number gets a clear message instead of a type error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RawHooks>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_step: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_finish: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -208,6 +208,15 @@ pub(super) fn validate(
                 format!("duplicate route name `{}`", rr.name),
             );
         }
+        if let Some(r) = rr.rollout.as_ref().filter(|r| r.service == rr.service) {
+            errs.push(
+                format!("{key}.rollout.service"),
+                format!(
+                    "`{}` is already the route's service; a rollout needs a different candidate",
+                    r.service
+                ),
+            );
+        }
         match validate_route(rr, &key, &ctx) {
             Ok(r) => routes.push(r),
             Err(e) => errs.0.extend(e),
@@ -620,6 +629,15 @@ pub fn validate_route(
     }
 
     let upgrades = upgrades(&mut errs, &k("upgrades"), rr.upgrades.as_deref());
+
+    // The candidate may equal the service here: that is the route after a promotion. A new
+    // rollout is refused for it where one starts (file load, API).
+    if let Some(r) = &rr.rollout {
+        let key = k("rollout");
+        if let Err(e) = crate::rollout::validate_rollout(r, &key, None, ctx.service_exists) {
+            errs.0.extend(e);
+        }
+    }
 
     let shadow = rr.shadow.as_ref().map(|s| {
         check_service(&mut errs, "shadow.service", &s.service);

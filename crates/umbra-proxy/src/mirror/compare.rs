@@ -189,6 +189,17 @@ fn compare(job: CompareJob) {
         route.stats.different.fetch_add(1, Ordering::Relaxed);
     }
     rt.metrics.comparison(name, verdict.as_str());
+    if route.recorder.is_some() {
+        let fields = if verdict == Verdict::Different {
+            proxy
+                .mirror
+                .noise
+                .unexplained(name, &endpoint, &differences)
+        } else {
+            Vec::new()
+        };
+        record_evidence(&route, &primary, shadow.as_ref(), verdict, &fields);
+    }
 
     let candidate = route.spec.shadow.as_ref().map(|s| s.service.clone());
     let mut comparison = Comparison {
@@ -225,6 +236,28 @@ fn compare(job: CompareJob) {
     // bound holds it, and whoever receives it sees the slot already free.
     drop(permit);
     proxy.mirror.sink.submit(comparison);
+}
+
+/// Feeds a rollout's recorder when the route's shadow is its candidate; `fields` are the
+/// differences noise does not explain.
+fn record_evidence(
+    route: &Route,
+    primary: &Response,
+    shadow: Option<&Response>,
+    verdict: Verdict,
+    fields: &[String],
+) {
+    let Some(rec) = &route.recorder else { return };
+    let ours = route.spec.shadow.as_ref().map(|s| &s.service) == Some(&rec.candidate);
+    if !ours {
+        return;
+    }
+    rec.record_comparison(
+        (primary.status, primary.latency_us),
+        shadow.map(|s| (s.status, s.latency_us)),
+        verdict == Verdict::Different,
+        fields.iter().map(String::as_str),
+    );
 }
 
 #[cfg(test)]

@@ -29,6 +29,22 @@ impl NoiseModels {
             .unwrap_or_default()
     }
 
+    /// The paths of `candidate`'s differences that noise does not explain.
+    pub(crate) fn unexplained(
+        &self,
+        route: &str,
+        endpoint: &str,
+        candidate: &[Difference],
+    ) -> Vec<String> {
+        let models = self.lock();
+        let model = models.get(route);
+        candidate
+            .iter()
+            .filter(|d| !model.is_some_and(|m| m.is_noise(endpoint, d)))
+            .map(|d| d.path.clone())
+            .collect()
+    }
+
     pub(crate) fn observe_and_judge(
         &self,
         route: &str,

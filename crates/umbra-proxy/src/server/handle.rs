@@ -282,6 +282,7 @@ fn choose_side<'s>(
                 .is_some_and(|s| s.available_count() > 0)
         {
             service_name = c.service.as_str();
+            rec.canary = true;
             route.stats.canary_requests.fetch_add(1, Ordering::Relaxed);
         }
         set_cookie = cookie.map(|v| {

@@ -26,6 +26,8 @@ pub(super) struct Record<'a> {
     pub upstream: Option<Arc<ServerState>>,
     /// Whether the request was mirrored, or why not.
     pub shadow: &'static str,
+    /// True when the canary split sent the request to the candidate.
+    pub canary: bool,
 }
 
 impl<'a> Record<'a> {
@@ -46,6 +48,7 @@ impl<'a> Record<'a> {
             service: None,
             upstream: None,
             shadow: "",
+            canary: false,
         }
     }
 
@@ -74,6 +77,10 @@ impl<'a> Record<'a> {
             stats.primary_latency.record_us(elapsed.as_micros() as u64);
             if status >= 500 {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            // A rollout's evidence: only routes with a rollout have a recorder.
+            if let Some(rec) = &route.recorder {
+                rec.record_live(self.canary, status, elapsed);
             }
         }
         if rt.access_log.enabled {
