@@ -256,3 +256,57 @@ fn edge_keys_are_checked_and_named() {
         "v4-mapped peers too"
     );
 }
+
+#[test]
+fn route_headers_are_checked_and_named() {
+    let route = |extra: &str| {
+        format!("{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n{extra}\n")
+    };
+    let e = errors(&route(
+        "headers = { request = { set = { \"X Bad\" = \"1\", \"Host\" = \"h\" }, remove = [\"X-Forwarded-For\"] }, \
+         response = { set = { \"X-Ok\" = \"a\\nb\" }, remove = [\"Content-Length\"], sett = {} } }",
+    ));
+    assert!(e.contains("unknown field `sett`"), "{e}");
+    let e = errors(&route(
+        "headers = { request = { set = { \"X Bad\" = \"1\", \"Host\" = \"h\" }, remove = [\"X-Forwarded-For\"] }, \
+         response = { set = { \"X-Ok\" = \"a\\nb\" }, remove = [\"Content-Length\"] } }",
+    ));
+    assert!(
+        e.contains("routes[0].headers.request.set.X Bad: `X Bad` is not a header name"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.request.set.Host: `Host` is written by umbra"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.request.remove[0]: `X-Forwarded-For` is written by umbra"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.response.set.X-Ok:") && e.contains("not a header value"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.response.remove[0]: `Content-Length`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("umbra.toml:9:43: routes[0].headers.request.set.X Bad"),
+        "{e}"
+    );
+
+    let ok = Config::parse(
+        &route(
+            "headers = { response = { set = { \"X-Frame-Options\" = \"DENY\" } }, request = {} }",
+        ),
+        "umbra.toml",
+        &|_| None,
+    )
+    .expect("valid");
+    let h = ok.routes[0].headers.as_ref().expect("headers");
+    assert!(h.request.is_none(), "an empty side is skipped");
+    assert_eq!(h.response.as_ref().unwrap().set[0].0, "x-frame-options");
+    let plain = Config::parse(&route(""), "umbra.toml", &|_| None).expect("valid");
+    assert!(plain.routes[0].headers.is_none());
+}

@@ -97,6 +97,10 @@ pub async fn handle(
         let side = stage!(choose_side(&snap, route, &req, &mut rec));
         let trusted = snap.config.proxy.trusts(req.peer.ip());
         let target = target(route, &mut req, trusted);
+        if let Some(ops) = route.spec.headers.as_ref().and_then(|h| h.request.as_ref()) {
+            // Before the shadow copies the fields: primary and shadow get the same request.
+            ops.apply(&mut req.headers);
+        }
         let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
         let prefix = target
             .stripped
@@ -138,7 +142,15 @@ fn error_reply(e: ProxyError, rec: &Record<'_>, request_id: &HeaderValue) -> Rep
             | ProxyError::BadRequest { .. }
             | ProxyError::UnsolicitedSwitch { .. }
     );
-    let reply: Reply = e.to_response(request_id).into();
+    let mut resp = e.to_response(request_id);
+    // The route's response fields (security headers) go on umbra's own answers too.
+    if let Some(ops) = rec
+        .route
+        .and_then(|r| r.spec.headers.as_ref()?.response.as_ref())
+    {
+        ops.apply_set(resp.headers_mut());
+    }
+    let reply: Reply = resp.into();
     if close {
         reply.closing()
     } else {
@@ -632,7 +644,12 @@ fn respond(
     parts.version = http::Version::HTTP_11;
     // The upstream's fields stay lines unless they must be read or changed: a shadow compares
     // them, a hop-by-hop field needs stripping, a protocol switches.
-    if copies.is_some() || is_101 || relayed.needs_map() {
+    let edits = route
+        .spec
+        .headers
+        .as_ref()
+        .and_then(|h| h.response.as_ref());
+    if copies.is_some() || is_101 || relayed.needs_map() || edits.is_some() {
         std::mem::take(&mut relayed).merge_into(&mut parts.headers, false);
     }
     if !parts.headers.is_empty() {
@@ -660,6 +677,11 @@ fn respond(
             .head
             .send((parts.status.as_u16(), parts.headers.clone()));
         let _ = copies.body.send(tee.capture(route.spec.compare.max_body));
+    }
+    // After the shadow's copy: the candidate's answer is compared with the upstream's, not
+    // with what the route made of it.
+    if let Some(ops) = edits {
+        ops.apply(&mut parts.headers);
     }
     Ok(Reply::new(
         Response::from_parts(parts, ProxyBody::Stream(tee)),

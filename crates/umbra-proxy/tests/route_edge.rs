@@ -1,0 +1,209 @@
+//! A route's edge settings through real sockets, on both client lanes (the fast lane and
+//! hyper's server): header fields set and removed, rate limits, `Location` rewritten under a
+//! stripped prefix. Each case writes raw bytes and reads exactly what the client and the
+//! upstream got.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+mod support;
+
+use support::Umbra;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use umbra_core::Config;
+
+/// An upstream that records every request's raw head and answers each with `reply`, then
+/// closes the connection.
+struct Upstream {
+    addr: SocketAddr,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl Upstream {
+    async fn start(reply: &'static [u8]) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let head = read_head(&mut s).await;
+                    seen.lock().unwrap().push(head);
+                    let _ = s.write_all(reply).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        Upstream { addr, got }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// A request head (the tests send no bodies).
+async fn read_head(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// umbra on one lane: route `a` (Host `a.test`) to `servers`, with extra proxy and route keys
+/// and extra config sections.
+fn umbra(fast_lane: bool, servers: &str, proxy_keys: &str, route_keys: &str, extra: &str) -> Umbra {
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\ntimeout = \"2s\"\nfast_lane = {fast_lane}\n{proxy_keys}\n\
+         [log]\naccess = false\n\
+         [services.app]\nservers = [{servers}]\n\
+         {extra}\n\
+         [[routes]]\nname = \"a\"\nrule = \"Host(`a.test`)\"\nservice = \"app\"\n{route_keys}\n",
+    );
+    let config = Config::parse(&text, "test.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    support::start(config)
+}
+
+fn server(up: &Upstream) -> String {
+    format!("\"http://{}\"", up.addr)
+}
+
+/// What the client got: the whole bytes until umbra closed or 2 s of silence.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let s = TcpStream::connect(addr).await.unwrap();
+    talk(s, request).await
+}
+
+/// Writes `request` (its head's end gains `Connection: close`, so the answer ends with the
+/// connection) and reads the answer.
+async fn talk(mut s: TcpStream, request: &[u8]) -> String {
+    let head_end = request.len() - 2;
+    s.write_all(&request[..head_end]).await.unwrap();
+    s.write_all(b"Connection: close\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&chunk[..n]),
+            _ => return String::from_utf8_lossy(&out).into_owned(),
+        }
+    }
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: app/1.0\r\n\
+    X-Powered-By: php\r\nX-Frame-Options: ALLOWALL\r\nConnection: close\r\n\r\nok";
+
+fn status(resp: &str) -> &str {
+    resp.get(9..12).unwrap_or("")
+}
+
+fn field<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    let head = &head[..head.find("\r\n\r\n").unwrap_or(head.len())];
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+const SECURITY: &str =
+    "headers = { request = { set = { \"X-Env\" = \"prod\" }, remove = [\"Cookie\"] }, \
+    response = { set = { \"X-Frame-Options\" = \"DENY\", \"X-Content-Type-Options\" = \"nosniff\", \
+    \"Strict-Transport-Security\" = \"max-age=31536000\" }, remove = [\"X-Powered-By\"] } }";
+
+#[tokio::test]
+async fn route_headers_are_set_and_removed_on_both_sides() {
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let shadow = Upstream::start(OK).await;
+        let extra = format!("[services.candidate]\nservers = [{}]\n", server(&shadow));
+        let keys = format!("{SECURITY}\nshadow = {{ service = \"candidate\" }}");
+        let u = umbra(lane, &server(&up), "", &keys, &extra);
+        let r = exchange(
+            u.addr,
+            b"GET /x HTTP/1.1\r\nHost: a.test\r\nCookie: s=1\r\nX-Env: dev\r\nX-Keep: 1\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        assert_eq!(field(&r, "x-frame-options"), ["DENY"], "replaced: {r}");
+        assert_eq!(field(&r, "x-content-type-options"), ["nosniff"], "{r}");
+        assert_eq!(field(&r, "strict-transport-security"), ["max-age=31536000"]);
+        assert!(field(&r, "x-powered-by").is_empty(), "removed: {r}");
+        assert_eq!(field(&r, "server"), ["app/1.0"], "others kept: {r}");
+        assert_eq!(field(&r, "content-length"), ["2"], "{r}");
+        assert_eq!(body(&r), "ok");
+
+        let got = &up.requests()[0];
+        assert_eq!(field(got, "x-env"), ["prod"], "set replaces: {got}");
+        assert!(field(got, "cookie").is_empty(), "removed: {got}");
+        assert_eq!(field(got, "x-keep"), ["1"], "{got}");
+        // The shadow gets the same request.
+        let mirrored = wait_for(|| shadow.requests().first().cloned()).await;
+        assert_eq!(field(&mirrored, "x-env"), ["prod"], "{mirrored}");
+        assert!(field(&mirrored, "cookie").is_empty(), "{mirrored}");
+    }
+}
+
+#[tokio::test]
+async fn umbras_own_error_replies_get_the_response_fields() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = closed.local_addr().unwrap();
+    drop(closed);
+    for lane in [true, false] {
+        let u = umbra(lane, &format!("\"http://{gone}\""), "", SECURITY, "");
+        let r = exchange(u.addr, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert_eq!(status(&r), "502", "lane {lane}: {r}");
+        assert!(body(&r).contains("upstream_unavailable"), "{r}");
+        assert_eq!(field(&r, "x-frame-options"), ["DENY"], "{r}");
+        assert_eq!(field(&r, "content-type"), ["application/json"], "{r}");
+        // No route, no route's fields.
+        let r = exchange(u.addr, b"GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").await;
+        assert_eq!(status(&r), "404", "{r}");
+        assert!(field(&r, "x-frame-options").is_empty(), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn a_route_without_headers_passes_fields_as_they_are() {
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let u = umbra(lane, &server(&up), "", "", "");
+        let r = exchange(
+            u.addr,
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nCookie: s=1\r\n\r\n",
+        )
+        .await;
+        assert_eq!(
+            field(&r, "x-frame-options"),
+            ["ALLOWALL"],
+            "lane {lane}: {r}"
+        );
+        assert_eq!(field(&r, "x-powered-by"), ["php"], "{r}");
+        assert_eq!(field(&up.requests()[0], "cookie"), ["s=1"]);
+    }
+}
+
+/// Polls `f` until it gives a value (at most 5 s).
+async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..500 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within 5 s");
+}
