@@ -9,6 +9,7 @@ pub mod canary;
 pub mod config;
 pub mod discovery;
 pub mod health;
+pub mod ratelimit;
 pub mod resolve;
 pub mod rules;
 pub mod runtime;

@@ -199,6 +199,8 @@ pub struct Runtime {
     inputs: Mutex<Inputs>,
     registry: ServerRegistry,
     route_state: Mutex<HashMap<String, RouteState>>,
+    /// Token buckets by route, kept across snapshots while the route's limit is the same.
+    limiters: Mutex<HashMap<String, Arc<crate::ratelimit::RateLimiter>>>,
     generation: AtomicU64,
     status: Mutex<ReloadStatus>,
     discovery: ArcSwap<crate::discovery::DiscoveryStatus>,
@@ -231,6 +233,7 @@ impl Runtime {
             inputs: Mutex::new(inputs.clone()),
             registry: ServerRegistry::default(),
             route_state: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             status: Mutex::new(ReloadStatus::default()),
             discovery: ArcSwap::from_pointee(crate::discovery::DiscoveryStatus::default()),
@@ -648,6 +651,26 @@ impl Runtime {
         entry.clone()
     }
 
+    /// The route's limiter: the one in force when its limit is unchanged (its buckets keep
+    /// their tokens), else a new one; none without a limit.
+    fn limiter(
+        &self,
+        spec: &crate::config::RouteSpec,
+    ) -> Option<Arc<crate::ratelimit::RateLimiter>> {
+        let mut map = self.limiters.lock().expect("limiters lock");
+        let Some(limit) = &spec.rate_limit else {
+            map.remove(&spec.name);
+            return None;
+        };
+        let entry = map
+            .entry(spec.name.clone())
+            .or_insert_with(|| Arc::new(crate::ratelimit::RateLimiter::new(limit.clone())));
+        if entry.spec() != limit {
+            *entry = Arc::new(crate::ratelimit::RateLimiter::new(limit.clone()));
+        }
+        Some(entry.clone())
+    }
+
     /// Builds a snapshot from the inputs. Routes that fail validation (possible only for
     /// docker routes whose services vanished, or overrides of a changed file) are logged and
     /// fall back to their definition without the override.
@@ -692,10 +715,12 @@ impl Runtime {
             }
             let slots = spec.shadow.as_ref().map_or(256, |s| s.max_in_flight);
             let (stats, shadow_slots) = self.route_state(&spec.name, slots);
+            let limiter = self.limiter(&spec);
             routes.push(Arc::new(Route {
                 spec,
                 stats,
                 shadow_slots,
+                limiter,
                 overridden,
                 previous_service: prev,
             }));
@@ -767,6 +792,10 @@ impl Runtime {
                 .get(svc)
                 .is_some_and(|s| s.spec.servers.contains(addr))
         });
+        self.limiters
+            .lock()
+            .expect("limiters lock")
+            .retain(|name, _| routes.iter().any(|r| &r.spec.name == name));
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         Snapshot {
             generation,

@@ -44,6 +44,8 @@ pub enum ProxyError {
     ClientBody { reason: String },
     #[error("upstream {server} answered 101 Switching Protocols to a request that did not ask to switch")]
     UnsolicitedSwitch { server: String },
+    #[error("route `{route}` allows fewer requests; retry in {retry_after} s")]
+    RateLimited { route: String, retry_after: u64 },
 }
 
 impl ProxyError {
@@ -53,7 +55,8 @@ impl ProxyError {
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BadRequest { .. }
             | ProxyError::MethodNotAllowed { .. }
-            | ProxyError::ClientBody { .. } => Origin::Downstream,
+            | ProxyError::ClientBody { .. }
+            | ProxyError::RateLimited { .. } => Origin::Downstream,
             ProxyError::Unavailable { .. }
             | ProxyError::Timeout { .. }
             | ProxyError::UnsolicitedSwitch { .. } => Origin::Upstream,
@@ -78,6 +81,7 @@ impl ProxyError {
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoHealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -92,6 +96,7 @@ impl ProxyError {
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::NoHealthy { .. } => "no_healthy_upstream",
             ProxyError::Timeout { .. } => "upstream_timeout",
+            ProxyError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -124,6 +129,10 @@ impl ProxyError {
             crate::wire::headers::X_REQUEST_ID.clone(),
             request_id.clone(),
         );
+        if let ProxyError::RateLimited { retry_after, .. } = self {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         resp
     }
 }

@@ -11,7 +11,7 @@ mod support;
 
 use support::Umbra;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use umbra_core::Config;
 
 /// An upstream that records every request's raw head and answers each with `reply`, then
@@ -80,6 +80,16 @@ fn server(up: &Upstream) -> String {
 /// What the client got: the whole bytes until umbra closed or 2 s of silence.
 async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
     let s = TcpStream::connect(addr).await.unwrap();
+    talk(s, request).await
+}
+
+/// The same from a client socket bound to `from` (a loopback address: 127.0.0.2, ...).
+async fn exchange_from(from: &str, addr: SocketAddr, request: &[u8]) -> String {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(format!("{from}:0").parse().unwrap())
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    let s = socket.connect(addr).await.unwrap();
     talk(s, request).await
 }
 
@@ -194,6 +204,123 @@ async fn a_route_without_headers_passes_fields_as_they_are() {
         );
         assert_eq!(field(&r, "x-powered-by"), ["php"], "{r}");
         assert_eq!(field(&up.requests()[0], "cookie"), ["s=1"]);
+    }
+}
+
+/// One token per 100 s: a drained bucket stays drained for the whole test.
+const LIMIT: &str = "rate_limit = { rps = 0.01, burst = 2 }";
+
+fn limited_total(u: &Umbra) -> u64 {
+    let text = u.rt.metrics.encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"umbra_rate_limited_total{route="a"} "#))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn over_the_limit_is_429_with_retry_after_and_counted() {
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let keys = format!("{LIMIT}\n{SECURITY}");
+        let u = umbra(lane, &server(&up), "", &keys, "");
+        let get = b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n";
+        for i in 0..2 {
+            let r = exchange(u.addr, get).await;
+            assert_eq!(
+                status(&r),
+                "200",
+                "lane {lane}: request {i} within the burst: {r}"
+            );
+        }
+        let r = exchange(u.addr, get).await;
+        assert_eq!(status(&r), "429", "lane {lane}: {r}");
+        assert!(body(&r).contains("\"error\":\"rate_limited\""), "{r}");
+        let retry: u64 = field(&r, "retry-after")[0].parse().expect("whole seconds");
+        assert!((1..=100).contains(&retry), "{r}");
+        assert_eq!(
+            field(&r, "x-frame-options"),
+            ["DENY"],
+            "route fields on the 429: {r}"
+        );
+        assert_eq!(
+            up.requests().len(),
+            2,
+            "the refused request is not forwarded"
+        );
+        assert_eq!(limited_total(&u), 1);
+    }
+}
+
+#[tokio::test]
+async fn clients_have_their_own_buckets_and_forwarded_for_counts_only_from_trusted_proxies() {
+    let get =
+        |xff: &str| format!("GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: {xff}\r\n\r\n");
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let one = "rate_limit = { rps = 0.01, burst = 1 }";
+        let u = umbra(lane, &server(&up), "", one, "");
+        // Untrusted peer: its X-Forwarded-For is not the key, the peer is.
+        let r = exchange_from("127.0.0.2", u.addr, get("1.1.1.1").as_bytes()).await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        let r = exchange_from("127.0.0.2", u.addr, get("2.2.2.2").as_bytes()).await;
+        assert_eq!(
+            status(&r),
+            "429",
+            "lane {lane}: an untrusted XFF is ignored: {r}"
+        );
+        let r = exchange_from("127.0.0.3", u.addr, get("1.1.1.1").as_bytes()).await;
+        assert_eq!(status(&r), "200", "lane {lane}: another client IP: {r}");
+
+        // A trusted proxy's X-Forwarded-For names the client (the nearest untrusted entry).
+        let up = Upstream::start(OK).await;
+        let u = umbra(
+            lane,
+            &server(&up),
+            "trusted_proxies = [\"127.0.0.2\", \"10.0.0.0/8\"]",
+            one,
+            "",
+        );
+        let r = exchange_from("127.0.0.2", u.addr, get("1.1.1.1").as_bytes()).await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        let r = exchange_from("127.0.0.2", u.addr, get("2.2.2.2, 10.0.0.7").as_bytes()).await;
+        assert_eq!(
+            status(&r),
+            "200",
+            "lane {lane}: another client behind the proxies: {r}"
+        );
+        let r = exchange_from("127.0.0.2", u.addr, get("6.6.6.6, 1.1.1.1").as_bytes()).await;
+        assert_eq!(
+            status(&r),
+            "429",
+            "lane {lane}: 1.1.1.1 again; the left entry is not believed: {r}"
+        );
+        let r = exchange_from("127.0.0.3", u.addr, get("1.1.1.1").as_bytes()).await;
+        assert_eq!(
+            status(&r),
+            "200",
+            "lane {lane}: 127.0.0.3 is no trusted proxy: {r}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_header_key_gives_each_value_its_own_bucket() {
+    let get = |key: &str| format!("GET / HTTP/1.1\r\nHost: a.test\r\nX-Api-Key: {key}\r\n\r\n");
+    for lane in [true, false] {
+        let up = Upstream::start(OK).await;
+        let keys = "rate_limit = { rps = 0.01, burst = 1, key = \"header:X-Api-Key\" }";
+        let u = umbra(lane, &server(&up), "", keys, "");
+        let r = exchange(u.addr, get("k1").as_bytes()).await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        let r = exchange(u.addr, get("k1").as_bytes()).await;
+        assert_eq!(status(&r), "429", "lane {lane}: {r}");
+        let r = exchange(u.addr, get("k2").as_bytes()).await;
+        assert_eq!(
+            status(&r),
+            "200",
+            "lane {lane}: same client IP, another key: {r}"
+        );
+        assert_eq!(limited_total(&u), 1);
     }
 }
 

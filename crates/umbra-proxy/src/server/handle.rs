@@ -5,7 +5,7 @@
 //! compares). Every stage fills in the one access-log [`Record`]; a stage that fails returns a
 //! [`ProxyError`], which becomes the JSON error reply in one place.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 use umbra_core::canary::{self, Side};
-use umbra_core::config::ShadowSpec;
+use umbra_core::config::{ProxyConfig, RateKey, ShadowSpec};
 use umbra_core::rules::RequestView;
 use umbra_core::snapshot::{Route, Snapshot};
 use umbra_core::upstream::{InFlight, ServerState, Service};
@@ -94,13 +94,10 @@ pub async fn handle(
         }
         let body = req.body.take();
         let route = stage!(route(&snap, &mut req, &mut rec));
+        stage!(limit(route, &req, &snap, proxy));
         let side = stage!(choose_side(&snap, route, &req, &mut rec));
         let trusted = snap.config.proxy.trusts(req.peer.ip());
         let target = target(route, &mut req, trusted);
-        if let Some(ops) = route.spec.headers.as_ref().and_then(|h| h.request.as_ref()) {
-            // Before the shadow copies the fields: primary and shadow get the same request.
-            ops.apply(&mut req.headers);
-        }
         let forwarded = Forwarded::new(&req.scan, req.client, req.host_value);
         let prefix = target
             .stripped
@@ -236,6 +233,56 @@ fn route<'s>(
     }
 }
 
+/// **Route**, part two: a token from the route's bucket for this client, or 429.
+fn limit(route: &Route, req: &Req<'_>, snap: &Snapshot, proxy: &Proxy) -> Result<(), ProxyError> {
+    let Some(limiter) = &route.limiter else {
+        return Ok(());
+    };
+    let ip;
+    let key: &[u8] = match &limiter.spec().key {
+        RateKey::Header(name) => req.headers.get(name).map_or(&[], |v| v.as_bytes()),
+        RateKey::ClientIp => {
+            ip = client_ip(&req.headers, req.peer.ip(), &snap.config.proxy);
+            match &ip {
+                IpAddr::V4(v4) => &v4.octets()[..],
+                IpAddr::V6(v6) => &v6.octets()[..],
+            }
+        }
+    };
+    limiter.check(key).map_err(|retry_after| {
+        proxy.runtime.metrics.rate_limited(&route.spec.name);
+        ProxyError::RateLimited {
+            route: route.spec.name.clone(),
+            retry_after,
+        }
+    })
+}
+
+/// The client's address: the peer's, or — when the peer is a trusted proxy — the nearest
+/// address in `X-Forwarded-For` that is not a trusted proxy (read from the right, where the
+/// trusted proxies appended; what an untrusted sender wrote further left is not believed).
+fn client_ip(headers: &HeaderMap, peer: IpAddr, proxy: &ProxyConfig) -> IpAddr {
+    if !proxy.trusts(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for item in text.rsplit(',') {
+            let Ok(ip) = item.trim().parse::<IpAddr>() else {
+                return client;
+            };
+            client = ip;
+            if !proxy.trusts(ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
 /// The canary decision: which side, and the sticky cookie to set.
 struct SideChoice<'s> {
     service: &'s Arc<Service>,
@@ -299,7 +346,7 @@ impl Target {
 
 /// **Plan**, part two: the upstream path — the client's own path and query unless a prefix is
 /// stripped (only then is a new one built and parsed) — and the client's fields without the
-/// hop-by-hop ones.
+/// hop-by-hop ones, and the route's changes to the fields.
 fn target(route: &Route, req: &mut Req<'_>, trusted: bool) -> Target {
     let path = req.uri.path();
     let mut stripped = None;
@@ -338,6 +385,11 @@ fn target(route: &Route, req: &mut Req<'_>, trusted: bool) -> Target {
     }
     if !trusted {
         req.scan.untrusted();
+    }
+    // The route's own changes, before the shadow copies the fields: primary and shadow get
+    // the same request.
+    if let Some(ops) = route.spec.headers.as_ref().and_then(|h| h.request.as_ref()) {
+        ops.apply(&mut req.headers);
     }
     Target { uri, stripped }
 }
