@@ -23,17 +23,24 @@ struct Upstream {
 
 impl Upstream {
     async fn start(reply: &'static [u8]) -> Upstream {
+        Upstream::answering(move |_| reply.to_vec()).await
+    }
+
+    /// Answers each request with `reply(its own address)`.
+    async fn answering(reply: impl Fn(SocketAddr) -> Vec<u8> + Send + Sync + 'static) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
         let seen = got.clone();
+        let reply = Arc::new(reply);
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 let seen = seen.clone();
+                let reply = reply(addr);
                 tokio::spawn(async move {
                     let head = read_head(&mut s).await;
                     seen.lock().unwrap().push(head);
-                    let _ = s.write_all(reply).await;
+                    let _ = s.write_all(&reply).await;
                     let _ = s.shutdown().await;
                 });
             }
@@ -321,6 +328,151 @@ async fn a_header_key_gives_each_value_its_own_bucket() {
             "lane {lane}: same client IP, another key: {r}"
         );
         assert_eq!(limited_total(&u), 1);
+    }
+}
+
+/// An upstream that redirects to `location` (`{up}` is its own address).
+async fn redirecting(location: &'static str) -> Upstream {
+    Upstream::answering(move |me| {
+        let location = location.replace("{up}", &me.to_string());
+        format!(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn redirects_of_a_stripped_route_go_back_under_the_prefix() {
+    let cases = [
+        ("/items/", "/trace/items/"),
+        ("http://{up}/items/?q=1", "/trace/items/?q=1"),
+        ("http://a.test/items/", "http://a.test/trace/items/"),
+        ("/trace/items/", "/trace/items/"),
+        ("items/", "items/"),
+        (
+            "https://login.example.com/authorize",
+            "https://login.example.com/authorize",
+        ),
+    ];
+    for lane in [true, false] {
+        for (location, expected) in cases {
+            let up = redirecting(location).await;
+            let u = umbra(lane, &server(&up), "", "strip_prefix = \"/trace\"", "");
+            let r = exchange(u.addr, b"GET /trace/items HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+            assert_eq!(status(&r), "301", "lane {lane}: {r}");
+            assert_eq!(
+                field(&r, "location"),
+                [expected],
+                "lane {lane}: {location}: {r}"
+            );
+            assert!(
+                up.requests()[0].starts_with("GET /items HTTP/1.1"),
+                "{:?}",
+                up.requests()
+            );
+        }
+        // Without the prefix in the request (nothing stripped) or on a route that strips
+        // nothing, the app's redirect is its own.
+        let up = redirecting("/items/").await;
+        let u = umbra(lane, &server(&up), "", "strip_prefix = \"/trace\"", "");
+        let r = exchange(u.addr, b"GET /other HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert_eq!(field(&r, "location"), ["/items/"], "lane {lane}: {r}");
+        let u = umbra(lane, &server(&up), "", "", "");
+        let r = exchange(u.addr, b"GET /trace/items HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert_eq!(field(&r, "location"), ["/items/"], "lane {lane}: {r}");
+    }
+}
+
+/// A FastAPI app (from PyPI) on an ephemeral port, stopped on drop.
+struct PythonApp {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for PythonApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The app: `/items/` only, so `/items` gets FastAPI's trailing-slash redirect (307 to an
+/// absolute URL built from the request's `Host`). It binds port 0 itself and prints the port.
+const FASTAPI_APP: &str = r#"
+import socket, uvicorn
+from fastapi import FastAPI
+app = FastAPI()
+@app.get("/items/")
+def items():
+    return {"items": []}
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+"#;
+
+/// Starts the FastAPI app, or `None` (said loudly) when python3, fastapi or uvicorn is
+/// missing; under `CI=true` a missing one fails the test.
+fn fastapi() -> Option<PythonApp> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let has = Command::new("python3")
+        .args(["-c", "import fastapi, uvicorn"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        let msg = "python3 with fastapi and uvicorn is not installed (pip install fastapi uvicorn)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true and {msg}");
+        }
+        eprintln!("\n========== SKIPPED: {msg} ==========\n");
+        return None;
+    }
+    let mut child = Command::new("python3")
+        .args(["-c", FASTAPI_APP])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the app's port");
+    let port: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("port line {line:?}"));
+    Some(PythonApp {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    })
+}
+
+#[tokio::test]
+async fn fastapis_trailing_slash_redirect_stays_under_the_prefix() {
+    let Some(app) = fastapi() else { return };
+    for lane in [true, false] {
+        let servers = format!("\"http://{}\"", app.addr);
+        let u = umbra(lane, &servers, "", "strip_prefix = \"/trace\"", "");
+        let r = exchange(u.addr, b"GET /trace/items HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert_eq!(status(&r), "307", "lane {lane}: {r}");
+        assert_eq!(
+            field(&r, "location"),
+            ["http://a.test/trace/items/"],
+            "lane {lane}: {r}"
+        );
+        // Following it lands on the app's page.
+        let r = exchange(
+            u.addr,
+            b"GET /trace/items/ HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&r), "200", "lane {lane}: {r}");
+        assert!(body(&r).contains("{\"items\":[]}"), "{r}");
     }
 }
 

@@ -116,7 +116,11 @@ pub async fn handle(
             body,
         };
         let sent = stage!(forward(side.service, out, &snap, &mut rec).await);
-        respond(sent, &mut req, route, side.set_cookie, copies, &snap, &rec)
+        let own = Own {
+            set_cookie: side.set_cookie,
+            prefix: target.stripped.as_deref(),
+        };
+        respond(sent, &mut req, route, own, copies, &snap, &rec)
     };
     let reply = match result {
         Ok(reply) => reply,
@@ -663,11 +667,19 @@ fn upstream_error(server: &ServerState, e: client::SendError, timeout: Duration)
 /// **Respond**: the reply's fields (the upstream's as lines unless something must read or
 /// change them), umbra's request id and canary cookie, the copies for the shadow, and a
 /// protocol switch spliced when both sides upgrade.
+/// What the reply gets of umbra's own besides the request id.
+struct Own<'a> {
+    /// The canary's sticky cookie.
+    set_cookie: Option<String>,
+    /// The prefix the route stripped: a redirect goes back under it.
+    prefix: Option<&'a str>,
+}
+
 fn respond(
     sent: Sent,
     req: &mut Req<'_>,
     route: &Route,
-    set_cookie: Option<String>,
+    own: Own<'_>,
     copies: Option<Copies>,
     snap: &Snapshot,
     rec: &Record<'_>,
@@ -677,31 +689,24 @@ fn respond(
         mut relayed,
         _in_flight,
     } = sent;
-    let is_101 = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    match req.client_upgrade.take() {
-        Some(client_up) if is_101 => splice_upgrade(client_up, &mut resp),
-        // Nothing on the client's side can switch: the connection ends with an error instead
-        // of waiting for bytes that will never be HTTP.
-        None if is_101 => {
-            let server = rec.upstream.as_ref().map(|s| s.addr.url());
-            return Err(ProxyError::UnsolicitedSwitch {
-                server: server.unwrap_or_default(),
-            });
-        }
-        _ => {}
-    }
+    let is_101 = switch(req, &mut resp, rec)?;
     let (mut parts, body) = resp.into_parts();
     // umbra answers in its own HTTP version, whatever the upstream spoke (an HTTP/1.0
     // upstream does not make the client's connection HTTP/1.0).
     parts.version = http::Version::HTTP_11;
     // The upstream's fields stay lines unless they must be read or changed: a shadow compares
-    // them, a hop-by-hop field needs stripping, a protocol switches.
+    // them, a hop-by-hop field needs stripping, a protocol switches, the route changes them,
+    // a redirect goes back under a stripped prefix.
     let edits = route
         .spec
         .headers
         .as_ref()
         .and_then(|h| h.response.as_ref());
-    if copies.is_some() || is_101 || relayed.needs_map() || edits.is_some() {
+    let redirect = own
+        .prefix
+        .filter(|_| parts.status.is_redirection() || parts.status == StatusCode::CREATED);
+    let read = edits.is_some() || redirect.is_some();
+    if copies.is_some() || is_101 || relayed.needs_map() || read {
         std::mem::take(&mut relayed).merge_into(&mut parts.headers, false);
     }
     if !parts.headers.is_empty() {
@@ -718,7 +723,7 @@ fn respond(
             .headers
             .insert(X_REQUEST_ID.clone(), req.request_id.clone());
     }
-    if let Some(c) = set_cookie {
+    if let Some(c) = own.set_cookie {
         if let Ok(v) = HeaderValue::from_str(&c) {
             parts.headers.append(http::header::SET_COOKIE, v);
         }
@@ -735,11 +740,51 @@ fn respond(
     if let Some(ops) = edits {
         ops.apply(&mut parts.headers);
     }
+    if let (Some(prefix), Some(server)) = (redirect, &rec.upstream) {
+        let upstream = &server.addr.authority;
+        back_under(&mut parts.headers, prefix, req.host_value, upstream);
+    }
     Ok(Reply::new(
         Response::from_parts(parts, ProxyBody::Stream(tee)),
         relayed,
         own_id,
     ))
+}
+
+/// Whether the upstream switched protocols (101): spliced to the client when it asked to
+/// switch, else an error that ends the connection instead of waiting for bytes that will
+/// never be HTTP.
+fn switch(
+    req: &mut Req<'_>,
+    resp: &mut Response<PooledBody>,
+    rec: &Record<'_>,
+) -> Result<bool, ProxyError> {
+    let is_101 = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    match req.client_upgrade.take() {
+        Some(client_up) if is_101 => splice_upgrade(client_up, resp),
+        None if is_101 => {
+            let server = rec.upstream.as_ref().map(|s| s.addr.url());
+            return Err(ProxyError::UnsolicitedSwitch {
+                server: server.unwrap_or_default(),
+            });
+        }
+        _ => {}
+    }
+    Ok(is_101)
+}
+
+/// A redirect of a `strip_prefix` route put back under the prefix (see `wire::location`).
+fn back_under(headers: &mut HeaderMap, prefix: &str, client_host: &HeaderValue, upstream: &str) {
+    let Some(location) = headers.get(http::header::LOCATION) else {
+        return;
+    };
+    let (Ok(location), Ok(host)) = (location.to_str(), client_host.to_str()) else {
+        return;
+    };
+    let rewritten = crate::wire::location::rewrite(location, prefix, host, upstream);
+    if let Some(v) = rewritten.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(http::header::LOCATION, v);
+    }
 }
 
 /// The response framing the client may see: no `Content-Length` beside a
