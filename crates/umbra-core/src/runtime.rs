@@ -188,6 +188,18 @@ pub struct RuntimeEvent {
 /// Live state of a route kept across snapshots: its counters and its shadow slots.
 type RouteState = (Arc<RouteStats>, Arc<Semaphore>);
 
+/// The access log the config asks for; stdout (said loudly) when its file cannot be opened,
+/// so that a bad log path does not stop the proxy.
+fn access_log(cfg: &crate::config::LogConfig, metrics: &Metrics) -> crate::telemetry::AccessLog {
+    let dropped = metrics.access_log_dropped.clone();
+    crate::telemetry::AccessLog::open(cfg, dropped.clone()).unwrap_or_else(|e| {
+        let path = cfg.file.as_ref().map(|f| f.path.display().to_string());
+        tracing::error!(path = path.unwrap_or_default(), error = %e, "cannot open the access-log file; the access log goes to stdout");
+        let stdout = crate::config::LogConfig { file: None, ..cfg.clone() };
+        crate::telemetry::AccessLog::open(&stdout, dropped).expect("stdout opens")
+    })
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -238,8 +250,8 @@ impl Runtime {
             status: Mutex::new(ReloadStatus::default()),
             discovery: ArcSwap::from_pointee(crate::discovery::DiscoveryStatus::default()),
             events,
+            access_log: access_log(&inputs.file.log, &metrics),
             metrics,
-            access_log: crate::telemetry::AccessLog::stdout(inputs.file.log.access),
             started: Instant::now(),
         };
         let snap = rt.build(&inputs);

@@ -1,9 +1,7 @@
 //! Telemetry of the data plane: Prometheus metrics (names fixed by DESIGN.md), live per-route
-//! stats for the admin overview, and the JSON access log.
+//! stats for the admin overview, and the JSON access log (written by `access_log`).
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +47,8 @@ pub struct ServerLabels {
     pub service: String,
     pub server: String,
 }
+
+pub use crate::access_log::AccessLog;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -421,35 +421,6 @@ pub struct RouteStats {
     pub comparisons: AtomicU64,
     pub different: AtomicU64,
     pub canary_requests: AtomicU64,
-}
-
-/// Writes access-log lines without blocking the data plane: lines go to a dedicated writer
-/// thread through a bounded channel (tracing-appender's non-blocking writer, lossy on overflow).
-pub struct AccessLog {
-    writer: Mutex<tracing_appender::non_blocking::NonBlocking>,
-    _guard: tracing_appender::non_blocking::WorkerGuard,
-    pub enabled: bool,
-}
-
-impl AccessLog {
-    pub fn stdout(enabled: bool) -> Self {
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(64 * 1024)
-            .finish(std::io::stdout());
-        AccessLog {
-            writer: Mutex::new(writer),
-            _guard: guard,
-            enabled,
-        }
-    }
-
-    pub fn write_line(&self, line: &[u8]) {
-        // NonBlocking::write only enqueues; the lock is held for a channel send.
-        if let Ok(mut w) = self.writer.lock() {
-            let _ = w.write_all(line);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -476,6 +476,56 @@ async fn fastapis_trailing_slash_redirect_stays_under_the_prefix() {
     }
 }
 
+#[tokio::test]
+async fn the_access_log_goes_to_a_file_rotated_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let up = Upstream::start(OK).await;
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\n\
+         [log]\nfile = \"{}\"\nmax_size = \"1KiB\"\nkeep = 2\n\
+         [services.app]\nservers = [{}]\n\
+         [[routes]]\nname = \"a\"\nrule = \"Host(`a.test`)\"\nservice = \"app\"\n",
+        path.display(),
+        server(&up)
+    );
+    let config = Config::parse(&text, "test.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let u = support::start(config);
+    for i in 0..40 {
+        let req = format!("GET /r{i} HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_eq!(status(&exchange(u.addr, req.as_bytes()).await), "200");
+    }
+    let numbered = |n: u32| dir.path().join(format!("access.log.{n}"));
+    // The last request's line is written (the writer flushes when its queue runs dry).
+    let current = wait_for(|| {
+        let text = std::fs::read_to_string(&path).ok()?;
+        text.contains("\"/r39\"").then_some(text)
+    })
+    .await;
+    assert!(numbered(2).exists(), "rotated twice at least");
+    assert!(!numbered(3).exists(), "keep = 2");
+    let mut seen = Vec::new();
+    for text in [
+        std::fs::read_to_string(numbered(2)).unwrap(),
+        std::fs::read_to_string(numbered(1)).unwrap(),
+        current,
+    ] {
+        assert!(text.len() <= 1024, "rotated at 1KiB: {} bytes", text.len());
+        for line in text.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert_eq!(v["status"], 200, "{line}");
+            assert_eq!(v["route"], "a", "{line}");
+            seen.push(v["path"].as_str().unwrap().to_string());
+        }
+    }
+    // The newest lines, in order, none lost inside the kept files.
+    let n = seen.len();
+    let expected: Vec<String> = (40 - n..40).map(|i| format!("/r{i}")).collect();
+    assert_eq!(seen, expected);
+    assert!(n >= 6, "three files of lines: {n}");
+}
+
 /// Polls `f` until it gives a value (at most 5 s).
 async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     for _ in 0..500 {
