@@ -378,3 +378,21 @@ fn access_log_file_keys_are_checked() {
         .expect("a file");
     assert_eq!((f.max_size, f.keep), (10 * 1024 * 1024, 3), "the defaults");
 }
+
+#[test]
+fn the_compose_example_is_valid_and_uses_the_edge_keys() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/compose/umbra.toml"
+    );
+    let text = std::fs::read_to_string(path).expect("the compose example");
+    let config = Config::parse(&text, "umbra.toml", &|k| {
+        (k == "UMBRA_ADMIN_TOKEN").then(|| "t".to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let route = &config.routes[0];
+    let set = &route.headers.as_ref().unwrap().response.as_ref().unwrap().set;
+    assert!(set.iter().any(|(n, _)| n == "strict-transport-security"));
+    assert_eq!(route.rate_limit.as_ref().unwrap().burst, 100);
+    assert_eq!(config.log.file.unwrap().keep, 3);
+}
