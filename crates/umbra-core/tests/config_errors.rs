@@ -391,7 +391,14 @@ fn the_compose_example_is_valid_and_uses_the_edge_keys() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let route = &config.routes[0];
-    let set = &route.headers.as_ref().unwrap().response.as_ref().unwrap().set;
+    let set = &route
+        .headers
+        .as_ref()
+        .unwrap()
+        .response
+        .as_ref()
+        .unwrap()
+        .set;
     assert!(set.iter().any(|(n, _)| n == "strict-transport-security"));
     assert_eq!(route.rate_limit.as_ref().unwrap().burst, 100);
     assert_eq!(config.log.file.unwrap().keep, 3);
