@@ -246,7 +246,8 @@ fn limit(route: &Route, req: &Req<'_>, snap: &Snapshot, proxy: &Proxy) -> Result
     let key: &[u8] = match &limiter.spec().key {
         RateKey::Header(name) => req.headers.get(name).map_or(&[], |v| v.as_bytes()),
         RateKey::ClientIp => {
-            ip = client_ip(&req.headers, req.peer.ip(), &snap.config.proxy);
+            // One key per client whichever way its address came (`::ffff:a.b.c.d` = a.b.c.d).
+            ip = client_ip(&req.headers, req.peer.ip(), &snap.config.proxy).to_canonical();
             match &ip {
                 IpAddr::V4(v4) => &v4.octets()[..],
                 IpAddr::V6(v6) => &v6.octets()[..],

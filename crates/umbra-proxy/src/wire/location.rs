@@ -29,7 +29,7 @@ pub fn rewrite(location: &str, prefix: &str, client_host: &str, upstream: &str) 
     } else {
         format!("/{path}")
     };
-    if authority.eq_ignore_ascii_case(client_host) {
+    if !client_host.is_empty() && authority.eq_ignore_ascii_case(client_host) {
         let origin = match scheme {
             Some(s) => format!("{s}://{authority}"),
             None => format!("//{authority}"),
@@ -136,5 +136,6 @@ mod tests {
         assert_eq!(r("http://10.0.0.5:9000/items"), None);
         assert_eq!(r("mailto:x@a.test"), None);
         assert_eq!(r("//evil.com/x"), None);
+        assert_eq!(rewrite("http:///x", "/trace", "", "10.0.0.5:8000"), None);
     }
 }
