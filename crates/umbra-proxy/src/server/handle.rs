@@ -665,9 +665,6 @@ fn upstream_error(server: &ServerState, e: client::SendError, timeout: Duration)
     unavailable(server, e)
 }
 
-/// **Respond**: the reply's fields (the upstream's as lines unless something must read or
-/// change them), umbra's request id and canary cookie, the copies for the shadow, and a
-/// protocol switch spliced when both sides upgrade.
 /// What the reply gets of umbra's own besides the request id.
 struct Own<'a> {
     /// The canary's sticky cookie.
@@ -676,6 +673,10 @@ struct Own<'a> {
     prefix: Option<&'a str>,
 }
 
+/// **Respond**: the reply's fields (the upstream's as lines unless something must read or
+/// change them), umbra's request id and canary cookie, the copies for the shadow, the
+/// route's changes (its fields, a redirect back under a stripped prefix), and a protocol
+/// switch spliced when both sides upgrade.
 fn respond(
     sent: Sent,
     req: &mut Req<'_>,
