@@ -19,6 +19,12 @@ impl HeaderOps {
         self.set.is_empty() && self.remove.is_empty()
     }
 
+    /// Whether a field of this name is removed or replaced (`name` in any case).
+    pub fn touches(&self, name: &[u8]) -> bool {
+        let is = |n: &HeaderName| n.as_str().as_bytes().eq_ignore_ascii_case(name);
+        self.remove.iter().any(is) || self.set.iter().any(|(n, _)| is(n))
+    }
+
     /// Removes, then sets (a set replaces every field of its name).
     pub fn apply(&self, headers: &mut HeaderMap) {
         for name in &self.remove {

@@ -697,8 +697,8 @@ fn respond(
     // upstream does not make the client's connection HTTP/1.0).
     parts.version = http::Version::HTTP_11;
     // The upstream's fields stay lines unless they must be read or changed: a shadow compares
-    // them, a hop-by-hop field needs stripping, a protocol switches, the route changes them,
-    // a redirect goes back under a stripped prefix.
+    // them, a hop-by-hop field needs stripping, a protocol switches, a redirect goes back
+    // under a stripped prefix.
     let edits = route
         .spec
         .headers
@@ -707,8 +707,7 @@ fn respond(
     let redirect = own
         .prefix
         .filter(|_| parts.status.is_redirection() || parts.status == StatusCode::CREATED);
-    let read = edits.is_some() || redirect.is_some();
-    if copies.is_some() || is_101 || relayed.needs_map() || read {
+    if copies.is_some() || is_101 || relayed.needs_map() || redirect.is_some() {
         std::mem::take(&mut relayed).merge_into(&mut parts.headers, false);
     }
     if !parts.headers.is_empty() {
@@ -740,6 +739,9 @@ fn respond(
     // After the shadow's copy: the candidate's answer is compared with the upstream's, not
     // with what the route made of it.
     if let Some(ops) = edits {
+        // Lines stay lines: the fields removed or replaced are left out of them, and the map
+        // (written after the lines) gets the ones set.
+        relayed.drop_fields(|name| ops.touches(name));
         ops.apply(&mut parts.headers);
     }
     if let (Some(prefix), Some(server)) = (redirect, &rec.upstream) {
