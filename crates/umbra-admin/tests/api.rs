@@ -743,3 +743,33 @@ async fn editing_an_api_route_keeps_what_rollback_returns_to() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.json()["route"]["service"], "v1", "{}", a.text);
 }
+
+#[tokio::test]
+async fn a_route_from_the_api_takes_headers_and_a_rate_limit() {
+    let h = harness(None).await;
+    let a = h
+        .call(
+            Method::PUT,
+            "/api/routes/limited",
+            Some(json!({"rule": "PathPrefix(`/l`)", "service": "v1",
+                        "rate_limit": {"rps": 0, "burst": 10, "key": "cookie"}})),
+        )
+        .await;
+    let msg = assert_error(&a, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(msg.contains("rate_limit.rps"), "{msg}");
+    assert!(msg.contains("rate_limit.key"), "{msg}");
+    let a = h
+        .call(
+            Method::PUT,
+            "/api/routes/limited",
+            Some(json!({"rule": "PathPrefix(`/l`)", "service": "v1",
+                        "headers": {"response": {"set": {"X-Frame-Options": "DENY"}}},
+                        "rate_limit": {"rps": 5, "burst": 10}})),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}: {}", a.status, a.text);
+    let snap = h.runtime.snapshot();
+    let route = snap.route("limited").expect("the route");
+    assert!(route.limiter.is_some());
+    assert!(route.spec.headers.is_some());
+}

@@ -5,11 +5,13 @@
 //! route changes, health checks, the canary split, discovery's inputs, and telemetry (metrics
 //! and the access log). Nothing here talks to the store or the admin UI directly.
 
+pub mod access_log;
 pub mod canary;
 pub mod config;
 pub mod deploy;
 pub mod discovery;
 pub mod health;
+pub mod ratelimit;
 pub mod resolve;
 pub mod rollout;
 pub mod rules;

@@ -292,6 +292,18 @@ pub struct RuntimeEvent {
 /// (pause / maintenance).
 type RouteState = (Arc<RouteStats>, Arc<Semaphore>, Arc<Hold>);
 
+/// The access log the config asks for; stdout (said loudly) when its file cannot be opened,
+/// so that a bad log path does not stop the proxy.
+fn access_log(cfg: &crate::config::LogConfig, metrics: &Metrics) -> crate::telemetry::AccessLog {
+    let dropped = metrics.access_log_dropped.clone();
+    crate::telemetry::AccessLog::open(cfg, dropped.clone()).unwrap_or_else(|e| {
+        let path = cfg.file.as_ref().map(|f| f.path.display().to_string());
+        tracing::error!(path = path.unwrap_or_default(), error = %e, "cannot open the access-log file; the access log goes to stdout");
+        let stdout = crate::config::LogConfig { file: None, ..cfg.clone() };
+        crate::telemetry::AccessLog::open(&stdout, dropped).expect("stdout opens")
+    })
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -305,6 +317,8 @@ pub struct Runtime {
     route_state: Mutex<HashMap<String, RouteState>>,
     /// Rollout evidence recorders by route (the data plane feeds the one in its snapshot).
     recorders: Mutex<HashMap<String, Arc<crate::rollout::Recorder>>>,
+    /// Token buckets by route, kept across snapshots while the route's limit is the same.
+    limiters: Mutex<HashMap<String, Arc<crate::ratelimit::RateLimiter>>>,
     generation: AtomicU64,
     status: Mutex<ReloadStatus>,
     discovery: ArcSwap<crate::discovery::DiscoveryStatus>,
@@ -339,12 +353,13 @@ impl Runtime {
             registry: ServerRegistry::default(),
             route_state: Mutex::new(HashMap::new()),
             recorders: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             status: Mutex::new(ReloadStatus::default()),
             discovery: ArcSwap::from_pointee(crate::discovery::DiscoveryStatus::default()),
             events,
+            access_log: access_log(&inputs.file.log, &metrics),
             metrics,
-            access_log: crate::telemetry::AccessLog::stdout(inputs.file.log.access),
             started: Instant::now(),
         };
         let snap = rt.build(&inputs);
@@ -847,6 +862,26 @@ impl Runtime {
         entry.clone()
     }
 
+    /// The route's limiter: the one in force when its limit is unchanged (its buckets keep
+    /// their tokens), else a new one; none without a limit.
+    fn limiter(
+        &self,
+        spec: &crate::config::RouteSpec,
+    ) -> Option<Arc<crate::ratelimit::RateLimiter>> {
+        let mut map = self.limiters.lock().expect("limiters lock");
+        let Some(limit) = &spec.rate_limit else {
+            map.remove(&spec.name);
+            return None;
+        };
+        let entry = map
+            .entry(spec.name.clone())
+            .or_insert_with(|| Arc::new(crate::ratelimit::RateLimiter::new(limit.clone())));
+        if entry.spec() != limit {
+            *entry = Arc::new(crate::ratelimit::RateLimiter::new(limit.clone()));
+        }
+        Some(entry.clone())
+    }
+
     /// Builds a snapshot from the inputs. Routes that fail validation (possible only for
     /// docker routes whose services vanished, or overrides of a changed file) are logged and
     /// fall back to their definition without the override.
@@ -900,12 +935,14 @@ impl Runtime {
                 .expect("recorders lock")
                 .get(&spec.name)
                 .cloned();
+            let limiter = self.limiter(&spec);
             routes.push(Arc::new(Route {
                 spec,
                 stats,
                 shadow_slots,
                 hold,
                 recorder,
+                limiter,
                 overridden,
                 previous_service: prev,
             }));
@@ -977,6 +1014,10 @@ impl Runtime {
                 .get(svc)
                 .is_some_and(|s| s.spec.servers.contains(addr))
         });
+        self.limiters
+            .lock()
+            .expect("limiters lock")
+            .retain(|name, _| routes.iter().any(|r| &r.spec.name == name));
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         Snapshot {
             generation,

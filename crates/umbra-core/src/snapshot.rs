@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, RouteSpec, Source};
+use crate::ratelimit::RateLimiter;
 use crate::rules::RequestView;
 use crate::telemetry::RouteStats;
 use crate::upstream::Service;
@@ -21,6 +22,8 @@ pub struct Route {
     pub hold: Arc<crate::runtime::Hold>,
     /// The evidence recorder of the route's rollout, when one runs (None costs nothing).
     pub recorder: Option<Arc<crate::rollout::Recorder>>,
+    /// The route's token buckets, when it has a `rate_limit`.
+    pub limiter: Option<Arc<RateLimiter>>,
     /// True when a runtime change (API/UI/CLI) overrides a file- or docker-defined route.
     pub overridden: bool,
     /// The service traffic returns to on rollback after a promote.

@@ -1,9 +1,7 @@
 //! Telemetry of the data plane: Prometheus metrics (names fixed by DESIGN.md), live per-route
-//! stats for the admin overview, and the JSON access log.
+//! stats for the admin overview, and the JSON access log (written by `access_log`).
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +48,8 @@ pub struct ServerLabels {
     pub server: String,
 }
 
+pub use crate::access_log::AccessLog;
+
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
@@ -73,6 +73,16 @@ pub struct Metrics {
     /// Client connections closed by umbra to stay within `proxy.max_connections`, by reason
     /// (`idle`: the oldest idle one made room; `refused`: none was idle, the new one closed).
     pub connections_shed: Family<ReasonOnly, Counter>,
+    /// Requests refused by a route's rate limit.
+    pub rate_limited: Family<RouteOnly, Counter>,
+    /// Access-log lines dropped because the writer fell behind.
+    pub access_log_dropped: Counter,
+}
+
+/// A single `route` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteOnly {
+    pub route: String,
 }
 
 /// A single `reason` label.
@@ -104,6 +114,18 @@ impl Metrics {
         let config_reloads = Family::<OutcomeLabels, Counter>::default();
         let connections_open = Gauge::default();
         let connections_shed = Family::<ReasonOnly, Counter>::default();
+        let rate_limited = Family::<RouteOnly, Counter>::default();
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "umbra_rate_limited",
+            "Requests refused by a route's rate limit (429)",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "umbra_access_log_dropped",
+            "Access-log lines dropped because the log writer fell behind",
+            access_log_dropped.clone(),
+        );
         registry.register(
             "umbra_connections_open",
             "Client connections open",
@@ -175,6 +197,8 @@ impl Metrics {
             config_reloads,
             connections_open,
             connections_shed,
+            rate_limited,
+            access_log_dropped,
         }
     }
 
@@ -250,6 +274,17 @@ impl Metrics {
         });
     }
 
+    /// Counts a request refused by a route's rate limit (`umbra_rate_limited_total`).
+    pub fn rate_limited(&self, route: &str) {
+        self.inc(Counted::RateLimited, route, "", || {
+            self.rate_limited
+                .get_or_create(&RouteOnly {
+                    route: route.to_string(),
+                })
+                .clone()
+        });
+    }
+
     fn inc(&self, family: Counted, route: &str, label: &str, make: impl FnOnce() -> Counter) {
         with_handles(self.id, |h| {
             cached(&mut h.counters[family as usize], route, label, make, |c| {
@@ -265,6 +300,7 @@ enum Counted {
     ShadowDropped = 0,
     ShadowRequests = 1,
     Comparisons = 2,
+    RateLimited = 3,
 }
 
 /// route → second label (service, reason, outcome or verdict) → what is kept for the pair.
@@ -274,7 +310,7 @@ type ByRoute<T> = foldhash::HashMap<String, foldhash::HashMap<String, T>>;
 #[derive(Default)]
 struct Handles {
     /// Per [`Counted`] family.
-    counters: [ByRoute<Counter>; 3],
+    counters: [ByRoute<Counter>; 4],
     /// The duration histogram and the counters by status code, per route and service.
     requests: ByRoute<(Histogram, foldhash::HashMap<u16, Counter>)>,
 }
@@ -387,35 +423,6 @@ pub struct RouteStats {
     pub canary_requests: AtomicU64,
 }
 
-/// Writes access-log lines without blocking the data plane: lines go to a dedicated writer
-/// thread through a bounded channel (tracing-appender's non-blocking writer, lossy on overflow).
-pub struct AccessLog {
-    writer: Mutex<tracing_appender::non_blocking::NonBlocking>,
-    _guard: tracing_appender::non_blocking::WorkerGuard,
-    pub enabled: bool,
-}
-
-impl AccessLog {
-    pub fn stdout(enabled: bool) -> Self {
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(64 * 1024)
-            .finish(std::io::stdout());
-        AccessLog {
-            writer: Mutex::new(writer),
-            _guard: guard,
-            enabled,
-        }
-    }
-
-    pub fn write_line(&self, line: &[u8]) {
-        // NonBlocking::write only enqueues; the lock is held for a channel send.
-        if let Ok(mut w) = self.writer.lock() {
-            let _ = w.write_all(line);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +440,7 @@ mod tests {
             a.shadow_dropped("api", "overflow");
             a.shadow_request("api", "ok");
             a.comparison("api", "same");
+            a.rate_limited("api");
             a.request("api", "v1", 200, Duration::from_millis(2));
         }
         b.shadow_dropped("api", "overflow");
@@ -469,6 +477,7 @@ mod tests {
         );
         let requests = r#"umbra_requests_total{route="api",service="v1",code="200"}"#;
         let durations = r#"umbra_request_duration_seconds_count{route="api",service="v1"}"#;
+        assert_eq!(value(&ta, r#"umbra_rate_limited_total{route="api"}"#), 3);
         assert_eq!(value(&ta, requests), 3);
         assert_eq!(value(&ta, durations), 3);
         assert_eq!(value(&tb, requests), 1);

@@ -356,3 +356,150 @@ fn rollout_mistakes_are_named_with_position() {
         "{e}"
     );
 }
+
+#[test]
+fn route_headers_are_checked_and_named() {
+    let route = |extra: &str| {
+        format!("{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n{extra}\n")
+    };
+    let e = errors(&route(
+        "headers = { request = { set = { \"X Bad\" = \"1\", \"Host\" = \"h\" }, remove = [\"X-Forwarded-For\"] }, \
+         response = { set = { \"X-Ok\" = \"a\\nb\" }, remove = [\"Content-Length\"], sett = {} } }",
+    ));
+    assert!(e.contains("unknown field `sett`"), "{e}");
+    let e = errors(&route(
+        "headers = { request = { set = { \"X Bad\" = \"1\", \"Host\" = \"h\" }, remove = [\"X-Forwarded-For\"] }, \
+         response = { set = { \"X-Ok\" = \"a\\nb\" }, remove = [\"Content-Length\"] } }",
+    ));
+    assert!(
+        e.contains("routes[0].headers.request.set.X Bad: `X Bad` is not a header name"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.request.set.Host: `Host` is written by umbra"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.request.remove[0]: `X-Forwarded-For` is written by umbra"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.response.set.X-Ok:") && e.contains("not a header value"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].headers.response.remove[0]: `Content-Length`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("umbra.toml:9:43: routes[0].headers.request.set.X Bad"),
+        "{e}"
+    );
+
+    let ok = Config::parse(
+        &route(
+            "headers = { response = { set = { \"X-Frame-Options\" = \"DENY\" } }, request = {} }",
+        ),
+        "umbra.toml",
+        &|_| None,
+    )
+    .expect("valid");
+    let h = ok.routes[0].headers.as_ref().expect("headers");
+    assert!(h.request.is_none(), "an empty side is skipped");
+    assert_eq!(h.response.as_ref().unwrap().set[0].0, "x-frame-options");
+    let plain = Config::parse(&route(""), "umbra.toml", &|_| None).expect("valid");
+    assert!(plain.routes[0].headers.is_none());
+}
+
+#[test]
+fn rate_limits_are_checked_and_named() {
+    let route = |extra: &str| {
+        format!("{SERVICES}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n{extra}\n")
+    };
+    let e = errors(&route(
+        "rate_limit = { rps = 0, burst = 0, key = \"cookie:x\" }",
+    ));
+    assert!(
+        e.contains("routes[0].rate_limit.rps: 0 is not a rate"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].rate_limit.burst: must be at least 1"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].rate_limit.key: `cookie:x` is not a rate-limit key"),
+        "{e}"
+    );
+    assert!(e.contains("umbra.toml:9:"), "{e}");
+    let e = errors(&route(
+        "rate_limit = { rps = 5, burst = 10, key = \"header:X Key\" }",
+    ));
+    assert!(
+        e.contains("routes[0].rate_limit.key: `X Key` is not a header name"),
+        "{e}"
+    );
+    let e = errors(&route("rate_limit = { rps = 5 }"));
+    assert!(e.contains("missing field `burst`"), "{e}");
+
+    let ok = Config::parse(
+        &route("rate_limit = { rps = 50, burst = 100, key = \"header:X-Api-Key\" }"),
+        "umbra.toml",
+        &|_| None,
+    )
+    .expect("valid");
+    let limit = ok.routes[0].rate_limit.as_ref().expect("a limit");
+    assert_eq!((limit.rps, limit.burst), (50.0, 100));
+    assert_eq!(
+        limit.key,
+        umbra_core::config::RateKey::Header(http::HeaderName::from_static("x-api-key"))
+    );
+}
+
+#[test]
+fn access_log_file_keys_are_checked() {
+    let e = errors("[log]\nfile = \"/tmp/x/\"\nmax_size = \"10 parsecs\"\n");
+    assert!(e.contains("log.file: `/tmp/x/` is not a file path"), "{e}");
+    assert!(e.contains("log.max_size:"), "{e}");
+    let e = errors("[log]\nkeep = 2\n");
+    assert!(e.contains("log.file: `max_size` and `keep`"), "{e}");
+    let ok = Config::parse(
+        "[log]\nfile = \"/data/access.log\"\nmax_size = \"1MiB\"\nkeep = 5\n",
+        "umbra.toml",
+        &|_| None,
+    )
+    .expect("valid");
+    let f = ok.log.file.expect("a file");
+    assert_eq!((f.max_size, f.keep), (1024 * 1024, 5));
+    let f = Config::parse("[log]\nfile = \"a.log\"\n", "umbra.toml", &|_| None)
+        .expect("valid")
+        .log
+        .file
+        .expect("a file");
+    assert_eq!((f.max_size, f.keep), (10 * 1024 * 1024, 3), "the defaults");
+}
+
+#[test]
+fn the_compose_example_is_valid_and_uses_the_edge_keys() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/compose/umbra.toml"
+    );
+    let text = std::fs::read_to_string(path).expect("the compose example");
+    let config = Config::parse(&text, "umbra.toml", &|k| {
+        (k == "UMBRA_ADMIN_TOKEN").then(|| "t".to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let route = &config.routes[0];
+    let set = &route
+        .headers
+        .as_ref()
+        .unwrap()
+        .response
+        .as_ref()
+        .unwrap()
+        .set;
+    assert!(set.iter().any(|(n, _)| n == "strict-transport-security"));
+    assert_eq!(route.rate_limit.as_ref().unwrap().burst, 100);
+    assert_eq!(config.log.file.unwrap().keep, 3);
+}

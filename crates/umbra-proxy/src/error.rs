@@ -50,6 +50,8 @@ pub enum ProxyError {
     /// The route is in maintenance (`umbra maintenance`); `html` for a browser's request.
     #[error("{message}")]
     Maintenance { message: String, html: bool },
+    #[error("route `{route}` allows fewer requests; retry in {retry_after} s")]
+    RateLimited { route: String, retry_after: u64 },
 }
 
 impl ProxyError {
@@ -59,7 +61,8 @@ impl ProxyError {
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BadRequest { .. }
             | ProxyError::MethodNotAllowed { .. }
-            | ProxyError::ClientBody { .. } => Origin::Downstream,
+            | ProxyError::ClientBody { .. }
+            | ProxyError::RateLimited { .. } => Origin::Downstream,
             ProxyError::Unavailable { .. }
             | ProxyError::Timeout { .. }
             | ProxyError::UnsolicitedSwitch { .. } => Origin::Upstream,
@@ -88,6 +91,7 @@ impl ProxyError {
             | ProxyError::Paused { .. }
             | ProxyError::Maintenance { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -104,6 +108,7 @@ impl ProxyError {
             ProxyError::Timeout { .. } => "upstream_timeout",
             ProxyError::Paused { .. } => "paused",
             ProxyError::Maintenance { .. } => "maintenance",
+            ProxyError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -150,6 +155,10 @@ impl ProxyError {
             crate::wire::headers::X_REQUEST_ID.clone(),
             request_id.clone(),
         );
+        if let ProxyError::RateLimited { retry_after, .. } = self {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         resp
     }
 }

@@ -5,6 +5,7 @@
 //! path and, for files, `file:line:col`. Routes made through the admin API go through the same
 //! `validate_route`, so a route is checked the same way wherever it comes from.
 
+mod edge;
 mod error;
 mod expand;
 pub mod raw;
@@ -18,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use edge::{HeaderOps, HeaderRules, RateKey, RateLimitSpec};
 pub use error::{line_col, ConfigError, ConfigErrors};
 pub use expand::expand;
 pub use raw::*;
@@ -126,6 +128,18 @@ pub struct LogConfig {
     pub format: Option<LogFormat>,
     pub level: String,
     pub access: bool,
+    /// The access log's file (rotated), instead of stdout.
+    pub file: Option<AccessLogFile>,
+}
+
+/// `[log] file`, `max_size`, `keep`: where the access log goes and when it is rotated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogFile {
+    pub path: std::path::PathBuf,
+    /// Bytes written before the file is rotated (`file` → `file.1` → … → `file.<keep>`).
+    pub max_size: u64,
+    /// Rotated files kept besides the current one.
+    pub keep: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +250,9 @@ pub struct RouteSpec {
     /// Protocols a client may switch to (`Upgrade`), lowercase.
     pub upgrades: Vec<String>,
     pub underscores_in_headers: bool,
+    /// Fields set and removed (`None`: the route changes none, and pays nothing).
+    pub headers: Option<Arc<HeaderRules>>,
+    pub rate_limit: Option<RateLimitSpec>,
     pub source: Source,
     /// The route as written (for the API, for overrides, for persisting).
     pub raw: RawRoute,

@@ -70,6 +70,12 @@ pub struct RawLog {
     pub level: Option<String>,
     /// Access log on/off (default on).
     pub access: Option<bool>,
+    /// Access log to this file (rotated) instead of stdout.
+    pub file: Option<String>,
+    /// Size at which the access-log file is rotated (default 10MiB).
+    pub max_size: Option<String>,
+    /// Rotated files kept besides the current one (default 3).
+    pub keep: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -143,6 +149,12 @@ pub struct RawRoute {
     /// Pass request header names with `_` (default false: dropped, as nginx does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underscores_in_headers: Option<bool>,
+    /// Header fields set and removed on the request and on the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<RawHeaders>,
+    /// A token bucket per client IP or per header value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RawRateLimit>,
     /// An automated rollout of a candidate service (see `rollout::spec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RawRollout>,
@@ -183,6 +195,38 @@ pub struct RawHooks {
     pub before_step: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_finish: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RawHeaderOps>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<RawHeaderOps>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderOps {
+    /// Fields set (replacing any of the same name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Fields removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Tokens added per second.
+    pub rps: f64,
+    /// Tokens a bucket holds at most (requests let through at once).
+    pub burst: u32,
+    /// `client_ip` (default) or `header:<Name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

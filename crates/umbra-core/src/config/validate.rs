@@ -140,6 +140,7 @@ pub(super) fn validate(
         queue: raw.store.queue.unwrap_or(10_000).max(1) as usize,
     };
 
+    let log_file = log_file(&mut errs, &raw.log);
     let log = LogConfig {
         format: match raw.log.format.as_deref() {
             None => None,
@@ -155,6 +156,7 @@ pub(super) fn validate(
         },
         level: raw.log.level.unwrap_or_else(|| "info".into()),
         access: raw.log.access.unwrap_or(true),
+        file: log_file,
     };
 
     if let Some(ep) = raw.docker.as_ref().and_then(|d| d.endpoint.as_deref()) {
@@ -522,6 +524,36 @@ fn service_ca(
 }
 
 /// Validates one route; `key` prefixes error keys (`routes[3]` for files, empty for the API).
+
+/// `[log] file`, `max_size`, `keep`; the size and count only with a file.
+fn log_file(errs: &mut Errors, raw: &RawLog) -> Option<AccessLogFile> {
+    let Some(path) = raw.file.as_deref() else {
+        if raw.max_size.is_some() || raw.keep.is_some() {
+            errs.push(
+                "log.file",
+                "`max_size` and `keep` rotate the access-log file: set `file` too",
+            );
+        }
+        return None;
+    };
+    if path.is_empty() || path.ends_with('/') {
+        errs.push("log.file", format!("`{path}` is not a file path"));
+    }
+    let max_size = size(errs, "log.max_size", raw.max_size.as_deref(), "10MiB");
+    if max_size < 1024 {
+        errs.push("log.max_size", "must be at least 1KiB");
+    }
+    let keep = raw.keep.unwrap_or(3);
+    if keep > 100 {
+        errs.push("log.keep", format!("{keep} files is more than 100"));
+    }
+    Some(AccessLogFile {
+        path: path.into(),
+        max_size,
+        keep,
+    })
+}
+
 /// `proxy.trusted_proxies`: CIDRs (`10.0.0.0/8`) or single addresses.
 fn cidrs(errs: &mut Errors, raw: Option<&[String]>) -> Vec<ipnet::IpNet> {
     let mut out = Vec::new();
@@ -569,6 +601,7 @@ fn upgrades(errs: &mut Errors, key: &str, raw: Option<&[String]>) -> Vec<String>
     out
 }
 
+/// Validates one route; `key` prefixes error keys (`routes[3]` for files, empty for the API).
 pub fn validate_route(
     rr: &RawRoute,
     key: &str,
@@ -629,6 +662,8 @@ pub fn validate_route(
     }
 
     let upgrades = upgrades(&mut errs, &k("upgrades"), rr.upgrades.as_deref());
+    let headers = super::edge::header_rules(&mut errs.0, &k("headers"), rr.headers.as_ref());
+    let rate_limit = super::edge::rate_limit(&mut errs.0, &k("rate_limit"), rr.rate_limit.as_ref());
 
     // The candidate may equal the service here: that is the route after a promotion. A new
     // rollout is refused for it where one starts (file load, API).
@@ -834,6 +869,8 @@ pub fn validate_route(
                 redact,
                 upgrades,
                 underscores_in_headers: rr.underscores_in_headers.unwrap_or(false),
+                headers: headers.map(Arc::new),
+                rate_limit,
                 source: ctx.source,
                 raw: rr.clone(),
             })

@@ -5,7 +5,7 @@
 //! compares). Every stage fills in the one access-log [`Record`]; a stage that fails returns a
 //! [`ProxyError`], which becomes the JSON error reply in one place.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 use umbra_core::canary::{self, Side};
-use umbra_core::config::ShadowSpec;
+use umbra_core::config::{ProxyConfig, RateKey, ShadowSpec};
 use umbra_core::rules::RequestView;
 use umbra_core::snapshot::{Route, Snapshot};
 use umbra_core::upstream::{InFlight, ServerState, Service};
@@ -107,6 +107,7 @@ pub async fn handle(
         if !route.hold.is_open() {
             stage!(held(route, &req).await);
         }
+        stage!(limit(route, &req, &snap, proxy));
         let side = stage!(choose_side(&snap, route, &req, &mut rec));
         let trusted = snap.config.proxy.trusts(req.peer.ip());
         let target = target(route, &mut req, trusted);
@@ -129,7 +130,11 @@ pub async fn handle(
             body,
         };
         let sent = stage!(forward(side.service, out, &snap, &mut rec).await);
-        respond(sent, &mut req, route, side.set_cookie, copies, &snap, &rec)
+        let own = Own {
+            set_cookie: side.set_cookie,
+            prefix: target.stripped.as_deref(),
+        };
+        respond(sent, &mut req, route, own, copies, &snap, &rec)
     };
     let reply = match result {
         Ok(reply) => reply,
@@ -152,7 +157,15 @@ fn error_reply(e: ProxyError, rec: &Record<'_>, request_id: &HeaderValue) -> Rep
             | ProxyError::BadRequest { .. }
             | ProxyError::UnsolicitedSwitch { .. }
     );
-    let reply: Reply = e.to_response(request_id).into();
+    let mut resp = e.to_response(request_id);
+    // The route's response fields (security headers) go on umbra's own answers too.
+    if let Some(ops) = rec
+        .route
+        .and_then(|r| r.spec.headers.as_ref()?.response.as_ref())
+    {
+        ops.apply_set(resp.headers_mut());
+    }
+    let reply: Reply = resp.into();
     if close {
         reply.closing()
     } else {
@@ -259,6 +272,57 @@ async fn held(route: &Route, req: &Req<'_>) -> Result<(), ProxyError> {
     }
 }
 
+/// **Route**, part two: a token from the route's bucket for this client, or 429.
+fn limit(route: &Route, req: &Req<'_>, snap: &Snapshot, proxy: &Proxy) -> Result<(), ProxyError> {
+    let Some(limiter) = &route.limiter else {
+        return Ok(());
+    };
+    let ip;
+    let key: &[u8] = match &limiter.spec().key {
+        RateKey::Header(name) => req.headers.get(name).map_or(&[], |v| v.as_bytes()),
+        RateKey::ClientIp => {
+            // One key per client whichever way its address came (`::ffff:a.b.c.d` = a.b.c.d).
+            ip = client_ip(&req.headers, req.peer.ip(), &snap.config.proxy).to_canonical();
+            match &ip {
+                IpAddr::V4(v4) => &v4.octets()[..],
+                IpAddr::V6(v6) => &v6.octets()[..],
+            }
+        }
+    };
+    limiter.check(key).map_err(|retry_after| {
+        proxy.runtime.metrics.rate_limited(&route.spec.name);
+        ProxyError::RateLimited {
+            route: route.spec.name.clone(),
+            retry_after,
+        }
+    })
+}
+
+/// The client's address: the peer's, or — when the peer is a trusted proxy — the nearest
+/// address in `X-Forwarded-For` that is not a trusted proxy (read from the right, where the
+/// trusted proxies appended; what an untrusted sender wrote further left is not believed).
+fn client_ip(headers: &HeaderMap, peer: IpAddr, proxy: &ProxyConfig) -> IpAddr {
+    if !proxy.trusts(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for item in text.rsplit(',') {
+            let Ok(ip) = item.trim().parse::<IpAddr>() else {
+                return client;
+            };
+            client = ip;
+            if !proxy.trusts(ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
 /// The canary decision: which side, and the sticky cookie to set.
 struct SideChoice<'s> {
     service: &'s Arc<Service>,
@@ -323,7 +387,7 @@ impl Target {
 
 /// **Plan**, part two: the upstream path — the client's own path and query unless a prefix is
 /// stripped (only then is a new one built and parsed) — and the client's fields without the
-/// hop-by-hop ones.
+/// hop-by-hop ones, and the route's changes to the fields.
 fn target(route: &Route, req: &mut Req<'_>, trusted: bool) -> Target {
     let path = req.uri.path();
     let mut stripped = None;
@@ -362,6 +426,11 @@ fn target(route: &Route, req: &mut Req<'_>, trusted: bool) -> Target {
     }
     if !trusted {
         req.scan.untrusted();
+    }
+    // The route's own changes, before the shadow copies the fields: primary and shadow get
+    // the same request.
+    if let Some(ops) = route.spec.headers.as_ref().and_then(|h| h.request.as_ref()) {
+        ops.apply(&mut req.headers);
     }
     Target { uri, stripped }
 }
@@ -636,14 +705,23 @@ fn upstream_error(server: &ServerState, e: client::SendError, timeout: Duration)
     unavailable(server, e)
 }
 
+/// What the reply gets of umbra's own besides the request id.
+struct Own<'a> {
+    /// The canary's sticky cookie.
+    set_cookie: Option<String>,
+    /// The prefix the route stripped: a redirect goes back under it.
+    prefix: Option<&'a str>,
+}
+
 /// **Respond**: the reply's fields (the upstream's as lines unless something must read or
-/// change them), umbra's request id and canary cookie, the copies for the shadow, and a
-/// protocol switch spliced when both sides upgrade.
+/// change them), umbra's request id and canary cookie, the copies for the shadow, the
+/// route's changes (its fields, a redirect back under a stripped prefix), and a protocol
+/// switch spliced when both sides upgrade.
 fn respond(
     sent: Sent,
     req: &mut Req<'_>,
     route: &Route,
-    set_cookie: Option<String>,
+    own: Own<'_>,
     copies: Option<Copies>,
     snap: &Snapshot,
     rec: &Record<'_>,
@@ -653,26 +731,23 @@ fn respond(
         mut relayed,
         _in_flight,
     } = sent;
-    let is_101 = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    match req.client_upgrade.take() {
-        Some(client_up) if is_101 => splice_upgrade(client_up, &mut resp),
-        // Nothing on the client's side can switch: the connection ends with an error instead
-        // of waiting for bytes that will never be HTTP.
-        None if is_101 => {
-            let server = rec.upstream.as_ref().map(|s| s.addr.url());
-            return Err(ProxyError::UnsolicitedSwitch {
-                server: server.unwrap_or_default(),
-            });
-        }
-        _ => {}
-    }
+    let is_101 = switch(req, &mut resp, rec)?;
     let (mut parts, body) = resp.into_parts();
     // umbra answers in its own HTTP version, whatever the upstream spoke (an HTTP/1.0
     // upstream does not make the client's connection HTTP/1.0).
     parts.version = http::Version::HTTP_11;
     // The upstream's fields stay lines unless they must be read or changed: a shadow compares
-    // them, a hop-by-hop field needs stripping, a protocol switches.
-    if copies.is_some() || is_101 || relayed.needs_map() {
+    // them, a hop-by-hop field needs stripping, a protocol switches, a redirect goes back
+    // under a stripped prefix.
+    let edits = route
+        .spec
+        .headers
+        .as_ref()
+        .and_then(|h| h.response.as_ref());
+    let redirect = own
+        .prefix
+        .filter(|_| parts.status.is_redirection() || parts.status == StatusCode::CREATED);
+    if copies.is_some() || is_101 || relayed.needs_map() || redirect.is_some() {
         std::mem::take(&mut relayed).merge_into(&mut parts.headers, false);
     }
     if !parts.headers.is_empty() {
@@ -689,7 +764,7 @@ fn respond(
             .headers
             .insert(X_REQUEST_ID.clone(), req.request_id.clone());
     }
-    if let Some(c) = set_cookie {
+    if let Some(c) = own.set_cookie {
         if let Ok(v) = HeaderValue::from_str(&c) {
             parts.headers.append(http::header::SET_COOKIE, v);
         }
@@ -701,11 +776,59 @@ fn respond(
             .send((parts.status.as_u16(), parts.headers.clone()));
         let _ = copies.body.send(tee.capture(route.spec.compare.max_body));
     }
+    // After the shadow's copy: the candidate's answer is compared with the upstream's, not
+    // with what the route made of it.
+    if let Some(ops) = edits {
+        // Lines stay lines: the fields removed or replaced are left out of them, and the map
+        // (written after the lines) gets the ones set.
+        relayed.drop_fields(|name| ops.touches(name));
+        ops.apply(&mut parts.headers);
+    }
+    if let (Some(prefix), Some(server)) = (redirect, &rec.upstream) {
+        let upstream = &server.addr.authority;
+        back_under(&mut parts.headers, prefix, req.host_value, upstream);
+    }
     Ok(Reply::new(
         Response::from_parts(parts, ProxyBody::Stream(tee)),
         relayed,
         own_id,
     ))
+}
+
+/// Whether the upstream switched protocols (101): spliced to the client when it asked to
+/// switch, else an error that ends the connection instead of waiting for bytes that will
+/// never be HTTP.
+fn switch(
+    req: &mut Req<'_>,
+    resp: &mut Response<PooledBody>,
+    rec: &Record<'_>,
+) -> Result<bool, ProxyError> {
+    let is_101 = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    match req.client_upgrade.take() {
+        Some(client_up) if is_101 => splice_upgrade(client_up, resp),
+        None if is_101 => {
+            let server = rec.upstream.as_ref().map(|s| s.addr.url());
+            return Err(ProxyError::UnsolicitedSwitch {
+                server: server.unwrap_or_default(),
+            });
+        }
+        _ => {}
+    }
+    Ok(is_101)
+}
+
+/// A redirect of a `strip_prefix` route put back under the prefix (see `wire::location`).
+fn back_under(headers: &mut HeaderMap, prefix: &str, client_host: &HeaderValue, upstream: &str) {
+    let Some(location) = headers.get(http::header::LOCATION) else {
+        return;
+    };
+    let (Ok(location), Ok(host)) = (location.to_str(), client_host.to_str()) else {
+        return;
+    };
+    let rewritten = crate::wire::location::rewrite(location, prefix, host, upstream);
+    if let Some(v) = rewritten.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(http::header::LOCATION, v);
+    }
 }
 
 /// The response framing the client may see: no `Content-Length` beside a

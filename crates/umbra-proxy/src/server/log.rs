@@ -101,7 +101,7 @@ impl<'a> Record<'a> {
             });
             let mut text = line.to_string();
             text.push('\n');
-            rt.access_log.write_line(text.as_bytes());
+            rt.access_log.write_line(text);
         }
     }
 }

@@ -135,6 +135,34 @@ impl Relayed {
         self.hop_by_hop
     }
 
+    /// Leaves out the client's lines whose name `drop` picks (a route's removed and replaced
+    /// fields), keeping the rest as lines: a route's changes need no map. Copies only when a
+    /// line goes.
+    pub fn drop_fields(&mut self, drop: impl Fn(&[u8]) -> bool) {
+        let mut kept: Option<BytesMut> = None;
+        let mut at = 0;
+        while at < self.end {
+            let rest = &self.lines[at..self.end];
+            let colon = memchr::memchr(b':', rest).unwrap_or(0);
+            let len = colon + memchr::memchr(b'\n', &rest[colon..]).map_or(rest.len(), |n| n + 1);
+            let name = &rest[..colon];
+            if drop(name) {
+                kept.get_or_insert_with(|| BytesMut::from(&self.lines[..at]));
+                self.count -= 1;
+                self.date &= Kind::of(name) != Kind::Date;
+            } else if let Some(k) = &mut kept {
+                k.extend_from_slice(&rest[..len]);
+            }
+            at += len;
+        }
+        if let Some(mut k) = kept {
+            let end = k.len();
+            k.extend_from_slice(&self.lines[self.end..]);
+            self.lines = k.freeze();
+            self.end = end;
+        }
+    }
+
     /// Appends the fields to `headers`: all of them, or (`relayed_only`) the client's part.
     pub fn merge_into(&self, headers: &mut HeaderMap, relayed_only: bool) {
         let upto = if relayed_only {
@@ -234,6 +262,24 @@ mod tests {
         r.merge_into(&mut all, false);
         assert_eq!(all["x-request-id"], "up-1", "held apart, not lost");
         assert_eq!(all.len(), 8);
+    }
+
+    #[test]
+    fn dropped_fields_leave_the_rest_as_lines() {
+        let head = "HTTP/1.1 200 OK\r\nServer: app\r\nDate: Tue, 24 Nov 2026 06:00:00 GMT\r\n\
+                    X-Powered-By: php\r\nX-A: 1\r\nX-Request-Id: up-1\r\n\r\n";
+        let mut r = relayed(head, PLAIN);
+        r.drop_fields(|n| n.eq_ignore_ascii_case(b"x-nothing"));
+        assert_eq!(r.lines(), relayed(head, PLAIN).lines(), "nothing to drop");
+        r.drop_fields(|n| {
+            n.eq_ignore_ascii_case(b"x-powered-by") || n.eq_ignore_ascii_case(b"date")
+        });
+        assert_eq!(r.lines(), b"Server: app\r\nX-A: 1\r\n");
+        assert!(!r.has_date(), "the Date went");
+        let mut all = HeaderMap::new();
+        r.merge_into(&mut all, false);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all["x-request-id"], "up-1", "the held-apart tail stays");
     }
 
     #[test]
