@@ -523,8 +523,6 @@ fn service_ca(
     }
 }
 
-/// Validates one route; `key` prefixes error keys (`routes[3]` for files, empty for the API).
-
 /// `[log] file`, `max_size`, `keep`; the size and count only with a file.
 fn log_file(errs: &mut Errors, raw: &RawLog) -> Option<AccessLogFile> {
     let Some(path) = raw.file.as_deref() else {
