@@ -49,3 +49,47 @@ impl DocSubscriber for RouteDocs {
         changed
     }
 }
+
+/// Who runs a rollout's controller: with a store shared by replicas (PostgreSQL), the holder
+/// of the store's advisory-lock lease on `rollout:<route>`; the other replicas stand by and
+/// take over when that session ends. One process alone (SQLite, no store) leads by itself.
+pub fn leadership(
+    store: &Option<Arc<dyn ComparisonStore>>,
+) -> Arc<dyn umbra_core::rollout::Leadership> {
+    match store {
+        Some(s) if s.kind() == "postgres" => Arc::new(StoreLeadership(s.clone())),
+        _ => Arc::new(umbra_core::rollout::LocalLeadership::default()),
+    }
+}
+
+/// [`umbra_core::rollout::Leadership`] over the store's leases.
+struct StoreLeadership(Arc<dyn ComparisonStore>);
+
+struct StoreLease(umbra_store::Lease);
+
+impl umbra_core::rollout::Lease for StoreLease {
+    fn is_held(&self) -> bool {
+        self.0.is_held()
+    }
+}
+
+impl umbra_core::rollout::Leadership for StoreLeadership {
+    fn try_hold(
+        &self,
+        key: &str,
+    ) -> futures_util::future::BoxFuture<'_, Option<Box<dyn umbra_core::rollout::Lease>>> {
+        let key = key.to_string();
+        Box::pin(async move {
+            match self.0.try_hold(&key).await {
+                Ok(Some(lease)) => {
+                    Some(Box::new(StoreLease(lease)) as Box<dyn umbra_core::rollout::Lease>)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "cannot ask the store for a lease; standing by");
+                    None
+                }
+            }
+        })
+    }
+}

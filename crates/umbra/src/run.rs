@@ -184,7 +184,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Runn
         Arc::new(umbra_admin::rollout::StoreBackend {
             store: store.clone(),
         }),
-        Arc::new(umbra_core::rollout::LocalLeadership::default()),
+        crate::replicas::leadership(&store),
         shutdown.clone(),
     );
     rollouts.restore().await;
