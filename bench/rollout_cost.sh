@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The rollout controller's cost on the request path: one umbra with a plain 50 % canary and one
+# with a rollout held at its `50%` step (min_requests out of reach, so it stays there, recording
+# evidence for every request) run side by side in front of the same fast nginx upstreams; wrk
+# (-t2 -c32, 2 s warm-up, 10 s) alternates between them for ROUNDS rounds and the last line
+# prints the median req/s ratio rollout / canary (issue 14's goal: at least 0.97).
+# Usage: bash bench/rollout_cost.sh [ROUNDS] [UMBRA_BINARY]   (defaults: 5, the release build)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+ROUNDS=${1:-5}
+UMBRA=${2:-${CARGO_TARGET_DIR:-$ROOT/target}/release/umbra}
+WORK=/tmp/umbra-rollout-cost
+P_UP=18400 P_UP2=18401 P_CANARY=18410 P_ROLLOUT=18420
+for t in nginx wrk curl; do command -v "$t" >/dev/null || { echo "rollout_cost.sh: $t not installed" >&2; exit 1; }; done
+[[ -x $UMBRA ]] || { echo "rollout_cost.sh: no umbra at $UMBRA (cargo build --release -p umbra)" >&2; exit 1; }
+rm -rf "$WORK"; mkdir -p "$WORK"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null' EXIT
+pids+=("$(start_fast_upstream up $P_UP)")
+pids+=("$(start_fast_upstream up2 $P_UP2)")
+{ umbra_config $P_CANARY $((P_CANARY + 1)) "sqlite://$WORK/canary.db" $P_UP $P_UP2 ""
+  echo 'canary = { service = "shadow", weight = 50 }'; } >"$WORK/canary.toml"
+{ umbra_config $P_ROLLOUT $((P_ROLLOUT + 1)) "sqlite://$WORK/rollout.db" $P_UP $P_UP2 ""
+  echo 'rollout = { service = "shadow", steps = ["50% 1h", "100%"], min_requests = 1000000000, max_wait = "2h" }'
+} >"$WORK/rollout.toml"
+for who in canary rollout; do
+  "$UMBRA" check -c "$WORK/$who.toml" || exit 1
+  "$UMBRA" run -c "$WORK/$who.toml" >"$WORK/$who.log" 2>&1 & pids+=("$!")
+done
+sleep 3
+curl -s "http://127.0.0.1:$((P_ROLLOUT + 1))/api/routes/api/rollout" | head -c 300; echo
+echo "round proxy req/s p99"
+for r in $(seq 1 "$ROUNDS"); do
+  for who in canary rollout; do
+    if [[ $who == canary ]]; then port=$P_CANARY; else port=$P_ROLLOUT; fi
+    wrk -t2 -c32 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1
+    out=$(wrk -t2 -c32 -d10s --latency "http://127.0.0.1:$port/" 2>&1)
+    echo "$r $who $(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "$out" | awk '$1 == "99%" {print $2}')"
+  done
+done | tee "$WORK/runs.txt"
+curl -s "http://127.0.0.1:$((P_ROLLOUT + 1))/api/routes/api/rollout" | head -c 300; echo
+awk '{v[$2] = v[$2] " " $3} END {
+  for (w in v) { n = split(v[w], a, " "); asort(a); m[w] = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  printf "median req/s: canary %.0f, rollout %.0f, ratio rollout/canary %.3f\n", m["canary"], m["rollout"], m["rollout"] / m["canary"] }' "$WORK/runs.txt"
