@@ -318,6 +318,7 @@ impl Rollouts {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 loop {
+                    this.stand_by().await;
                     this.start_requested().await;
                     tokio::select! {
                         _ = this.shutdown.cancelled() => return,
@@ -327,6 +328,27 @@ impl Rollouts {
             },
             span,
         ))
+    }
+
+    /// Stands by for the active rollouts other replicas started (stored, not run here): their
+    /// controllers wait for the lease, so this process takes a rollout over when its holder
+    /// dies. A rollout that already ended here (e.g. invalid when stored) is not retried.
+    pub async fn stand_by(self: &Arc<Self>) {
+        let Ok(stored) = self.backend.load_all().await else {
+            return;
+        };
+        for s in stored {
+            let seen = self
+                .finished
+                .lock()
+                .expect("rollouts lock")
+                .get(&s.route)
+                .is_some_and(|f| f.started_ms == s.started_ms);
+            if s.status.is_active() && !seen && !self.is_active(&s.route) {
+                tracing::info!(route = %s.route, step = s.step, "standing by for a rollout");
+                self.spawn(s);
+            }
+        }
     }
 
     /// Resumes stored active rollouts (those the config or labels ask for start with
