@@ -41,6 +41,6 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done | tee "$WORK/runs.txt"
 curl -s "http://127.0.0.1:$((P_ROLLOUT + 1))/api/routes/api/rollout" | head -c 300; echo
-awk '{v[$2] = v[$2] " " $3} END {
-  for (w in v) { n = split(v[w], a, " "); asort(a); m[w] = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-  printf "median req/s: canary %.0f, rollout %.0f, ratio rollout/canary %.3f\n", m["canary"], m["rollout"], m["rollout"] / m["canary"] }' "$WORK/runs.txt"
+med() { awk -v w="$1" '$2 == w {print $3}' "$WORK/runs.txt" | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+c=$(med canary) o=$(med rollout)
+awk -v c="$c" -v o="$o" 'BEGIN {printf "median req/s: canary %.0f, rollout %.0f, ratio rollout/canary %.3f\n", c, o, o / c}'
