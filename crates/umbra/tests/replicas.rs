@@ -267,6 +267,40 @@ async fn changes_through_one_replica_reach_the_other() {
         timeout = Duration::from_secs(10)
     );
 
+    // A service made through A's API exists on B, and a route B makes on it serves; the
+    // service deleted through B is gone from A.
+    let r = a
+        .put("/api/services/v3", json!({"servers": [v2.url()]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let has_v3 = |services: &Value| {
+        services["services"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s["name"] == "v3"))
+    };
+    let services_b = format!("{}/api/services", b.admin);
+    assert_eventually!(
+        has_v3(&get(&services_b).await.json()),
+        timeout = Duration::from_secs(10)
+    );
+    let r = b
+        .put(
+            "/api/routes/only",
+            json!({"rule": "PathPrefix(`/only`)", "service": "v3"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get(format!("http://{}/only/who", b.proxy)).await;
+    assert_eq!(r.json()["v"], 2, "{} {}", r.status, r.text());
+    assert_eq!(b.delete("/api/routes/only").await.status, 200);
+    let r = b.delete("/api/services/v3").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let services_a = format!("{}/api/services", a.admin);
+    assert_eventually!(
+        !has_v3(&get(&services_a).await.json()),
+        timeout = Duration::from_secs(10)
+    );
+
     // The listening session dies (as in a database failover): B reconnects and still hears.
     let pid = b.status().await["store_feed"]["backend_pid"]
         .as_i64()
