@@ -315,17 +315,7 @@ pub async fn send_buffered(
         added,
     };
     let body = http_body_util::Either::Right(http_body_util::Full::new(body.clone()));
-    let sending = Box::pin(tls_h2::send(
-        dest.addr,
-        dest.ca,
-        head,
-        body,
-        connect_timeout,
-    ));
-    let resp = tokio::time::timeout_at(deadline, sending)
-        .await
-        .map_err(|_| SendError::Timeout)??;
-    Ok((resp, Relayed::default()))
+    send_tls_h2(dest, head, body, connect_timeout, deadline).await
 }
 
 /// A request for an upstream server, borrowed from the client's: the `added` fields replace
@@ -382,6 +372,19 @@ async fn send_other(
         added: out.added,
     };
     let body = http_body_util::Either::Left(body);
+    send_tls_h2(dest, head, body, connect_timeout, deadline).await
+}
+
+/// Sends through `tls_h2` (an `https://` or `h2c://` server); the response head must have
+/// arrived by `deadline`.
+async fn send_tls_h2(
+    dest: Dest<'_>,
+    head: tls_h2::Head<'_>,
+    body: tls_h2::OutBody,
+    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<(Response<PooledBody>, Relayed), SendError> {
+    // Boxed: the TLS and HTTP/2 client's future is large.
     let sending = Box::pin(tls_h2::send(
         dest.addr,
         dest.ca,
