@@ -2,6 +2,8 @@
 //! containers of umbra's own image (`demo-app`), each test in its own compose-project scope.
 //! Without an engine the tests skip loudly; with `CI=true` they fail instead.
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -10,9 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use umbra_testkit::{assert_eventually, free_addr, try_get};
 
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
+use support::{spawn_run, wait_ready, Log};
 
 /// True when a Docker engine answers. Skips loudly, or fails under CI.
 fn engine() -> bool {
@@ -160,20 +160,9 @@ impl Umbra {
             ),
         )
         .unwrap();
-        let child = umbra()
-            .args(["run", "-c"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let child = spawn_run(&cfg, Log::Stderr);
         let admin = format!("http://{admin}");
-        assert_eventually!(
-            try_get(format!("{admin}/health/ready"))
-                .await
-                .is_ok_and(|r| r.status == 200),
-            timeout = Duration::from_secs(20)
-        );
+        wait_ready(&admin).await;
         Umbra {
             child,
             proxy: format!("http://{proxy}"),

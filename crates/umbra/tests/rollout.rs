@@ -1,7 +1,9 @@
 //! Rollouts end to end: the real `umbra` binary, fixture upstreams on ephemeral ports, a real
 //! SQLite store, client traffic through the proxy; the controller decides by itself.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{json, Value};
 use umbra_testkit::{assert_eventually, free_addr, Fixture, Recorded, Reply};
+
+use support::{start_umbra, tempdir, umbra};
 
 /// Long enough for any rollout of these tests to decide on a loaded machine.
 const DECIDE: Duration = Duration::from_secs(90);
@@ -21,13 +25,6 @@ struct Stack {
     proxy: String,
     child: Option<Child>,
     _fixtures: Vec<Fixture>,
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("umbra-rollout-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// A fixture answering every path with `reply(n)` for its n-th request.
@@ -68,7 +65,7 @@ impl Stack {
         v1b: Fixture,
         route_extra: &str,
     ) -> Stack {
-        let dir = tempdir(name);
+        let dir = tempdir("rollout", name);
         let cfg = dir.join("umbra.toml");
         let text = format!(
             "[proxy]\nlisten = \"{}\"\n[admin]\nlisten = \"{}\"\n[store]\nurl = \"sqlite://{}\"\n\
@@ -102,26 +99,12 @@ impl Stack {
     }
 
     async fn run(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
-            .args(["run", "-c"])
-            .arg(&self.cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let ready = format!("{}/health/ready", self.admin);
-        assert_eventually!(
-            umbra_testkit::try_get(&ready)
-                .await
-                .is_ok_and(|r| r.status == 200),
-            timeout = Duration::from_secs(20)
-        );
+        self.child = Some(start_umbra(&self.cfg, &self.admin).await);
     }
 
     /// `umbra rollout ARGS --admin URL`; its stdout (it must succeed).
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_umbra"))
+        let out = umbra()
             .arg("rollout")
             .args(args)
             .args(["--admin", &self.admin])
