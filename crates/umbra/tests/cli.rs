@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
 
-use support::{start_umbra, stop_umbra, tempdir, umbra};
+use support::{start_umbra, stop_umbra, succeeded, tempdir, umbra};
 
 #[test]
 fn check_reports_errors_with_positions() {
@@ -15,11 +15,7 @@ fn check_reports_errors_with_positions() {
     let good = dir.join("good.toml");
     std::fs::write(&good, "[services.api]\nservers = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n").unwrap();
     let out = umbra().args(["check", "-c"]).arg(&good).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[services.api]\nservers = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"apii\"\n").unwrap();
@@ -109,12 +105,7 @@ fn demo_finds_the_regression_not_the_noise() {
         .env("UMBRA_LOG", "error")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(&out);
     let summary = text
         .split("What changed in v2")
         .nth(1)
@@ -212,11 +203,7 @@ async fn runtime_changes_and_comparisons_survive_a_restart() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(get(format!("http://{proxy}/users/1")).await.json()["n"], 1);
     assert_eventually!(
         get(format!("{admin_url}/api/comparisons?route=api"))

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
 
-use support::{start_umbra, tempdir, umbra};
+use support::{event, start_umbra, succeeded, tempdir, umbra};
 
 /// Client loops running at once, and the requests they send at least in all.
 const LOOPS: usize = 4;
@@ -149,12 +149,7 @@ async fn a_deploy_under_load_fails_no_request() {
         u.admin.clone(),
     ])
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(stdout.contains("now serves service app"), "{stdout}");
     assert!(
         !stdout.contains("warning"),
@@ -196,13 +191,7 @@ async fn a_deploy_under_load_fails_no_request() {
     assert_eq!(svc["services"][0]["servers"][0]["url"], new.url(), "{svc}");
     assert_eq!(svc["services"][0]["servers"].as_array().unwrap().len(), 1);
     let events = get(format!("{}/api/events", u.admin)).await.json();
-    let deploy = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "deploy")
-        .cloned()
-        .unwrap_or_else(|| panic!("no deploy event: {events}"));
+    let deploy = event(&events, "deploy");
     assert_eq!(deploy["route"], "app");
     assert_eq!(deploy["detail"]["target"], new.url());
 }
@@ -257,11 +246,7 @@ async fn pause_maintenance_and_resume_from_the_cli() {
         cli(v)
     };
     let out = run(&["maintenance", "app", "--message", "Back at noon"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r = get(format!("{}/hello", u.proxy)).await;
     assert_eq!(
         (r.status.as_u16(), r.json()["message"].clone()),
@@ -274,11 +259,7 @@ async fn pause_maintenance_and_resume_from_the_cli() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "a paused request was answered");
     let out = run(&["resume", "app"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r = held.await.unwrap();
     assert_eq!(
         (r.status.as_u16(), r.json()["version"].clone()),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use umbra_testkit::{assert_eventually, free_addr, try_get};
 
-use support::{spawn_run, wait_ready, Log};
+use support::{event, spawn_run, wait_ready, Log};
 
 /// True when a Docker engine answers. Skips loudly, or fails under CI.
 fn engine() -> bool {
@@ -755,13 +755,7 @@ async fn a_deploy_label_switches_blue_to_green_without_a_failed_request() {
     assert_eq!(failed, 0, "{why:?}");
     assert_eq!(version(u.proxy.clone()).await.as_deref(), Some("v2"));
     let events = u.api("/api/events").await;
-    let deploy = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "deploy")
-        .cloned()
-        .unwrap_or_else(|| panic!("no deploy event: {events}"));
+    let deploy = event(&events, "deploy");
     assert_eq!(deploy["route"], "app", "{deploy}");
     assert_eq!(deploy["source"], "docker", "{deploy}");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
 
-use support::{start_umbra, stop_umbra, tempdir, umbra};
+use support::{start_umbra, stop_umbra, succeeded, tempdir, umbra};
 
 /// v1 and v2 of an API: `/balance` turns into a string on users, `/currency` is dropped from
 /// orders, and `/at` is a timestamp that differs on every answer (type-aware noise).
@@ -153,12 +153,7 @@ async fn findings_api_filter_and_rebuild_through_the_binary() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&out)
     };
     let text = cli(&[]);
     let high: Vec<&str> = text.lines().filter(|l| l.starts_with("  HIGH")).collect();

@@ -9,7 +9,7 @@ use std::process::Command;
 use rcgen::{CertificateParams, KeyPair};
 use umbra_testkit::{free_addr, get, Fixture, TestResponse};
 
-use support::{spawn_run, stop_umbra, tempdir, umbra, wait_for, Log, READY_WITHIN};
+use support::{spawn_run, stop_umbra, succeeded, tempdir, umbra, wait_for, Log, READY_WITHIN};
 
 /// A self-signed certificate for `name`: (cert PEM, key PEM).
 fn self_signed(name: &str) -> (String, String) {
@@ -146,9 +146,5 @@ fn the_https_compose_example_config_checks() {
         .env("UMBRA_ADMIN_TOKEN", "change-me")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 }

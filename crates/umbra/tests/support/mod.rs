@@ -6,9 +6,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
+use serde_json::Value;
 use umbra_testkit::{assert_eventually, TestResponse};
 
 /// How long a started umbra may take to be ready.
@@ -36,6 +37,17 @@ pub enum Log<'a> {
     Stderr,
     /// Both into this file (created anew), to read or name when a test fails.
     File(&'a Path),
+}
+
+/// The stdout of a command that must have succeeded (else a panic showing its output).
+pub fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// Spawns `umbra run -c cfg` without waiting for it.
@@ -97,4 +109,15 @@ pub async fn sigterm(mut child: Child) -> ExitStatus {
 pub async fn stop_umbra(child: Child) {
     let status = sigterm(child).await;
     assert!(status.success(), "{status:?}");
+}
+
+/// The first event of `kind` in an `/api/events` answer (a panic showing them when none is).
+pub fn event(events: &Value, kind: &str) -> Value {
+    events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} event: {events}"))
 }
