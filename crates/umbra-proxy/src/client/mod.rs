@@ -340,12 +340,19 @@ pub async fn send(
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
 ) -> Result<(Response<PooledBody>, Relayed), SendError> {
+    let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
     if !dest.plain() {
-        return send_other(dest, out, body, connect_timeout, deadline).await;
+        let head = tls_h2::Head {
+            method: out.method,
+            path_and_query: path,
+            headers: out.headers,
+            added: out.added,
+        };
+        let body = http_body_util::Either::Left(body);
+        return send_tls_h2(dest, head, body, connect_timeout, deadline).await;
     }
     let authority = dest.addr.authority.as_str();
     if !out.upgrade && matches!(body, UpstreamBody::Empty) {
-        let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
         let wire = h1::encode_request(out.method, path, out.headers, out.added.as_slice(), b"");
         return send_wire(authority, &wire, out.method, connect_timeout, deadline).await;
     }
@@ -355,24 +362,6 @@ pub async fn send(
         .await
         .map_err(|_| SendError::Timeout)??;
     Ok((resp, Relayed::default()))
-}
-
-/// `send` to an `https://` or `h2c://` server.
-async fn send_other(
-    dest: Dest<'_>,
-    out: Outgoing<'_>,
-    body: UpstreamBody,
-    connect_timeout: Duration,
-    deadline: tokio::time::Instant,
-) -> Result<(Response<PooledBody>, Relayed), SendError> {
-    let head = tls_h2::Head {
-        method: out.method,
-        path_and_query: out.uri.path_and_query().map_or("/", |p| p.as_str()),
-        headers: out.headers,
-        added: out.added,
-    };
-    let body = http_body_util::Either::Left(body);
-    send_tls_h2(dest, head, body, connect_timeout, deadline).await
 }
 
 /// Sends through `tls_h2` (an `https://` or `h2c://` server); the response head must have
