@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use umbra_core::config::{RawCanary, RawRoute, RawShadow};
 use umbra_core::runtime::{now_ms, Persist};
-use umbra_core::snapshot::Route;
+use umbra_core::snapshot::{Route, Snapshot};
 use umbra_core::telemetry::LatencyHistogram;
 use umbra_core::upstream::Service;
 use umbra_diff::{is_significant, regression, Percentiles};
@@ -231,13 +231,26 @@ pub async fn store_change(
     }
 }
 
-/// The answer to a change: the route as it is now (null after a delete) and whether the
-/// change was persisted.
+/// The answer to a change: under `key`, what was changed as it is now (`now` reads it from
+/// the new snapshot; null after a delete), and whether the change was persisted.
+pub(crate) async fn answer(
+    state: &AdminState,
+    p: &Persist,
+    key: &str,
+    now: impl FnOnce(&Snapshot) -> Value,
+) -> Json<Value> {
+    let persisted = persist(state, p).await;
+    let value = now(&state.runtime.load());
+    Json(json!({ key: value, "persisted": persisted }))
+}
+
+/// The answer to a route change: the route as it is now (null after a delete) and whether
+/// the change was persisted.
 pub(crate) async fn changed(state: &AdminState, name: &str, p: Persist) -> Json<Value> {
-    let persisted = persist(state, &p).await;
-    let snap = state.runtime.load();
-    let route = snap.route(name).map_or(Value::Null, |r| route_json(r));
-    Json(json!({ "route": route, "persisted": persisted }))
+    answer(state, &p, "route", |snap| {
+        snap.route(name).map_or(Value::Null, |r| route_json(r))
+    })
+    .await
 }
 
 /// `PUT /api/routes/{name}` with a route as JSON (the config's route keys; `name` comes from

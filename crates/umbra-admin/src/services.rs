@@ -4,11 +4,12 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use umbra_core::config::RawService;
+use umbra_core::snapshot::Snapshot;
 
 use crate::error::ApiResult;
-use crate::routes::{actor, parse_body, persist, service_json};
+use crate::routes::{actor, answer, parse_body, service_json};
 use crate::AdminState;
 
 /// `PUT /api/services/{name}` with `{"servers": [...], "health"?: {...}, "balance"?}`.
@@ -20,10 +21,8 @@ pub async fn put(
 ) -> ApiResult<Json<Value>> {
     let raw: RawService = parse_body(&body)?;
     let p = state.runtime.put_service(&name, raw, actor(&headers))?;
-    let persisted = persist(&state, &p).await;
-    let snap = state.runtime.load();
-    let service = snap.service(&name).map_or(Value::Null, |s| service_json(s));
-    Ok(Json(json!({ "service": service, "persisted": persisted })))
+    let now = |snap: &Snapshot| snap.service(&name).map_or(Value::Null, |s| service_json(s));
+    Ok(answer(&state, &p, "service", now).await)
 }
 
 /// `DELETE /api/services/{name}`: 404 unknown, 409 while a route uses it or when the file or
@@ -34,8 +33,5 @@ pub async fn delete(
     headers: http::HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let p = state.runtime.delete_service(&name, actor(&headers))?;
-    let persisted = persist(&state, &p).await;
-    Ok(Json(
-        json!({ "service": Value::Null, "persisted": persisted }),
-    ))
+    Ok(answer(&state, &p, "service", |_| Value::Null).await)
 }

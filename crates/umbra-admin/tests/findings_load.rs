@@ -13,6 +13,8 @@ mod support;
 
 mod common;
 
+use common::ENDPOINTS;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,14 +30,6 @@ use umbra_store::ComparisonStore;
 const COMPARISONS: usize = 100_000;
 const BATCH: usize = 1_000;
 const RUNS: usize = 200;
-
-const ENDPOINTS: [&str; 5] = [
-    "GET /api/items/{id}",
-    "GET /api/items",
-    "GET /api/users/{id}",
-    "GET /api/orders/{uuid}",
-    "POST /api/search",
-];
 
 fn d(path: &str, kind: DiffKind, p: Option<Value>, c: Option<Value>) -> Difference {
     Difference {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::CONFIG;
+use common::{CONFIG, ENDPOINTS};
 
 #[path = "browser/driver.rs"]
 #[allow(dead_code)]
@@ -22,14 +22,6 @@ const COMPARISONS: usize = 10_000;
 const BATCH: usize = 500;
 const RUNS: usize = 30;
 const BROWSER_RUNS: usize = 10;
-
-const ENDPOINTS: [&str; 5] = [
-    "GET /api/items/{id}",
-    "GET /api/items",
-    "GET /api/users/{id}",
-    "GET /api/orders/{uuid}",
-    "POST /api/search",
-];
 
 /// A comparison as the shadow path makes them: a JSON body of a few hundred bytes, a mix of
 /// verdicts (most `same`), one to three differing fields when different.

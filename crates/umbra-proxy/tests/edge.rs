@@ -7,6 +7,7 @@ use std::time::Duration;
 
 mod support;
 
+use support::raw::{field, status};
 use support::Umbra;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -118,20 +119,6 @@ async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (String, bool) 
 }
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-
-fn status(resp: &str) -> &str {
-    resp.get(9..12).unwrap_or("")
-}
-
-fn field<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
-    let head = &head[..head.find("\r\n\r\n").unwrap_or(head.len())];
-    head.split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .collect()
-}
 
 #[tokio::test]
 async fn host_must_be_one_and_an_absolute_target_wins() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod support;
 
+use support::raw::{body, field, status};
 use support::Umbra;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -118,24 +119,6 @@ async fn talk(mut s: TcpStream, request: &[u8]) -> String {
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: app/1.0\r\n\
     X-Powered-By: php\r\nX-Frame-Options: ALLOWALL\r\nConnection: close\r\n\r\nok";
-
-fn status(resp: &str) -> &str {
-    resp.get(9..12).unwrap_or("")
-}
-
-fn field<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
-    let head = &head[..head.find("\r\n\r\n").unwrap_or(head.len())];
-    head.split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .collect()
-}
-
-fn body(resp: &str) -> &str {
-    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
-}
 
 const SECURITY: &str =
     "headers = { request = { set = { \"X-Env\" = \"prod\" }, remove = [\"Cookie\"] }, \
@@ -425,11 +408,9 @@ fn fastapi() -> Option<PythonApp> {
         .status()
         .is_ok_and(|s| s.success());
     if !has {
-        let msg = "python3 with fastapi and uvicorn is not installed (pip install fastapi uvicorn)";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true and {msg}");
-        }
-        eprintln!("\n========== SKIPPED: {msg} ==========\n");
+        umbra_testkit::skip_unless_ci(
+            "python3 with fastapi and uvicorn is not installed (pip install fastapi uvicorn)",
+        );
         return None;
     }
     let mut child = Command::new("python3")

@@ -13,6 +13,7 @@ mod client;
 mod eventually;
 mod fault;
 mod fixture;
+mod missing;
 mod net;
 mod record;
 mod tasks;
@@ -25,6 +26,7 @@ pub use client::{
 pub use eventually::{eventually, POLL_INTERVAL};
 pub use fault::{websocket_accept, RawServer, GARBAGE};
 pub use fixture::{Fixture, FixtureBuilder};
+pub use missing::skip_unless_ci;
 pub use net::free_addr;
 pub use record::{Recorded, Reply};
 pub use wire::{

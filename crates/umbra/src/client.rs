@@ -71,7 +71,12 @@ fn ok(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let (status, v) = call(base, token, method, path, body)?;
+    answer(call(base, token, method, path, body)?)
+}
+
+/// The API's answer, or an error with its status and message.
+pub(crate) fn answer(result: (u16, Value)) -> anyhow::Result<Value> {
+    let (status, v) = result;
     if status >= 400 {
         let msg = v
             .get("message")

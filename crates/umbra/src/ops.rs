@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
 use serde_json::{json, Value};
 
-use crate::client::call_within;
+use crate::client::{answer, call_within};
 
 /// `umbra deploy` options.
 pub struct Deploy<'a> {
@@ -19,19 +18,6 @@ pub struct Deploy<'a> {
 
 fn secs(d: Duration) -> String {
     format!("{}ms", d.as_millis())
-}
-
-/// The API's answer, or an error with its status and message.
-fn answer(result: (u16, Value)) -> anyhow::Result<Value> {
-    let (status, v) = result;
-    if status >= 400 {
-        let msg = v
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("request failed");
-        bail!("{status}: {msg}");
-    }
-    Ok(v)
 }
 
 /// `umbra deploy ROUTE --target URL`: exit 0 once the target serves the route.

@@ -1,65 +1,21 @@
 //! The `umbra` binary end to end: `check` exit codes, `run` with reload and SIGTERM, `demo`.
 
+mod support;
+
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
 
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("umbra-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Starts `umbra run -c cfg` and waits until its admin listener says ready.
-async fn start_umbra(cfg: &std::path::Path, admin_url: &str) -> std::process::Child {
-    let child = umbra()
-        .args(["run", "-c"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert_eventually!(
-        umbra_testkit::try_get(format!("{admin_url}/health/ready"))
-            .await
-            .is_ok_and(|r| r.status == 200),
-        timeout = Duration::from_secs(20)
-    );
-    child
-}
-
-/// Sends SIGTERM and asserts a clean exit (0).
-async fn stop_umbra(mut child: std::process::Child) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
-}
+use support::{start_umbra, stop_umbra, succeeded, tempdir, umbra};
 
 #[test]
 fn check_reports_errors_with_positions() {
-    let dir = tempdir("check");
+    let dir = tempdir("cli", "check");
     let good = dir.join("good.toml");
     std::fs::write(&good, "[services.api]\nservers = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\n").unwrap();
     let out = umbra().args(["check", "-c"]).arg(&good).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[services.api]\nservers = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"apii\"\n").unwrap();
@@ -79,7 +35,7 @@ async fn run_serves_reloads_and_stops_cleanly() {
         .health("/health")
         .start()
         .await;
-    let dir = tempdir("run");
+    let dir = tempdir("cli", "run");
     let (proxy, admin) = (free_addr(), free_addr());
     let cfg = dir.join("umbra.toml");
     let write = |route_path: &str, proxy: std::net::SocketAddr| {
@@ -149,12 +105,7 @@ fn demo_finds_the_regression_not_the_noise() {
         .env("UMBRA_LOG", "error")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(&out);
     let summary = text
         .split("What changed in v2")
         .nth(1)
@@ -222,7 +173,7 @@ async fn runtime_changes_and_comparisons_survive_a_restart() {
         .json("/users/1", serde_json::json!({"id": 1, "n": 2}))
         .start()
         .await;
-    let dir = tempdir("restart");
+    let dir = tempdir("cli", "restart");
     let (proxy, admin) = (free_addr(), free_addr());
     let cfg = dir.join("umbra.toml");
     std::fs::write(
@@ -252,11 +203,7 @@ async fn runtime_changes_and_comparisons_survive_a_restart() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(get(format!("http://{proxy}/users/1")).await.json()["n"], 1);
     assert_eventually!(
         get(format!("{admin_url}/api/comparisons?route=api"))

@@ -3,7 +3,9 @@
 //! target that never becomes healthy exits 1 and changes nothing. Also `umbra pause` /
 //! `resume` / `maintenance` from the CLI.
 
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +13,11 @@ use std::time::Duration;
 use serde_json::json;
 use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
 
+use support::{event, start_umbra, succeeded, tempdir, umbra};
+
 /// Client loops running at once, and the requests they send at least in all.
 const LOOPS: usize = 4;
 const AT_LEAST: u64 = 2_000;
-
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
 
 struct Umbra {
     child: std::process::Child,
@@ -37,12 +37,7 @@ impl Drop for Umbra {
 /// `umbra run` with one route `app` on service `app` = `server`.
 async fn start(server: &str) -> Umbra {
     let (proxy, admin) = (free_addr(), free_addr());
-    let dir = std::env::temp_dir().join(format!(
-        "umbra-deploy-{}-{}",
-        std::process::id(),
-        proxy.port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("deploy", &proxy.port().to_string());
     let cfg = dir.join("umbra.toml");
     let text = format!(
         "[proxy]\nlisten = \"{proxy}\"\nworkers = 1\n[admin]\nlisten = \"{admin}\"\n\
@@ -52,20 +47,8 @@ async fn start(server: &str) -> Umbra {
         dir.join("u.db").display(),
     );
     std::fs::write(&cfg, text).unwrap();
-    let child = umbra()
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let admin = format!("http://{admin}");
-    assert_eventually!(
-        umbra_testkit::try_get(format!("{admin}/health/ready"))
-            .await
-            .is_ok_and(|r| r.status == 200),
-        timeout = Duration::from_secs(20)
-    );
+    let child = start_umbra(&cfg, &admin).await;
     Umbra {
         child,
         proxy: format!("http://{proxy}"),
@@ -166,12 +149,7 @@ async fn a_deploy_under_load_fails_no_request() {
         u.admin.clone(),
     ])
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(stdout.contains("now serves service app"), "{stdout}");
     assert!(
         !stdout.contains("warning"),
@@ -213,13 +191,7 @@ async fn a_deploy_under_load_fails_no_request() {
     assert_eq!(svc["services"][0]["servers"][0]["url"], new.url(), "{svc}");
     assert_eq!(svc["services"][0]["servers"].as_array().unwrap().len(), 1);
     let events = get(format!("{}/api/events", u.admin)).await.json();
-    let deploy = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "deploy")
-        .cloned()
-        .unwrap_or_else(|| panic!("no deploy event: {events}"));
+    let deploy = event(&events, "deploy");
     assert_eq!(deploy["route"], "app");
     assert_eq!(deploy["detail"]["target"], new.url());
 }
@@ -274,11 +246,7 @@ async fn pause_maintenance_and_resume_from_the_cli() {
         cli(v)
     };
     let out = run(&["maintenance", "app", "--message", "Back at noon"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r = get(format!("{}/hello", u.proxy)).await;
     assert_eq!(
         (r.status.as_u16(), r.json()["message"].clone()),
@@ -291,11 +259,7 @@ async fn pause_maintenance_and_resume_from_the_cli() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "a paused request was answered");
     let out = run(&["resume", "app"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r = held.await.unwrap();
     assert_eq!(
         (r.status.as_u16(), r.json()["version"].clone()),

@@ -2,17 +2,17 @@
 //! containers of umbra's own image (`demo-app`), each test in its own compose-project scope.
 //! Without an engine the tests skip loudly; with `CI=true` they fail instead.
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use umbra_testkit::{assert_eventually, free_addr, try_get};
+use umbra_testkit::{assert_eventually, free_addr, skip_unless_ci, try_get};
 
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
+use support::{event, spawn_run, wait_ready, Log};
 
 /// True when a Docker engine answers. Skips loudly, or fails under CI.
 fn engine() -> bool {
@@ -23,11 +23,7 @@ fn engine() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Docker engine answers `docker info`: Docker discovery cannot be tested"
-        );
-        eprintln!("\n!!!!!!!! SKIPPED: no Docker engine (`docker info` failed); Docker discovery is NOT tested !!!!!!!!\n");
+        skip_unless_ci("no Docker engine answers `docker info`: Docker discovery");
     }
     ok
 }
@@ -160,20 +156,9 @@ impl Umbra {
             ),
         )
         .unwrap();
-        let child = umbra()
-            .args(["run", "-c"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let child = spawn_run(&cfg, Log::Stderr);
         let admin = format!("http://{admin}");
-        assert_eventually!(
-            try_get(format!("{admin}/health/ready"))
-                .await
-                .is_ok_and(|r| r.status == 200),
-            timeout = Duration::from_secs(20)
-        );
+        wait_ready(&admin).await;
         Umbra {
             child,
             proxy: format!("http://{proxy}"),
@@ -611,11 +596,7 @@ async fn the_compose_example_comes_up_and_answers_through_umbra() {
         .status()
         .is_ok_and(|s| s.success());
     if !has_compose {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but docker-compose is missing"
-        );
-        eprintln!("\n!!!!!!!! SKIPPED: docker-compose not installed; the compose example is NOT tested !!!!!!!!\n");
+        skip_unless_ci("docker-compose is not installed: the compose example");
         return;
     }
     let project = format!("umbra-t-compose-{:x}", rand::random::<u32>());
@@ -766,13 +747,7 @@ async fn a_deploy_label_switches_blue_to_green_without_a_failed_request() {
     assert_eq!(failed, 0, "{why:?}");
     assert_eq!(version(u.proxy.clone()).await.as_deref(), Some("v2"));
     let events = u.api("/api/events").await;
-    let deploy = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "deploy")
-        .cloned()
-        .unwrap_or_else(|| panic!("no deploy event: {events}"));
+    let deploy = event(&events, "deploy");
     assert_eq!(deploy["route"], "app", "{deploy}");
     assert_eq!(deploy["source"], "docker", "{deploy}");
 }

@@ -2,46 +2,14 @@
 //! the comparisons list filtered by finding, and the findings rebuilt from the store after a
 //! restart.
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use umbra_testkit::{assert_eventually, free_addr, get, try_get, Fixture};
+use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
 
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
-
-async fn start_umbra(cfg: &std::path::Path, admin_url: &str) -> std::process::Child {
-    let child = umbra()
-        .args(["run", "-c"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert_eventually!(
-        try_get(format!("{admin_url}/health/ready"))
-            .await
-            .is_ok_and(|r| r.status == 200),
-        timeout = Duration::from_secs(20)
-    );
-    child
-}
-
-async fn stop_umbra(mut child: std::process::Child) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
-}
+use support::{start_umbra, stop_umbra, succeeded, tempdir, umbra};
 
 /// v1 and v2 of an API: `/balance` turns into a string on users, `/currency` is dropped from
 /// orders, and `/at` is a timestamp that differs on every answer (type-aware noise).
@@ -96,8 +64,7 @@ async fn listed(admin: &str, finding: &str) -> Vec<Value> {
 #[tokio::test]
 async fn findings_api_filter_and_rebuild_through_the_binary() {
     let (v1, v2) = fixtures().await;
-    let dir = std::env::temp_dir().join(format!("umbra-findings-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("findings", "api");
     let (proxy, admin) = (free_addr(), free_addr());
     let cfg = dir.join("umbra.toml");
     let text = config(
@@ -186,12 +153,7 @@ async fn findings_api_filter_and_rebuild_through_the_binary() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&out)
     };
     let text = cli(&[]);
     let high: Vec<&str> = text.lines().filter(|l| l.starts_with("  HIGH")).collect();

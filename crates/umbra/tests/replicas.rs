@@ -6,16 +6,19 @@
 
 #[path = "../../umbra-store/tests/support/pg.rs"]
 mod pg;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{json, Value};
 use umbra_testkit::{assert_eventually, free_addr, get, Fixture, TestResponse};
+
+use support::{sigterm, spawn_run, wait_for, Log};
 
 struct Replica {
     name: &'static str,
@@ -52,37 +55,16 @@ impl Replica {
 
     /// Starts `umbra run` and waits until it is ready and its change feed listens.
     async fn start(&mut self) {
-        let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
-            .args(["run", "-c"])
-            .arg(&self.cfg)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        self.child = Some(spawn_run(&self.cfg, Log::File(&self.log)));
         let status = format!("{}/api/status", self.admin);
-        assert_eventually!(
-            umbra_testkit::try_get(&status)
-                .await
-                .is_ok_and(|r| r.status == 200 && r.json()["store_feed"]["state"] == "listening"),
-            timeout = Duration::from_secs(30)
-        );
+        let listening =
+            |r: &TestResponse| r.status == 200 && r.json()["store_feed"]["state"] == "listening";
+        wait_for(&status, Duration::from_secs(30), listening).await;
     }
 
     /// SIGTERM and a clean exit.
     async fn stop(&mut self) {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let status = tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        let status = sigterm(self.child.take().expect("running")).await;
         assert!(status.success(), "{} exited with {status:?}", self.name);
     }
 

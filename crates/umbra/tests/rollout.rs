@@ -1,7 +1,9 @@
 //! Rollouts end to end: the real `umbra` binary, fixture upstreams on ephemeral ports, a real
 //! SQLite store, client traffic through the proxy; the controller decides by itself.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{json, Value};
 use umbra_testkit::{assert_eventually, free_addr, Fixture, Recorded, Reply};
+
+use support::{start_umbra, succeeded, tempdir, umbra};
 
 /// Long enough for any rollout of these tests to decide on a loaded machine.
 const DECIDE: Duration = Duration::from_secs(90);
@@ -21,13 +25,6 @@ struct Stack {
     proxy: String,
     child: Option<Child>,
     _fixtures: Vec<Fixture>,
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("umbra-rollout-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// A fixture answering every path with `reply(n)` for its n-th request.
@@ -68,7 +65,7 @@ impl Stack {
         v1b: Fixture,
         route_extra: &str,
     ) -> Stack {
-        let dir = tempdir(name);
+        let dir = tempdir("rollout", name);
         let cfg = dir.join("umbra.toml");
         let text = format!(
             "[proxy]\nlisten = \"{}\"\n[admin]\nlisten = \"{}\"\n[store]\nurl = \"sqlite://{}\"\n\
@@ -102,38 +99,18 @@ impl Stack {
     }
 
     async fn run(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
-            .args(["run", "-c"])
-            .arg(&self.cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let ready = format!("{}/health/ready", self.admin);
-        assert_eventually!(
-            umbra_testkit::try_get(&ready)
-                .await
-                .is_ok_and(|r| r.status == 200),
-            timeout = Duration::from_secs(20)
-        );
+        self.child = Some(start_umbra(&self.cfg, &self.admin).await);
     }
 
     /// `umbra rollout ARGS --admin URL`; its stdout (it must succeed).
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_umbra"))
+        let out = umbra()
             .arg("rollout")
             .args(args)
             .args(["--admin", &self.admin])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        succeeded(&out)
     }
 
     fn kill9(&mut self) {
@@ -193,6 +170,21 @@ impl Stack {
         kinds
     }
 
+    /// Client traffic until the rollout has ended; the rollout then.
+    async fn ended_under_traffic(&self) -> Value {
+        let stop = self.traffic();
+        let r = self.until("ended", ended).await;
+        stop.store(true, Ordering::Relaxed);
+        r
+    }
+
+    /// Starts a rollout through the API (it must be accepted), then `ended_under_traffic`.
+    async fn roll(&self, body: Value) -> Value {
+        let (status, _) = self.post("/api/routes/api/rollout", body).await;
+        assert_eq!(status, 200);
+        self.ended_under_traffic().await
+    }
+
     /// Client traffic through umbra until the returned flag is set.
     fn traffic(&self) -> Arc<AtomicBool> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -236,9 +228,7 @@ async fn a_clean_candidate_reaches_100_percent_from_the_config() {
     let v1 = upstream("v1", body(1, 3.0)).await;
     let v2 = upstream("v2", body(1, 3.0)).await;
     let s = Stack::start("clean", v1, v2, rollout).await;
-    let stop = s.traffic();
-    let r = s.until("ended", ended).await;
-    stop.store(true, Ordering::Relaxed);
+    let r = s.ended_under_traffic().await;
     assert_eq!(r["status"], "promoted", "{r:#}");
     assert_eq!(r["weight"], 100.0);
     let route = s.route().await;
@@ -288,17 +278,12 @@ async fn five_percent_5xx_is_rolled_back_at_the_first_canary_step_by_the_error_g
     })
     .await;
     let s = Stack::start("errors", v1, v2, "").await;
-    let (status, _) = s
-        .post(
-            "/api/routes/api/rollout",
+    let r = s
+        .roll(
             json!({"service": "v2", "steps": ["10% 10m", "100%"], "min_requests": 60,
                    "interval": "200ms", "failure_limit": 2}),
         )
         .await;
-    assert_eq!(status, 200);
-    let stop = s.traffic();
-    let r = s.until("ended", ended).await;
-    stop.store(true, Ordering::Relaxed);
     assert_eq!(r["status"], "rolled_back", "{r:#}");
     assert_eq!(r["step"], 0);
     let (gate, value, detail) = reason(&r);
@@ -328,18 +313,11 @@ async fn latency_rollout(name: &str, factor: f64) -> Value {
     let v1 = upstream("v1", body(1, 4.0)).await;
     let v2 = upstream("v2", body(1, 4.0 * factor)).await;
     let s = Stack::start(name, v1, v2, "").await;
-    let (status, _) = s
-        .post(
-            "/api/routes/api/rollout",
-            json!({"service": "v2", "steps": ["20% 3s", "100%"], "min_requests": 60,
-                   "interval": "200ms"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let stop = s.traffic();
-    let r = s.until("ended", ended).await;
-    stop.store(true, Ordering::Relaxed);
-    r
+    s.roll(
+        json!({"service": "v2", "steps": ["20% 3s", "100%"], "min_requests": 60,
+               "interval": "200ms"}),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,17 +341,12 @@ async fn a_significant_field_change_stops_at_the_shadow_step_naming_the_field() 
     let v1 = upstream("v1", body(1, 2.0)).await;
     let v2 = upstream("v2", body(2, 2.0)).await;
     let s = Stack::start("field", v1, v2, "").await;
-    let (status, _) = s
-        .post(
-            "/api/routes/api/rollout",
+    let r = s
+        .roll(
             json!({"service": "v2", "steps": ["shadow 10m", "100%"], "min_requests": 30,
                    "interval": "200ms"}),
         )
         .await;
-    assert_eq!(status, 200);
-    let stop = s.traffic();
-    let r = s.until("ended", ended).await;
-    stop.store(true, Ordering::Relaxed);
     assert_eq!(r["status"], "rolled_back", "{r:#}");
     assert_eq!(r["step"], 0);
     let (gate, value, detail) = reason(&r);
@@ -405,9 +378,7 @@ async fn differences_the_secondary_shows_too_are_noise_and_pass() {
 rollout = { service = "v2", steps = ["shadow 1s", "100%"], min_requests = 30, interval = "200ms" }"#;
     let v1b = upstream("v1b", token(1)).await;
     let s = Stack::start_with("noise", v1, v2, v1b, extra).await;
-    let stop = s.traffic();
-    let r = s.until("ended", ended).await;
-    stop.store(true, Ordering::Relaxed);
+    let r = s.ended_under_traffic().await;
     assert_eq!(r["status"], "promoted", "{r:#}");
     assert_eq!(s.route().await["service"], "v2");
 }
@@ -553,9 +524,7 @@ async fn before_step_holds_until_its_hook_approves_and_on_finish_hears_the_outco
         s.route().await["canary"].is_null(),
         "no traffic shift while held"
     );
-    let stop = s.traffic();
-    let r = s.until("ended", ended).await;
-    stop.store(true, Ordering::Relaxed);
+    let r = s.ended_under_traffic().await;
     assert_eq!(r["status"], "promoted", "{r:#}");
     assert_eventually!(
         hooks.requests_for("/done").len() == 1,

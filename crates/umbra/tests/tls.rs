@@ -2,22 +2,14 @@
 //! `umbra run` serving HTTPS while `/api/status` and `/health/ready` report an ACME directory
 //! that is down.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod support;
+
+use std::process::Command;
 
 use rcgen::{CertificateParams, KeyPair};
-use umbra_testkit::{assert_eventually, free_addr, get, Fixture};
+use umbra_testkit::{free_addr, get, Fixture, TestResponse};
 
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("umbra-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use support::{spawn_run, stop_umbra, succeeded, tempdir, umbra, wait_for, Log, READY_WITHIN};
 
 /// A self-signed certificate for `name`: (cert PEM, key PEM).
 fn self_signed(name: &str) -> (String, String) {
@@ -31,7 +23,7 @@ fn self_signed(name: &str) -> (String, String) {
 
 #[test]
 fn check_names_a_key_that_does_not_match_its_certificate_with_its_position() {
-    let dir = tempdir("check");
+    let dir = tempdir("tls", "check");
     let (cert, _) = self_signed("a.test");
     let (_, other_key) = self_signed("b.test");
     std::fs::write(dir.join("a.crt"), cert).unwrap();
@@ -61,7 +53,7 @@ fn check_names_a_key_that_does_not_match_its_certificate_with_its_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_https_and_reports_an_acme_directory_that_is_down() {
-    let dir = tempdir("run");
+    let dir = tempdir("tls", "run");
     let app = Fixture::builder().start().await;
     let (cert, key) = self_signed("a.test");
     std::fs::write(dir.join("a.crt"), &cert).unwrap();
@@ -82,20 +74,10 @@ async fn run_serves_https_and_reports_an_acme_directory_that_is_down() {
         ),
     )
     .unwrap();
-    let mut child = umbra()
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&cfg, Log::Quiet);
     let admin_url = format!("http://{admin}");
-    assert_eventually!(
-        umbra_testkit::try_get(format!("{admin_url}/api/status"))
-            .await
-            .is_ok_and(|r| r.json()["tls"]["acme"]["error"].is_string()),
-        timeout = Duration::from_secs(20)
-    );
+    let acme_down = |r: &TestResponse| r.json()["tls"]["acme"]["error"].is_string();
+    wait_for(&format!("{admin_url}/api/status"), READY_WITHIN, acme_down).await;
     let status = get(format!("{admin_url}/api/status")).await.json();
     assert_eq!(status["tls"]["state"], "degraded", "{status}");
     assert_eq!(status["tls"]["files"][0]["names"][0], "a.test", "{status}");
@@ -148,14 +130,7 @@ async fn run_serves_https_and_reports_an_acme_directory_that_is_down() {
     .unwrap();
     assert_eq!(code, "200");
     assert_eq!(redirect, format!("308 https://a.test:{}/x", https.port()));
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    stop_umbra(child).await;
 }
 
 #[test]
@@ -171,9 +146,5 @@ fn the_https_compose_example_config_checks() {
         .env("UMBRA_ADMIN_TOKEN", "change-me")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 }

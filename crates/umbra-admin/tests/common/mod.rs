@@ -15,6 +15,15 @@ use umbra_store::ComparisonStore;
 /// The bearer token the admin tests configure.
 pub const TOKEN: &str = "s3cret";
 
+/// The endpoints the load measurements spread their stored comparisons over.
+pub const ENDPOINTS: [&str; 5] = [
+    "GET /api/items/{id}",
+    "GET /api/items",
+    "GET /api/users/{id}",
+    "GET /api/orders/{uuid}",
+    "POST /api/search",
+];
+
 /// Two file services and one file route `api` on `v1`, shadowed half to `v2`.
 pub const CONFIG: &str = r#"
 [log]

@@ -315,17 +315,7 @@ pub async fn send_buffered(
         added,
     };
     let body = http_body_util::Either::Right(http_body_util::Full::new(body.clone()));
-    let sending = Box::pin(tls_h2::send(
-        dest.addr,
-        dest.ca,
-        head,
-        body,
-        connect_timeout,
-    ));
-    let resp = tokio::time::timeout_at(deadline, sending)
-        .await
-        .map_err(|_| SendError::Timeout)??;
-    Ok((resp, Relayed::default()))
+    send_tls_h2(dest, head, body, connect_timeout, deadline).await
 }
 
 /// A request for an upstream server, borrowed from the client's: the `added` fields replace
@@ -350,12 +340,19 @@ pub async fn send(
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
 ) -> Result<(Response<PooledBody>, Relayed), SendError> {
+    let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
     if !dest.plain() {
-        return send_other(dest, out, body, connect_timeout, deadline).await;
+        let head = tls_h2::Head {
+            method: out.method,
+            path_and_query: path,
+            headers: out.headers,
+            added: out.added,
+        };
+        let body = http_body_util::Either::Left(body);
+        return send_tls_h2(dest, head, body, connect_timeout, deadline).await;
     }
     let authority = dest.addr.authority.as_str();
     if !out.upgrade && matches!(body, UpstreamBody::Empty) {
-        let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
         let wire = h1::encode_request(out.method, path, out.headers, out.added.as_slice(), b"");
         return send_wire(authority, &wire, out.method, connect_timeout, deadline).await;
     }
@@ -367,21 +364,16 @@ pub async fn send(
     Ok((resp, Relayed::default()))
 }
 
-/// `send` to an `https://` or `h2c://` server.
-async fn send_other(
+/// Sends through `tls_h2` (an `https://` or `h2c://` server); the response head must have
+/// arrived by `deadline`.
+async fn send_tls_h2(
     dest: Dest<'_>,
-    out: Outgoing<'_>,
-    body: UpstreamBody,
+    head: tls_h2::Head<'_>,
+    body: tls_h2::OutBody,
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
 ) -> Result<(Response<PooledBody>, Relayed), SendError> {
-    let head = tls_h2::Head {
-        method: out.method,
-        path_and_query: out.uri.path_and_query().map_or("/", |p| p.as_str()),
-        headers: out.headers,
-        added: out.added,
-    };
-    let body = http_body_util::Either::Left(body);
+    // Boxed: the TLS and HTTP/2 client's future is large.
     let sending = Box::pin(tls_h2::send(
         dest.addr,
         dest.ca,

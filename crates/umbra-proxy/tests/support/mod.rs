@@ -4,6 +4,8 @@
 // Each test binary compiles this module on its own and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
