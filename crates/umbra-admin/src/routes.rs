@@ -1,15 +1,15 @@
 //! `/api/status`, `/api/routes*` (read, change, diffs) and `/api/services`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use umbra_core::config::{RawCanary, RawRoute, RawShadow};
+use umbra_core::config::{RawCanary, RawRoute, RawShadows};
 use umbra_core::runtime::{now_ms, Persist};
 use umbra_core::snapshot::{Route, Snapshot};
 use umbra_core::telemetry::LatencyHistogram;
@@ -78,6 +78,7 @@ pub fn route_json(route: &Route) -> Value {
         "service": spec.service,
         "strip_prefix": spec.strip_prefix,
         "shadow": to_json(&spec.raw.shadow),
+        "candidates": spec.raw.shadow.as_ref().map_or(&[][..], |l| &l.0[..]),
         "canary": to_json(&spec.raw.canary),
         "compare": to_json(&spec.raw.compare),
         "source": spec.source.as_str(),
@@ -283,27 +284,45 @@ pub async fn delete(
     Ok(changed(&state, &name, p).await)
 }
 
-/// `PUT /api/routes/{name}/shadow`
+/// `PUT /api/routes/{name}/shadow`: the route's candidates become the body's, one object or
+/// a list of them.
 pub async fn put_shadow(
     State(state): State<AdminState>,
     Path(name): Path<String>,
     headers: http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let shadow: RawShadow = parse_body(&body)?;
+    let shadow: RawShadows = parse_body(&body)?;
+    if shadow.0.is_empty() {
+        return Err(ApiError::invalid(
+            "request body: an empty list; DELETE /api/routes/{name}/shadow stops shadowing",
+        ));
+    }
     let p = state
         .runtime
         .set_shadow(&name, Some(shadow), actor(&headers))?;
     Ok(changed(&state, &name, p).await)
 }
 
-/// `DELETE /api/routes/{name}/shadow`
+/// `DELETE /api/routes/{name}/shadow`: stops shadowing, or with `?service=NAME` stops that
+/// one candidate (the others go on).
 pub async fn delete_shadow(
     State(state): State<AdminState>,
     Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: http::HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let p = state.runtime.set_shadow(&name, None, actor(&headers))?;
+    if let Some(k) = q.keys().find(|k| *k != "service") {
+        return Err(ApiError::invalid(format!(
+            "unknown query parameter `{k}` (expected `service`)"
+        )));
+    }
+    let p = match q.get("service") {
+        Some(service) => state
+            .runtime
+            .remove_shadow(&name, service, actor(&headers))?,
+        None => state.runtime.set_shadow(&name, None, actor(&headers))?,
+    };
     Ok(changed(&state, &name, p).await)
 }
 

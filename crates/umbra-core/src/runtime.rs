@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{
     validate_route, Config, ConfigError, ConfigErrors, RawCanary, RawRoute, RawService, RawShadow,
-    RouteContext, ServiceSpec, Source,
+    RawShadows, RouteContext, ServiceSpec, Source,
 };
 use crate::snapshot::{Route, Snapshot};
 use crate::telemetry::{Metrics, RouteStats};
@@ -33,7 +33,7 @@ pub struct RouteOverride {
     pub service: Option<String>,
     /// `Some(None)`-like states are spelled with the `*_off` flags so the JSON stays plain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<RawShadow>,
+    pub shadow: Option<RawShadows>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow_off: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +50,12 @@ pub struct RouteOverride {
 impl RouteOverride {
     fn is_empty(&self) -> bool {
         *self == RouteOverride::default()
+    }
+
+    /// The route's candidates become `shadow` (None: no shadow, whatever the definition says).
+    fn set_shadows(&mut self, shadow: Option<RawShadows>) {
+        self.shadow_off = shadow.is_none();
+        self.shadow = shadow;
     }
 
     fn apply(&self, base: &RawRoute) -> RawRoute {
@@ -174,7 +180,8 @@ pub struct DockerInputs {
 /// A shadow and/or canary attached to a route by container labels.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Attach {
-    pub shadow: Option<crate::config::raw::RawShadow>,
+    /// One candidate per container with `umbra.shadow.of` (several make a list).
+    pub shadow: Option<RawShadows>,
     pub canary: Option<crate::config::raw::RawCanary>,
 }
 
@@ -288,9 +295,9 @@ pub struct RuntimeEvent {
     pub detail: serde_json::Value,
 }
 
-/// Live state of a route kept across snapshots: its counters, its shadow slots and its hold
-/// (pause / maintenance).
-type RouteState = (Arc<RouteStats>, Arc<Semaphore>, Arc<Hold>);
+/// Live state of a route kept across snapshots: its counters and its hold (pause /
+/// maintenance).
+type RouteState = (Arc<RouteStats>, Arc<Hold>);
 
 /// The access log the config asks for; stdout (said loudly) when its file cannot be opened,
 /// so that a bad log path does not stop the proxy.
@@ -304,6 +311,25 @@ fn access_log(cfg: &crate::config::LogConfig, metrics: &Metrics) -> crate::telem
     })
 }
 
+/// The shadow candidate a promote without a canary makes the service: the route's only one.
+fn only_shadow(name: &str, current: &RawRoute) -> Result<String, ControlError> {
+    let list = current.shadow.as_ref().map_or(&[][..], |s| &s.0[..]);
+    match list {
+        [one] => Ok(one.service.clone()),
+        [] => Err(ControlError::Conflict(format!(
+            "route `{name}` has no canary or shadow service to promote"
+        ))),
+        many => Err(ControlError::Conflict(format!(
+            "route `{name}` shadows to {} candidates ({}); set a canary to the one to promote",
+            many.len(),
+            many.iter()
+                .map(|s| format!("`{}`", s.service))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -315,6 +341,8 @@ pub struct Runtime {
     inputs: Mutex<Inputs>,
     registry: ServerRegistry,
     route_state: Mutex<HashMap<String, RouteState>>,
+    /// In-flight slots of each shadow candidate, by route and candidate service.
+    shadow_slots: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
     /// Rollout evidence recorders by route (the data plane feeds the one in its snapshot).
     recorders: Mutex<HashMap<String, Arc<crate::rollout::Recorder>>>,
     /// Token buckets by route, kept across snapshots while the route's limit is the same.
@@ -352,6 +380,7 @@ impl Runtime {
             inputs: Mutex::new(inputs.clone()),
             registry: ServerRegistry::default(),
             route_state: Mutex::new(HashMap::new()),
+            shadow_slots: Mutex::new(HashMap::new()),
             recorders: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -604,7 +633,9 @@ impl Runtime {
 
     fn base_route(inputs: &Inputs, name: &str) -> Option<(RawRoute, Source)> {
         if let Some(r) = inputs.file.routes.iter().find(|r| r.name == name) {
-            return Some((r.raw.clone(), Source::File));
+            // What labels attach is part of the route a change starts from (as in `build`).
+            let attached = inputs.docker.attach.get(name).and_then(|a| a.apply(&r.raw));
+            return Some((attached.unwrap_or_else(|| r.raw.clone()), Source::File));
         }
         if let Some(r) = inputs.docker.routes.iter().find(|r| r.name == name) {
             return Some((r.clone(), Source::Docker));
@@ -735,10 +766,11 @@ impl Runtime {
         Ok(persist)
     }
 
+    /// Sets the route's shadow candidates (None: shadowing stops).
     pub fn set_shadow(
         &self,
         name: &str,
-        shadow: Option<RawShadow>,
+        shadow: Option<RawShadows>,
         actor: &str,
     ) -> Result<Persist, ControlError> {
         let kind = if shadow.is_some() {
@@ -747,16 +779,47 @@ impl Runtime {
             "shadow.stop"
         };
         self.change(name, kind, actor, |_, ov| {
-            match shadow {
-                Some(s) => {
-                    ov.shadow = Some(s);
-                    ov.shadow_off = false;
-                }
-                None => {
-                    ov.shadow = None;
-                    ov.shadow_off = true;
-                }
+            ov.set_shadows(shadow);
+            Ok(())
+        })
+    }
+
+    /// Adds a shadow candidate, or replaces the one with the same service; the route's other
+    /// candidates stay.
+    pub fn upsert_shadow(
+        &self,
+        name: &str,
+        shadow: RawShadow,
+        actor: &str,
+    ) -> Result<Persist, ControlError> {
+        self.change(name, "shadow.start", actor, |current, ov| {
+            let mut list = current.shadow.clone().unwrap_or_default().0;
+            match list.iter_mut().find(|s| s.service == shadow.service) {
+                Some(s) => *s = shadow,
+                None => list.push(shadow),
             }
+            ov.set_shadows(RawShadows::from_vec(list));
+            Ok(())
+        })
+    }
+
+    /// Stops shadowing to one candidate; the route's other candidates stay.
+    pub fn remove_shadow(
+        &self,
+        name: &str,
+        service: &str,
+        actor: &str,
+    ) -> Result<Persist, ControlError> {
+        self.change(name, "shadow.stop", actor, |current, ov| {
+            let mut list = current.shadow.clone().unwrap_or_default().0;
+            let before = list.len();
+            list.retain(|s| s.service != service);
+            if list.len() == before {
+                return Err(ControlError::NotFound(format!(
+                    "`{service}` is not a shadow candidate of route `{name}`"
+                )));
+            }
+            ov.set_shadows(RawShadows::from_vec(list));
             Ok(())
         })
     }
@@ -789,31 +852,27 @@ impl Runtime {
                 .canary
                 .as_ref()
                 .map(|c| c.service.clone())
-                .or_else(|| current.shadow.as_ref().map(|s| s.service.clone()))
-                .ok_or_else(|| {
-                    ControlError::Conflict(format!(
-                        "route `{name}` has no canary or shadow service to promote"
-                    ))
-                })?;
+                .map_or_else(|| only_shadow(name, current), Ok)?;
+            // The other candidates keep shadowing, now against the promoted service.
+            let mut rest = current.shadow.clone().unwrap_or_default().0;
+            rest.retain(|s| s.service != candidate);
             ov.previous_service = Some(current.service.clone());
             ov.service = Some(candidate);
             ov.canary = None;
             ov.canary_off = true;
-            ov.shadow = None;
-            ov.shadow_off = true;
+            ov.set_shadows(RawShadows::from_vec(rest));
             Ok(())
         })
     }
 
-    /// Returns all traffic to the previous service: drops a canary and shadow in progress, or
+    /// Returns all traffic to the previous service: drops a canary and the shadows in progress, or
     /// undoes the last promote.
     pub fn rollback(&self, name: &str, actor: &str) -> Result<Persist, ControlError> {
         self.change(name, "rollback", actor, |current, ov| {
             if current.canary.is_some() || current.shadow.is_some() {
                 ov.canary = None;
                 ov.canary_off = true;
-                ov.shadow = None;
-                ov.shadow_off = true;
+                ov.set_shadows(None);
                 return Ok(());
             }
             match ov.previous_service.take() {
@@ -850,16 +909,23 @@ impl Runtime {
         self.snapshot.store(Arc::new(snap));
     }
 
-    fn route_state(&self, name: &str, slots: usize) -> RouteState {
+    fn route_state(&self, name: &str) -> RouteState {
         let mut map = self.route_state.lock().expect("route state lock");
-        let entry = map.entry(name.to_string()).or_insert_with(|| {
-            (
-                Arc::default(),
-                Arc::new(Semaphore::new(slots)),
-                Arc::default(),
-            )
-        });
-        entry.clone()
+        map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Each candidate's in-flight slots, in the order of `spec.shadows`: the ones in force
+    /// when the candidate already shadowed (its requests in flight keep counting).
+    fn shadow_slots(&self, spec: &crate::config::RouteSpec) -> Vec<Arc<Semaphore>> {
+        let mut map = self.shadow_slots.lock().expect("shadow slots lock");
+        let slots = |sh: &crate::config::ShadowSpec| {
+            let key = (spec.name.clone(), sh.service.clone());
+            let slots = map
+                .entry(key)
+                .or_insert_with(|| Arc::new(Semaphore::new(sh.max_in_flight)));
+            slots.clone()
+        };
+        spec.shadows.iter().map(slots).collect()
     }
 
     /// The route's limiter: the one in force when its limit is unchanged (its buckets keep
@@ -927,8 +993,8 @@ impl Runtime {
                 tracing::warn!(route = %spec.name, source = spec.source.as_str(), "route name already taken; ignored");
                 return;
             }
-            let slots = spec.shadow.as_ref().map_or(256, |s| s.max_in_flight);
-            let (stats, shadow_slots, hold) = self.route_state(&spec.name, slots);
+            let (stats, hold) = self.route_state(&spec.name);
+            let shadow_slots = self.shadow_slots(&spec);
             let recorder = self
                 .recorders
                 .lock()

@@ -16,8 +16,8 @@ use crate::upstream::Service;
 pub struct Route {
     pub spec: RouteSpec,
     pub stats: Arc<RouteStats>,
-    /// Bounds shadow requests in flight for this route.
-    pub shadow_slots: Arc<Semaphore>,
+    /// Bounds each shadow candidate's requests in flight (in the order of `spec.shadows`).
+    pub shadow_slots: Vec<Arc<Semaphore>>,
     /// Pause / maintenance; [`Hold::is_open`] is the request path's one check.
     pub hold: Arc<crate::runtime::Hold>,
     /// The evidence recorder of the route's rollout, when one runs (None costs nothing).

@@ -503,3 +503,59 @@ fn the_compose_example_is_valid_and_uses_the_edge_keys() {
     assert_eq!(route.rate_limit.as_ref().unwrap().burst, 100);
     assert_eq!(config.log.file.unwrap().keep, 3);
 }
+
+#[test]
+fn shadow_takes_a_list_of_candidates_each_named_in_errors() {
+    let services = format!(
+        "{SERVICES}[services.v2]\nservers = [\"http://127.0.0.1:9002\"]\n[services.v3]\nservers = [\"http://127.0.0.1:9003\"]\n"
+    );
+    let route = |shadow: &str| {
+        format!("{services}\n[[routes]]\nname = \"a\"\nrule = \"PathPrefix(`/`)\"\nservice = \"api\"\nshadow = {shadow}\n")
+    };
+    let text = route(
+        "[{ service = \"v2\" }, { service = \"v3\", percent = 20, methods = [\"GET\", \"POST\"] }]",
+    );
+    let cfg = Config::parse(&text, "umbra.toml", &|_| None).expect("valid");
+    let shadows = &cfg.routes[0].shadows;
+    let got: Vec<(&str, f64, usize)> = shadows
+        .iter()
+        .map(|s| (s.service.as_str(), s.percent, s.methods.len()))
+        .collect();
+    assert_eq!(got, [("v2", 100.0, 3), ("v3", 20.0, 2)]);
+
+    // A list's keys carry the index, at the right line and column.
+    let e = errors(&route(
+        "[\n  { service = \"v2\" },\n  { service = \"v3\", percent = 150 },\n]",
+    ));
+    assert!(
+        e.contains("routes[0].shadow[1].percent: 150 is not a percentage"),
+        "{e}"
+    );
+    assert!(e.starts_with("umbra.toml:15:31:"), "{e}");
+    let e = errors(&route("[{ service = \"v2\" }, { service = \"ghost\" }]"));
+    assert!(
+        e.contains("routes[0].shadow[1].service: unknown service `ghost`"),
+        "{e}"
+    );
+    let e = errors(&route(
+        "[{ service = \"v2\" }, { service = \"v2\", percent = 5 }]",
+    ));
+    assert!(
+        e.contains("routes[0].shadow[1].service: `v2` is already a shadow candidate of this route"),
+        "{e}"
+    );
+    let e = errors(&route("[{ service = \"v2\", percnt = 5 }]"));
+    assert!(e.contains("unknown field `percnt`"), "{e}");
+    let e = errors(&route("\"v2\""));
+    assert!(
+        e.contains("a shadow table `{ service = ... }` or a list of them"),
+        "{e}"
+    );
+    // One candidate is still a table, and is written back as one.
+    let one =
+        Config::parse(&route("{ service = \"v2\" }"), "umbra.toml", &|_| None).expect("valid");
+    let back = serde_json::to_value(&one.routes[0].raw.shadow).unwrap();
+    assert_eq!(back, serde_json::json!({ "service": "v2" }));
+    let two = serde_json::to_value(&cfg.routes[0].raw.shadow).unwrap();
+    assert_eq!(two[1]["service"], "v3");
+}

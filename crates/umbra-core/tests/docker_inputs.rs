@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 mod support;
-use umbra_core::config::raw::{RawCanary, RawShadow};
+use umbra_core::config::raw::{RawCanary, RawShadow, RawShadows};
 use umbra_core::config::{Balance, ServerAddr, ServiceSpec, Source};
 use umbra_core::runtime::{Attach, DockerInputs};
 use umbra_core::telemetry::Metrics;
@@ -45,14 +45,14 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
     let config = Config::parse(FILE, "umbra.toml", &|_| None).unwrap();
     let (tx, mut events) = mpsc::channel(16);
     let rt = Runtime::new(config, Arc::new(Metrics::new()), tx);
-    assert!(rt.snapshot().route("api").unwrap().spec.shadow.is_none());
+    assert!(rt.snapshot().route("api").unwrap().spec.shadows.is_empty());
 
     let attach = Attach {
-        shadow: Some(RawShadow {
+        shadow: Some(RawShadows::one(RawShadow {
             service: "api-v2".into(),
             percent: Some(100.0),
             ..RawShadow::default()
-        }),
+        })),
         canary: Some(RawCanary {
             service: "api-v2".into(),
             weight: 10.0,
@@ -68,13 +68,13 @@ async fn labels_attach_to_file_routes_and_overrides_win() {
     let snap = rt.snapshot();
     let route = snap.route("api").unwrap();
     assert_eq!(route.spec.source, Source::File);
-    assert_eq!(route.spec.shadow.as_ref().unwrap().service, "api-v2");
+    assert_eq!(route.spec.shadows[0].service, "api-v2");
     assert_eq!(route.spec.canary.as_ref().unwrap().weight, 10.0);
     assert!(snap.service("api-v2").is_some());
 
     // A runtime change (API/UI) wins over the label.
     rt.set_shadow("api", None, "api").unwrap();
-    assert!(rt.snapshot().route("api").unwrap().spec.shadow.is_none());
+    assert!(rt.snapshot().route("api").unwrap().spec.shadows.is_empty());
     assert_eq!(
         rt.snapshot()
             .route("api")
@@ -155,14 +155,14 @@ async fn a_rollout_label_starts_one_rollout_of_its_service() {
     );
     assert_eq!(s.history[0].actor, "docker");
     umbra_testkit::assert_eventually!(
-        rt.snapshot().route("api").unwrap().spec.shadow.is_some(),
+        rt.snapshot().route("api").unwrap().spec.shadows.len() == 1,
         timeout = std::time::Duration::from_secs(5)
     );
     // Asked again while it runs, and after it ended: not started twice.
     rollouts.start_requested().await;
     let ended = rollouts.act("api", Action::Abort, "cli").await.unwrap();
     assert_eq!(ended.status, Status::Aborted);
-    assert!(rt.snapshot().route("api").unwrap().spec.shadow.is_none());
+    assert!(rt.snapshot().route("api").unwrap().spec.shadows.is_empty());
     umbra_testkit::assert_eventually!(
         rollouts
             .status("api")

@@ -82,7 +82,7 @@ async fn a_replica_without_the_lease_stands_by_then_takes_over() {
         timeout = Duration::from_secs(5)
     );
     assert!(
-        rt.snapshot().route("api").unwrap().spec.shadow.is_none(),
+        rt.snapshot().route("api").unwrap().spec.shadows.is_empty(),
         "not run here"
     );
     match rollouts.act("api", Action::Pause, "cli").await {
@@ -92,7 +92,7 @@ async fn a_replica_without_the_lease_stands_by_then_takes_over() {
     // The lease is free (that replica died): this one takes over, from the stored state.
     leadership.free.store(true, Ordering::SeqCst);
     assert_eventually!(
-        rt.snapshot().route("api").unwrap().spec.shadow.is_some(),
+        rt.snapshot().route("api").unwrap().spec.shadows.len() == 1,
         timeout = Duration::from_secs(5)
     );
     let s = rollouts.status("api").await.unwrap();

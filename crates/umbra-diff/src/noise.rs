@@ -163,6 +163,41 @@ impl NoiseModel {
         &self.thresholds
     }
 
+    /// Where a new candidate of the same route starts: this model's noise half (the
+    /// secondary's differences against the primary do not depend on the candidate), and as
+    /// its own half a prior that it differs exactly as the secondary does — so its first few
+    /// comparisons are not judged on a sample of one, while anything the secondary does not
+    /// show (a removed field, a type change, a new field) counts from the first comparison.
+    pub fn for_new_candidate(&self) -> NoiseModel {
+        let mut out = NoiseModel::new(self.thresholds, self.limits);
+        for (endpoint, stats) in &self.endpoints {
+            let fields = stats
+                .fields
+                .iter()
+                .filter(|(_, c)| c.noise_count > 0)
+                .map(|(k, c)| {
+                    let counts = Counts {
+                        count: c.noise_count,
+                        noise_count: c.noise_count,
+                    };
+                    (k.clone(), counts)
+                })
+                .collect();
+            let stats = EndpointStats {
+                total: stats.noise_total,
+                noise_total: stats.noise_total,
+                fields,
+            };
+            out.endpoints.insert(endpoint.clone(), stats);
+        }
+        out
+    }
+
+    /// Comparisons that came with a secondary's answer, over all endpoints.
+    pub fn noise_samples(&self) -> u64 {
+        self.endpoints.values().map(|s| s.noise_total).sum()
+    }
+
     /// Observations (or single fields of them) not remembered because of the limits.
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -452,6 +487,30 @@ mod tests {
         assert_eq!(m.endpoints(), vec!["e"]);
         let json = serde_json::to_value(&rows[0]).unwrap();
         assert_eq!(json["kind"], "changed");
+    }
+
+    #[test]
+    fn a_new_candidate_starts_from_the_noise_not_from_the_old_candidate() {
+        let mut m = NoiseModel::new(Thresholds::default(), NoiseLimits::default());
+        let at = [diff("/at", DiffKind::Changed)];
+        let balance = [diff("/balance", DiffKind::Type)];
+        for _ in 0..50 {
+            let both: Vec<Difference> = at.iter().chain(&balance).cloned().collect();
+            m.observe("GET /a", &both, Some(&at));
+        }
+        let mut fresh = m.for_new_candidate();
+        assert_eq!(fresh.totals("GET /a"), (50, 50));
+        // The first comparison of a new candidate: the timestamp is known noise already, the
+        // old candidate's type change is not carried over, and a removed field counts at once.
+        fresh.observe("GET /a", &at, None);
+        assert_eq!(fresh.verdict("GET /a", &at), Verdict::Noise);
+        assert!(fresh
+            .field_rows("GET /a")
+            .iter()
+            .all(|r| r.path != "/balance"));
+        let removed = [diff("/id", DiffKind::Removed)];
+        fresh.observe("GET /a", &removed, None);
+        assert_eq!(fresh.verdict("GET /a", &removed), Verdict::Different);
     }
 
     #[test]

@@ -457,8 +457,18 @@ pub fn build(
                 );
                 continue;
             }
-            if let Some((owner, svc)) = owners.get(&(route.clone(), kind)) {
-                if *svc != service {
+            // Several services shadowing one route are several candidates; a route has one
+            // canary.
+            let taken = match kind {
+                "shadow" => attach
+                    .get(&route)
+                    .and_then(|a| a.shadow.as_ref())
+                    .is_some_and(|l| l.get(&service).is_some())
+                    .then(|| (String::new(), service.clone())),
+                _ => owners.get(&(route.clone(), kind)).cloned(),
+            };
+            if let Some((owner, svc)) = taken {
+                if svc != service {
                     push_err(
                         &mut e.status,
                         label,
@@ -485,12 +495,16 @@ pub fn build(
                     e.parsed.shadow_secondary.clone().filter(|s| {
                         services.contains_key(s) || settings.other_services.contains(s)
                     });
-                a.shadow = Some(RawShadow {
+                let candidate = RawShadow {
                     service: service.clone(),
                     percent: Some(e.parsed.shadow_percent.unwrap_or(100.0)),
                     secondary,
                     ..RawShadow::default()
-                });
+                };
+                a.shadow
+                    .get_or_insert_with(Default::default)
+                    .0
+                    .push(candidate);
             } else {
                 a.canary = Some(RawCanary {
                     service: service.clone(),
@@ -806,13 +820,46 @@ mod tests {
             &others,
         );
         let route = &b.inputs.routes[0];
-        let shadow = route.shadow.as_ref().unwrap();
+        let shadow = &route.shadow.as_ref().unwrap().0[0];
         assert_eq!(
             (shadow.service.as_str(), shadow.percent),
             ("api-v2", Some(50.0))
         );
         assert_eq!(b.inputs.attach["web"].canary.as_ref().unwrap().weight, 10.0);
         assert!(!b.inputs.attach.contains_key("api"));
+    }
+
+    #[test]
+    fn several_shadow_containers_are_several_candidates() {
+        let candidate = |name: &str, ip: &str, percent: &str| {
+            let labels = [
+                ("umbra.enable", "true"),
+                ("com.docker.compose.service", name),
+                ("umbra.shadow.of", "api"),
+                ("umbra.shadow.percent", percent),
+            ];
+            container(name, ip, &labels)
+        };
+        let v2 = candidate("api-v2", "10.0.0.9", "100");
+        let v2_replica = candidate("api-v2", "10.0.0.11", "100");
+        let v3 = candidate("api-v3", "10.0.0.10", "20");
+        let b = build(
+            &[api("api-1", "10.0.0.2"), v2, v2_replica, v3],
+            &Settings::default(),
+            &BTreeSet::new(),
+        );
+        let list = &b.inputs.routes[0].shadow.as_ref().unwrap().0;
+        let got: Vec<(&str, Option<f64>)> = list
+            .iter()
+            .map(|s| (s.service.as_str(), s.percent))
+            .collect();
+        assert_eq!(got, [("api-v2", Some(100.0)), ("api-v3", Some(20.0))]);
+        assert_eq!(
+            b.inputs.services["api-v2"].servers.len(),
+            2,
+            "a replica is a server"
+        );
+        assert!(b.containers.iter().all(|c| c.errors.is_empty()));
     }
 
     #[test]
@@ -961,7 +1008,7 @@ mod tests {
             "{errs:#?}"
         );
         assert_eq!(
-            b.inputs.attach["web"].shadow.as_ref().unwrap().secondary,
+            b.inputs.attach["web"].shadow.as_ref().unwrap().0[0].secondary,
             None
         );
 

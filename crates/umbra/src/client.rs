@@ -121,10 +121,17 @@ pub fn routes(base: &str, token: Option<&str>) -> anyhow::Result<()> {
     );
     for r in items {
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
-        let shadow = r
-            .pointer("/shadow/service")
-            .and_then(Value::as_str)
-            .unwrap_or("-");
+        let listed = r.get("candidates").and_then(Value::as_array);
+        let names: Vec<&str> = listed
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("service").and_then(Value::as_str))
+            .collect();
+        let shadow = if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(",")
+        };
         let canary = match (
             r.pointer("/canary/service").and_then(Value::as_str),
             r.pointer("/canary/weight"),
@@ -283,11 +290,19 @@ pub fn weight(
         Some(s) => s.to_string(),
         None => {
             let r = ok(base, token, "GET", &format!("/api/routes/{route}"), None)?;
+            // The canary's service, else the one shadow candidate (of several, say which).
+            let only = r
+                .get("candidates")
+                .and_then(Value::as_array)
+                .filter(|l| l.len() == 1)
+                .and_then(|l| l[0].get("service"));
             r.pointer("/canary/service")
-                .or_else(|| r.pointer("/shadow/service"))
+                .or(only)
                 .and_then(Value::as_str)
                 .map(str::to_string)
-                .context("the route has no canary or shadow service; pass --service")?
+                .context(
+                    "the route has no canary and not exactly one shadow candidate; pass --service",
+                )?
         }
     };
     let body = serde_json::json!({"service": service, "weight": percent});

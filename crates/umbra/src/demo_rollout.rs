@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use umbra_core::config::units::format_duration;
-use umbra_core::config::{RawRollout, RawShadow};
+use umbra_core::config::{RawRollout, RawShadow, RawShadows};
 use umbra_core::rollout::{RolloutState, Rollouts};
 use umbra_core::Runtime;
 
@@ -50,7 +50,7 @@ pub async fn acts(
         secondary_percent: Some(50.0),
         ..Default::default()
     };
-    if let Err(e) = runtime.set_shadow("api", Some(shadow), "demo") {
+    if let Err(e) = runtime.set_shadow("api", Some(RawShadows::one(shadow)), "demo") {
         bar.println(format!("umbra: could not shadow v3: {e}"));
         return vec![v2];
     }

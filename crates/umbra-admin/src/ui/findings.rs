@@ -42,6 +42,61 @@ pub fn section(findings: &[Value]) -> String {
     out
 }
 
+/// The route's candidates side by side, each with its own findings (most severe first); shown
+/// when the route shadows to more than one candidate. `candidates` is the route's list as the
+/// API gives it.
+pub fn candidates(route: &str, candidates: &[Value], findings: &[Value]) -> String {
+    if candidates.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<section class=\"candidates\" aria-label=\"candidates\"><h2>Candidates side by side</h2><div class=\"cols\">",
+    );
+    for c in candidates {
+        let service = c["service"].as_str().unwrap_or_default();
+        let own: Vec<&Value> = findings
+            .iter()
+            .filter(|f| f["candidate"] == service)
+            .collect();
+        let percent = c["percent"].as_f64().unwrap_or(100.0);
+        let _ = write!(
+            out,
+            "<div class=\"card candidate\" data-candidate=\"{s}\"><h3><code>{s}</code> <span class=\"meta\">{percent}% shadowed · {n} finding{plural}</span></h3>",
+            s = esc(service),
+            n = own.len(),
+            plural = if own.len() == 1 { "" } else { "s" },
+        );
+        if own.is_empty() {
+            out.push_str("<p class=\"meta\">No significant findings.</p>");
+        } else {
+            out.push_str("<ul>");
+            for f in own {
+                let s = |k: &str| f[k].as_str().unwrap_or_default();
+                let _ = write!(
+                    out,
+                    "<li data-finding=\"{id}\">{badge} <a href=\"/ui/comparisons?finding={link}\">{summary}</a> <span class=\"meta\">{rate}</span></li>",
+                    id = esc(s("id")),
+                    badge = severity_badge(s("severity")),
+                    link = esc(&enc(s("id"))),
+                    summary = summary_html(s("summary")),
+                    rate = pct(f["rate"].as_f64()),
+                );
+            }
+            out.push_str("</ul>");
+        }
+        let _ = write!(
+            out,
+            "<div class=\"row\"><button type=\"button\" class=\"api-button secondary\" data-method=\"DELETE\" \
+data-url=\"/api/routes/{route}/shadow?service={link}\" data-confirm=\"Stop shadowing to {s}? The other candidates go on.\">Stop this candidate</button></div></div>",
+            route = esc(&enc(route)),
+            link = esc(&enc(service)),
+            s = esc(service),
+        );
+    }
+    out.push_str("</div></section>");
+    out
+}
+
 fn item(f: &Value) -> String {
     let s = |k: &str| f[k].as_str().unwrap_or_default();
     // The finding id names its route; the list asks the store by id alone (its fast path).

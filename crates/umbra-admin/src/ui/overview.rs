@@ -47,6 +47,23 @@ pub fn source_badges(source: &str, overridden: bool) -> String {
     out
 }
 
+/// The route's shadow candidates, each as `service (N%)`.
+fn shadows(snap: &Snapshot, v: &Value) -> String {
+    let list = v["candidates"].as_array().map_or(&[][..], Vec::as_slice);
+    if list.is_empty() {
+        return "—".into();
+    }
+    let cell = |c: &Value| {
+        let percent = c["percent"].as_f64().unwrap_or(100.0);
+        service_cell(
+            snap,
+            c["service"].as_str().unwrap_or_default(),
+            &format!(" ({percent}%)"),
+        )
+    };
+    list.iter().map(cell).collect::<Vec<_>>().join("<br>")
+}
+
 fn route_row(snap: &Snapshot, v: &Value, worst: Option<umbra_diff::Severity>) -> String {
     let name = v["name"].as_str().unwrap_or_default();
     let s = &v["stats"];
@@ -74,7 +91,7 @@ fn route_row(snap: &Snapshot, v: &Value, worst: Option<umbra_diff::Severity>) ->
         ),
         rule = esc(v["rule"].as_str().unwrap_or_default()),
         primary = service_cell(snap, v["service"].as_str().unwrap_or_default(), ""),
-        shadow = candidate("shadow", "percent"),
+        shadow = shadows(snap, v),
         canary = candidate("canary", "weight"),
     );
     row.push_str(&num("rps", "req/s", "—".into()));

@@ -227,8 +227,12 @@ fn field_table(diffs_html: &str) -> String {
     )
 }
 
-/// Shadow or canary as `service (N%)`.
+/// Shadow or canary as `service (N%)`; a list of shadow candidates as each of them.
 fn candidate(v: &Value, amount: &str) -> String {
+    if let Some(list) = v.as_array() {
+        let each: Vec<String> = list.iter().map(|c| candidate(c, amount)).collect();
+        return each.join(", ");
+    }
     match v["service"].as_str() {
         Some(s) => format!(
             "{} ({}%)",
@@ -328,8 +332,14 @@ pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<Stri
         (Err(e), Some(_)) => format!("<p class=\"error\">{}</p>", esc(&e.message)),
         (Err(e), None) => return error_page(e.status, &e.message),
     };
+    let listed = route
+        .as_ref()
+        .and_then(|r| r["candidates"].as_array().cloned());
     let findings = match crate::findings::route_findings(&state, &name, false).await {
-        Ok(f) => super::findings::section(&f),
+        Ok(f) => {
+            let side = super::findings::candidates(&name, &listed.unwrap_or_default(), &f);
+            super::findings::section(&f) + &side
+        }
         Err(e) => format!("<p class=\"error\">{}</p>", esc(&e.message)),
     };
     let mut body = format!("<h1>Route <code>{}</code></h1>", esc(&name));

@@ -424,7 +424,7 @@ async fn signs_in_with_the_token() {
         .raw
         .shadow
         .clone();
-    assert_eq!(shadow.and_then(|s| s.percent), Some(50.0));
+    assert_eq!(shadow.and_then(|s| s.0[0].percent), Some(50.0));
     b.close().await;
 }
 
@@ -502,7 +502,7 @@ async fn routes_are_made_edited_and_deleted_in_the_ui() {
         let r = snap.route("orders").unwrap();
         assert_eq!(r.spec.source.as_str(), "api");
         assert_eq!(
-            r.spec.raw.shadow.as_ref().and_then(|s| s.percent),
+            r.spec.raw.shadow.as_ref().and_then(|s| s.0[0].percent),
             Some(50.0)
         );
     }
@@ -547,7 +547,7 @@ async fn routes_are_made_edited_and_deleted_in_the_ui() {
         let raw: &RawRoute = &snap.route("orders").unwrap().spec.raw;
         assert_eq!(raw.priority, Some(50));
         assert_eq!(raw.canary.as_ref().map(|c| c.weight), Some(10.0));
-        assert_eq!(raw.shadow.as_ref().and_then(|s| s.percent), Some(50.0));
+        assert_eq!(raw.shadow.as_ref().and_then(|s| s.0[0].percent), Some(50.0));
     }
     b.screenshots("route-api").await;
 
@@ -694,7 +694,7 @@ async fn a_route_to_target_urls_is_made_in_the_form() {
         let snap = s.runtime.load();
         let r = snap.route("preview").expect("the route is in force");
         assert_eq!(r.spec.service, "preview-primary");
-        assert_eq!(r.spec.shadow.as_ref().unwrap().service, "preview-shadow");
+        assert_eq!(r.spec.shadows[0].service, "preview-shadow");
         let url = |svc: &str| snap.service(svc).unwrap().spec.servers[0].url();
         assert_eq!(url("preview-primary"), primary.url());
         assert_eq!(url("preview-shadow"), shadow.url());
@@ -881,6 +881,13 @@ async fn the_rollout_timeline_is_paused_and_aborted_from_the_route_page() {
          && [...document.querySelectorAll('.rollout .decision')].some(d => d.textContent.includes('paused') && d.textContent.includes('by ui'));",
     )
     .await;
-    assert!(s.runtime.load().route("api").unwrap().spec.shadow.is_none());
+    assert!(s
+        .runtime
+        .load()
+        .route("api")
+        .unwrap()
+        .spec
+        .shadows
+        .is_empty());
     b.close().await;
 }

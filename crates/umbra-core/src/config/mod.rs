@@ -242,7 +242,8 @@ pub struct RouteSpec {
     pub priority: i64,
     pub service: String,
     pub strip_prefix: Option<String>,
-    pub shadow: Option<ShadowSpec>,
+    /// The shadow candidates, in the order written (empty: no shadow).
+    pub shadows: Vec<ShadowSpec>,
     pub canary: Option<CanarySpec>,
     pub compare: CompareSpec,
     pub endpoints: Arc<umbra_diff::EndpointGrouper>,

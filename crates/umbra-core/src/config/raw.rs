@@ -132,8 +132,9 @@ pub struct RawRoute {
     pub priority: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<String>,
+    /// One candidate (a table) or several (a list of tables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<RawShadow>,
+    pub shadow: Option<RawShadows>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<RawCanary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,6 +249,73 @@ pub struct RawShadow {
     pub timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
+}
+
+/// A route's shadow candidates: written as one table (`shadow = { service = "v2" }`) or as a
+/// list of them (`shadow = [{ service = "v2" }, { service = "v3", percent = 20 }]`), and
+/// written back the same way (one candidate as a table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawShadows(pub Vec<RawShadow>);
+
+impl RawShadows {
+    pub fn one(shadow: RawShadow) -> RawShadows {
+        RawShadows(vec![shadow])
+    }
+
+    /// None for no candidate at all.
+    pub fn from_vec(list: Vec<RawShadow>) -> Option<RawShadows> {
+        (!list.is_empty()).then_some(RawShadows(list))
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, RawShadow> {
+        self.0.iter()
+    }
+
+    /// The candidate shadowing to `service`.
+    pub fn get(&self, service: &str) -> Option<&RawShadow> {
+        self.0.iter().find(|s| s.service == service)
+    }
+
+    /// True when written as a list (keys are then `shadow[i].…`).
+    pub fn is_list(&self) -> bool {
+        self.0.len() != 1
+    }
+}
+
+impl Serialize for RawShadows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            list => list.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawShadows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawShadows, D::Error> {
+        struct Shadows;
+        impl<'de> serde::de::Visitor<'de> for Shadows {
+            type Value = RawShadows;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a shadow table `{ service = ... }` or a list of them")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawShadows, A::Error> {
+                let d = serde::de::value::MapAccessDeserializer::new(map);
+                RawShadow::deserialize(d).map(RawShadows::one)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<RawShadows, A::Error> {
+                let d = serde::de::value::SeqAccessDeserializer::new(seq);
+                Vec::<RawShadow>::deserialize(d).map(RawShadows)
+            }
+        }
+        d.deserialize_any(Shadows)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -672,57 +672,10 @@ pub fn validate_route(
         }
     }
 
-    let shadow = rr.shadow.as_ref().map(|s| {
-        check_service(&mut errs, "shadow.service", &s.service);
-        if let Some(sec) = &s.secondary {
-            check_service(&mut errs, "shadow.secondary", sec);
-        }
-        let percent = s.percent.unwrap_or(100.0);
-        if !(0.0..=100.0).contains(&percent) {
-            errs.push(
-                k("shadow.percent"),
-                format!("{percent} is not a percentage between 0 and 100"),
-            );
-        }
-        let secondary_percent = s.secondary_percent.unwrap_or(20.0);
-        if !(0.0..=100.0).contains(&secondary_percent) {
-            errs.push(
-                k("shadow.secondary_percent"),
-                format!("{secondary_percent} is not a percentage between 0 and 100"),
-            );
-        }
-        let mut methods = Vec::new();
-        for (i, m) in s
-            .methods
-            .clone()
-            .unwrap_or_else(|| vec!["GET".into(), "HEAD".into(), "OPTIONS".into()])
-            .iter()
-            .enumerate()
-        {
-            match http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                Ok(m) => methods.push(m),
-                Err(_) => errs.push(
-                    format!("{}[{i}]", k("shadow.methods")),
-                    format!("`{m}` is not an HTTP method"),
-                ),
-            }
-        }
-        ShadowSpec {
-            service: s.service.clone(),
-            percent,
-            methods,
-            secondary: s.secondary.clone(),
-            secondary_percent,
-            max_body: size(
-                &mut errs,
-                &k("shadow.max_body"),
-                s.max_body.as_deref(),
-                "1MiB",
-            ),
-            timeout: duration(&mut errs, &k("shadow.timeout"), s.timeout.as_deref(), "10s"),
-            max_in_flight: s.max_in_flight.unwrap_or(256).max(1) as usize,
-        }
-    });
+    let shadows = match &rr.shadow {
+        None => Vec::new(),
+        Some(list) => shadows(&mut errs, &k, &check_service, list),
+    };
 
     let canary = rr.canary.as_ref().map(|c| {
         check_service(&mut errs, "canary.service", &c.service);
@@ -860,7 +813,7 @@ pub fn validate_route(
                     .strip_prefix
                     .as_ref()
                     .map(|p| p.trim_end_matches('/').to_string()),
-                shadow,
+                shadows,
                 canary,
                 compare,
                 endpoints: Arc::new(endpoints),
@@ -874,5 +827,79 @@ pub fn validate_route(
             })
         }
         _ => Err(errs.0),
+    }
+}
+
+/// A route's shadow candidates (`shadow` as a table, or a list of them): keys are
+/// `shadow.…` for a table and `shadow[i].…` in a list; a candidate named twice is refused.
+fn shadows(
+    errs: &mut Errors,
+    k: &dyn Fn(&str) -> String,
+    check_service: &dyn Fn(&mut Errors, &str, &str),
+    list: &RawShadows,
+) -> Vec<ShadowSpec> {
+    let mut out: Vec<ShadowSpec> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let key = if list.is_list() {
+            format!("shadow[{i}]")
+        } else {
+            "shadow".to_string()
+        };
+        let field = |f: &str| format!("{key}.{f}");
+        if out.iter().any(|o| o.service == s.service) {
+            errs.push(
+                k(&field("service")),
+                format!(
+                    "`{}` is already a shadow candidate of this route",
+                    s.service
+                ),
+            );
+        }
+        check_service(errs, &field("service"), &s.service);
+        if let Some(sec) = &s.secondary {
+            check_service(errs, &field("secondary"), sec);
+        }
+        out.push(shadow(errs, &|f| k(&field(f)), s));
+    }
+    out
+}
+
+/// One shadow candidate; `k` names its fields (`routes[0].shadow[1].percent`).
+fn shadow(errs: &mut Errors, k: &dyn Fn(&str) -> String, s: &RawShadow) -> ShadowSpec {
+    let percent = s.percent.unwrap_or(100.0);
+    if !(0.0..=100.0).contains(&percent) {
+        errs.push(
+            k("percent"),
+            format!("{percent} is not a percentage between 0 and 100"),
+        );
+    }
+    let secondary_percent = s.secondary_percent.unwrap_or(20.0);
+    if !(0.0..=100.0).contains(&secondary_percent) {
+        errs.push(
+            k("secondary_percent"),
+            format!("{secondary_percent} is not a percentage between 0 and 100"),
+        );
+    }
+    let mut methods = Vec::new();
+    let listed = s.methods.clone();
+    let listed = listed.unwrap_or_else(|| vec!["GET".into(), "HEAD".into(), "OPTIONS".into()]);
+    for (i, m) in listed.iter().enumerate() {
+        match http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            Ok(m) => methods.push(m),
+            Err(_) => errs.push(
+                format!("{}[{i}]", k("methods")),
+                format!("`{m}` is not an HTTP method"),
+            ),
+        }
+    }
+    ShadowSpec {
+        service: s.service.clone(),
+        percent,
+        methods,
+        secondary: s.secondary.clone(),
+        secondary_percent,
+        max_body: size(errs, &k("max_body"), s.max_body.as_deref(), "1MiB"),
+        timeout: duration(errs, &k("timeout"), s.timeout.as_deref(), "10s"),
+        max_in_flight: s.max_in_flight.unwrap_or(256).max(1) as usize,
     }
 }

@@ -207,12 +207,15 @@ impl Controller {
         let (shadow_is_ours, canary, shadow) = {
             let snap = rt.load();
             let r = snap.route(self.route()).ok_or("the route is gone")?;
-            let ours = r
+            let ours = r.spec.shadows.iter().any(|s| s.service == candidate);
+            // A new candidate takes the settings (secondary, methods) of the route's first one.
+            let template = r
                 .spec
+                .raw
                 .shadow
                 .as_ref()
-                .is_some_and(|s| s.service == candidate);
-            (ours, r.spec.canary.clone(), r.spec.raw.shadow.clone())
+                .and_then(|l| l.0.first().cloned());
+            (ours, r.spec.canary.clone(), template)
         };
         match step {
             Step::Shadow { .. } => {
@@ -221,20 +224,19 @@ impl Controller {
                         .await?;
                 }
                 if !shadow_is_ours {
-                    // The route's own shadow settings (secondary, methods) stay; only the
-                    // target and the share change.
+                    // The route's other candidates keep shadowing; this one joins them.
                     let shadow = RawShadow {
                         service: candidate,
                         percent: Some(100.0),
                         ..shadow.unwrap_or_default()
                     };
-                    self.persist(rt.set_shadow(self.route(), Some(shadow), ACTOR))
+                    self.persist(rt.upsert_shadow(self.route(), shadow, ACTOR))
                         .await?;
                 }
             }
             Step::Canary { percent, .. } => {
                 if shadow_is_ours {
-                    self.persist(rt.set_shadow(self.route(), None, ACTOR))
+                    self.persist(rt.remove_shadow(self.route(), &candidate, ACTOR))
                         .await?;
                 }
                 let same = canary.is_some_and(|c| c.service == candidate && c.weight == percent);
@@ -371,23 +373,31 @@ impl Controller {
         self.rollback(gate, None).await;
     }
 
-    /// Drops the rollout's canary and shadow (the primary serves everything).
+    /// Drops the rollout's canary and its own shadow: the primary serves everything; the
+    /// route's other candidates keep shadowing.
     async fn all_to_primary(&mut self) {
         let rt = self.rs.runtime.clone();
         rt.set_recorder(self.route(), None);
         let candidate = &self.spec.service;
-        let ours = rt.load().route(self.route()).is_some_and(|r| {
-            r.spec
+        let (canary, shadow) = rt.load().route(self.route()).map_or((false, false), |r| {
+            let canary = r
+                .spec
                 .canary
                 .as_ref()
-                .is_some_and(|c| &c.service == candidate)
-                || r.spec
-                    .shadow
-                    .as_ref()
-                    .is_some_and(|s| &s.service == candidate)
+                .is_some_and(|c| &c.service == candidate);
+            (
+                canary,
+                r.spec.shadows.iter().any(|s| &s.service == candidate),
+            )
         });
-        if ours {
-            if let Err(e) = self.persist(rt.rollback(self.route(), ACTOR)).await {
+        if canary {
+            if let Err(e) = self.persist(rt.set_canary(self.route(), None, ACTOR)).await {
+                tracing::error!(route = %self.route(), error = %e, "rollback failed");
+            }
+        }
+        if shadow {
+            let removed = rt.remove_shadow(self.route(), candidate, ACTOR);
+            if let Err(e) = self.persist(removed).await {
                 tracing::error!(route = %self.route(), error = %e, "rollback failed");
             }
         }

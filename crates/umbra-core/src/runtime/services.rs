@@ -72,9 +72,9 @@ fn users(rt: &Runtime, service: &str) -> BTreeSet<String> {
             let s = &r.spec;
             s.service == service
                 || s.canary.as_ref().is_some_and(|c| c.service == service)
-                || s.shadow.as_ref().is_some_and(|sh| {
-                    sh.service == service || sh.secondary.as_deref() == Some(service)
-                })
+                || s.shadows
+                    .iter()
+                    .any(|sh| sh.service == service || sh.secondary.as_deref() == Some(service))
         })
         .map(|r| r.spec.name.clone())
         .collect()

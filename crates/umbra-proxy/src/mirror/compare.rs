@@ -29,6 +29,7 @@ use crate::Proxy;
 const QUEUE: usize = 4096;
 
 /// A response as fetched (or captured), before it is turned into the diff model.
+#[derive(Clone)]
 pub struct Fetched {
     pub status: u16,
     pub headers: HeaderMap,
@@ -41,6 +42,8 @@ pub struct Fetched {
 pub struct CompareJob {
     pub proxy: Arc<Proxy>,
     pub route: Arc<Route>,
+    /// The candidate's service (the comparison's `candidate`).
+    pub candidate: String,
     pub method: Method,
     pub path_and_query: String,
     pub host: String,
@@ -144,6 +147,7 @@ fn compare(job: CompareJob) {
     let CompareJob {
         proxy,
         route,
+        candidate,
         method,
         path_and_query,
         host,
@@ -177,7 +181,7 @@ fn compare(job: CompareJob) {
         Verdict::ShadowError
     } else {
         proxy.mirror.noise.observe_and_judge(
-            name,
+            (name, &candidate),
             &endpoint,
             &route.spec.compare.thresholds,
             &differences,
@@ -194,19 +198,19 @@ fn compare(job: CompareJob) {
             proxy
                 .mirror
                 .noise
-                .unexplained(name, &endpoint, &differences)
+                .unexplained((name, &candidate), &endpoint, &differences)
         } else {
             Vec::new()
         };
-        record_evidence(&route, &primary, shadow.as_ref(), verdict, &fields);
+        let sides = (&primary, shadow.as_ref());
+        record_evidence(&route, &candidate, sides, verdict, &fields);
     }
 
-    let candidate = route.spec.shadow.as_ref().map(|s| s.service.clone());
     let mut comparison = Comparison {
         id: 0,
         created_at_ms: now_ms(),
         route: name.clone(),
-        candidate: candidate.unwrap_or_default(),
+        candidate,
         endpoint,
         request_id: request_id.to_str().unwrap_or("").to_string(),
         verdict,
@@ -238,18 +242,17 @@ fn compare(job: CompareJob) {
     proxy.mirror.sink.submit(comparison);
 }
 
-/// Feeds a rollout's recorder when the route's shadow is its candidate; `fields` are the
+/// Feeds a rollout's recorder when the comparison is of its candidate; `fields` are the
 /// differences noise does not explain.
 fn record_evidence(
     route: &Route,
-    primary: &Response,
-    shadow: Option<&Response>,
+    candidate: &str,
+    (primary, shadow): (&Response, Option<&Response>),
     verdict: Verdict,
     fields: &[String],
 ) {
     let Some(rec) = &route.recorder else { return };
-    let ours = route.spec.shadow.as_ref().map(|s| &s.service) == Some(&rec.candidate);
-    if !ours {
+    if rec.candidate != candidate {
         return;
     }
     rec.record_comparison(
@@ -310,6 +313,7 @@ shadow = { service = "v2", percent = 100 }
         CompareJob {
             proxy: rt.clone(),
             route,
+            candidate: "v2".into(),
             method: Method::GET,
             path_and_query: "/users/42?x=1".into(),
             host: "example.test".into(),
@@ -396,7 +400,11 @@ shadow = { service = "v2", percent = 100 }
             })
             .unwrap();
         let shadow_job = crate::mirror::ShadowJob {
-            shadow: snap.service("v2").expect("service").clone(),
+            candidates: vec![crate::mirror::Candidate {
+                index: 0,
+                service: snap.service("v2").expect("service").clone(),
+                permit: slots.clone().try_acquire_owned().expect("a free slot"),
+            }],
             secondary: None,
             method: Method::GET,
             path_and_query: "/users/1".into(),
@@ -407,7 +415,6 @@ shadow = { service = "v2", percent = 100 }
             request_body: None,
             primary_head,
             primary_body,
-            permit: slots.clone().try_acquire_owned().expect("a free slot"),
             route: route.clone(),
         };
         // The shadow server (port 9) refuses: that is a comparison of a shadow error, which

@@ -51,10 +51,20 @@ impl DropReason {
     }
 }
 
-/// Everything a shadow job needs, taken from the primary request before it is forwarded.
+/// One candidate a request is mirrored to: its place in the route's `shadows`, its service and
+/// the in-flight slot it holds until its comparison is built.
+pub struct Candidate {
+    pub index: usize,
+    pub service: Arc<Service>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// Everything a shadow job needs, taken from the primary request before it is forwarded. One
+/// job serves all the candidates a request is mirrored to: the request body and the primary's
+/// answer are copied once, whatever their number.
 pub struct ShadowJob {
     pub route: Arc<Route>,
-    pub shadow: Arc<Service>,
+    pub candidates: Vec<Candidate>,
     pub secondary: Option<Arc<Service>>,
     pub method: Method,
     /// Path and query as sent upstream (after `strip_prefix`).
@@ -68,7 +78,6 @@ pub struct ShadowJob {
     /// Status and headers of the primary response, then its body copy.
     pub primary_head: oneshot::Receiver<(u16, HeaderMap)>,
     pub primary_body: oneshot::Receiver<oneshot::Receiver<Captured>>,
-    pub permit: OwnedSemaphorePermit,
 }
 
 /// Why a shadow (or secondary) request has no response to compare; stored as the
@@ -182,33 +191,43 @@ fn with_trailers(headers: &mut HeaderMap, trailers: Option<HeaderMap>) {
     }
 }
 
-/// Runs one shadow job: waits for the request body copy, sends the shadow (and maybe secondary)
-/// request, waits for the primary's response copy, and hands all of it to the compare threads.
+/// Runs one shadow job: waits for the request body copy, sends the request to each candidate
+/// (and maybe the secondary) at once, waits for the primary's response copy, and hands one
+/// comparison per candidate to the compare threads.
 pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
     let rt = &proxy.runtime;
     let route = job.route.clone();
-    let spec = route
-        .spec
-        .shadow
-        .as_ref()
-        .expect("shadow jobs exist only for shadowed routes");
+    let shadows = &route.spec.shadows;
     let name = &route.spec.name;
     let dropped = |reason: DropReason| {
         route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
         rt.metrics.shadow_dropped(name, reason.as_str());
     };
+    let drop_all = |n: usize, reason: DropReason| (0..n).for_each(|_| dropped(reason));
+    let mut candidates = job.candidates;
 
     // 1. The request body copy (the client streams it to the primary at its own pace).
     let body = match job.request_body {
         None => Bytes::new(),
         Some(rx) => match rx.await {
             Ok(c) if c.complete && !c.truncated => Bytes::from(c.body),
-            Ok(c) if c.truncated => return dropped(DropReason::BodyTooLarge),
-            _ => return dropped(DropReason::Incomplete),
+            Ok(c) if c.truncated => return drop_all(candidates.len(), DropReason::BodyTooLarge),
+            _ => return drop_all(candidates.len(), DropReason::Incomplete),
         },
     };
+    // The copy was capped at the largest candidate's `max_body`; a smaller cap drops its own.
+    candidates.retain(|c| {
+        let fits = body.len() as u64 <= shadows[c.index].max_body;
+        if !fits {
+            dropped(DropReason::BodyTooLarge);
+        }
+        fits
+    });
+    if candidates.is_empty() {
+        return;
+    }
 
-    // 2. Shadow (and maybe secondary) requests, concurrently.
+    // 2. Candidate (and maybe secondary) requests, concurrently.
     let mirrored = Mirrored {
         method: job.method,
         path_and_query: job.path_and_query,
@@ -217,25 +236,32 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
         body,
     };
     let cap = route.spec.compare.max_body;
-    route.stats.shadow_sent.fetch_add(1, Ordering::Relaxed);
-    // Boxed, and built inside the box: the two fetches (request, timeout, response body) are
-    // most of this future's size, and the whole future is copied each time it moves.
-    let (shadow, secondary) = Box::pin(async {
-        let shadow_f = fetch(&job.shadow, &mirrored, spec.timeout, cap);
+    let longest = candidates.iter().map(|c| shadows[c.index].timeout).max();
+    let longest = longest.unwrap_or_default();
+    let n = candidates.len() as u64;
+    route.stats.shadow_sent.fetch_add(n, Ordering::Relaxed);
+    // Boxed, and built inside the box: the fetches (request, timeout, response body) are most
+    // of this future's size, and the whole future is copied each time it moves.
+    let (answers, secondary) = Box::pin(async {
+        let each = candidates
+            .iter()
+            .map(|c| fetch(&c.service, &mirrored, shadows[c.index].timeout, cap));
         let secondary_f = async {
             match &job.secondary {
-                Some(s) => Some(fetch(s, &mirrored, spec.timeout, cap).await),
+                Some(s) => Some(fetch(s, &mirrored, longest, cap).await),
                 None => None,
             }
         };
-        tokio::join!(shadow_f, secondary_f)
+        tokio::join!(futures_util::future::join_all(each), secondary_f)
     })
     .await;
-    rt.metrics
-        .shadow_request(name, if shadow.is_ok() { "ok" } else { "error" });
+    for a in &answers {
+        rt.metrics
+            .shadow_request(name, if a.is_ok() { "ok" } else { "error" });
+    }
 
     // 3. The primary's response copy.
-    let wait = spec.timeout + Duration::from_secs(30);
+    let wait = longest + Duration::from_secs(30);
     let primary = tokio::time::timeout(wait, async {
         let (status, head) = job.primary_head.await.ok()?;
         let body_rx = job.primary_body.await.ok()?;
@@ -246,7 +272,7 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
     .ok()
     .flatten();
     let Some((status, mut head, mut captured)) = primary else {
-        return dropped(DropReason::Incomplete);
+        return drop_all(candidates.len(), DropReason::Incomplete);
     };
     with_trailers(&mut head, captured.trailers.take());
     let primary = Fetched {
@@ -259,23 +285,80 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
             .map_or(0, |e| e.duration_since(job.started).as_micros() as u64),
     };
 
-    // 4. Compare on the compare threads.
-    let workers = rt.load().config.proxy.workers;
-    let compare = CompareJob {
-        proxy: proxy.clone(),
-        route: route.clone(),
-        method: mirrored.method,
-        path_and_query: mirrored.path_and_query,
+    // 4. Compare on the compare threads, one job per candidate.
+    let compare = Compared {
+        mirrored,
         host: job.host,
-        request_headers: mirrored.headers,
-        request_id: mirrored.request_id,
-        request_body: mirrored.body,
         primary,
-        shadow,
         secondary: secondary.and_then(Result::ok),
-        permit: job.permit,
     };
-    if !proxy.mirror.comparer(workers).submit(compare) {
-        dropped(DropReason::CompareBacklog);
+    submit(&proxy, &route, compare, candidates.into_iter().zip(answers));
+}
+
+/// What every candidate's comparison shares: the request, the primary's and the secondary's
+/// answers.
+struct Compared {
+    mirrored: Mirrored,
+    host: String,
+    primary: Fetched,
+    secondary: Option<Fetched>,
+}
+
+/// Queues one comparison per candidate (the shared parts copied for all but the last).
+fn submit(
+    proxy: &Arc<Proxy>,
+    route: &Arc<Route>,
+    c: Compared,
+    answers: impl ExactSizeIterator<Item = (Candidate, Result<Fetched, MirrorError>)>,
+) {
+    let rt = &proxy.runtime;
+    let workers = rt.load().config.proxy.workers;
+    let comparer = proxy.mirror.comparer(workers);
+    let mut left = answers.len();
+    let mut c = Some(c);
+    for (candidate, shadow) in answers {
+        left -= 1;
+        let shared = if left == 0 {
+            c.take().expect("the last candidate takes the shared parts")
+        } else {
+            c.as_ref().expect("kept for the last candidate").clone()
+        };
+        let job = CompareJob {
+            proxy: proxy.clone(),
+            route: route.clone(),
+            candidate: candidate.service.name().to_string(),
+            method: shared.mirrored.method,
+            path_and_query: shared.mirrored.path_and_query,
+            host: shared.host,
+            request_headers: shared.mirrored.headers,
+            request_id: shared.mirrored.request_id,
+            request_body: shared.mirrored.body,
+            primary: shared.primary,
+            shadow,
+            secondary: shared.secondary,
+            permit: candidate.permit,
+        };
+        if !comparer.submit(job) {
+            route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+            let reason = DropReason::CompareBacklog.as_str();
+            rt.metrics.shadow_dropped(&route.spec.name, reason);
+        }
+    }
+}
+
+impl Clone for Compared {
+    fn clone(&self) -> Compared {
+        Compared {
+            mirrored: Mirrored {
+                method: self.mirrored.method.clone(),
+                path_and_query: self.mirrored.path_and_query.clone(),
+                headers: self.mirrored.headers.clone(),
+                request_id: self.mirrored.request_id.clone(),
+                body: self.mirrored.body.clone(),
+            },
+            host: self.host.clone(),
+            primary: self.primary.clone(),
+            secondary: self.secondary.clone(),
+        }
     }
 }

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 use umbra_core::canary::{self, Side};
-use umbra_core::config::{ProxyConfig, RateKey, ShadowSpec};
+use umbra_core::config::{ProxyConfig, RateKey};
 use umbra_core::rules::RequestView;
 use umbra_core::snapshot::{Route, Snapshot};
 use umbra_core::upstream::{InFlight, ServerState, Service};
@@ -24,7 +24,7 @@ use super::log::Record;
 use super::reply::{ProxyBody, Reply};
 use crate::client::{self, PooledBody};
 use crate::error::{find_in_chain, ProxyError};
-use crate::mirror::{DropReason, ShadowJob};
+use crate::mirror::{Candidate, DropReason, ShadowJob};
 use crate::wire::body::{BodyTooLarge, Captured, ClientBodyError, Tee, UpstreamBody};
 use crate::wire::headers::*;
 use crate::wire::relay::Relayed;
@@ -456,62 +456,96 @@ fn upstream_fields<'a>(
     (added, has_host)
 }
 
-/// A shadow the plan decided to send: its service, slot and spec.
-struct ShadowPlan<'s> {
-    service: Arc<Service>,
-    permit: tokio::sync::OwnedSemaphorePermit,
-    spec: &'s ShadowSpec,
+/// The candidates the plan decided to mirror a request to, and the largest body one takes.
+struct ShadowPlan {
+    candidates: Vec<Candidate>,
+    max_body: u64,
 }
 
-/// **Plan**, part three: whether this request is mirrored — sampled, a mirrored method, a
-/// body within the cap, a shadow server, a free slot — or why not.
-fn plan_shadow<'s>(
+/// Why a candidate does not get this request.
+enum Skip {
+    NotSampled,
+    Method,
+    Dropped(DropReason),
+}
+
+/// **Plan**, part three: the candidates this request is mirrored to — each sampled at its own
+/// percent, a mirrored method, a body within its cap, a shadow server, a free slot — or why
+/// none is (the access log's `shadow`).
+fn plan_shadow(
     snap: &Snapshot,
-    route: &'s Route,
+    route: &Route,
     req: &Req<'_>,
     body: Option<&hyper::body::Incoming>,
     proxy: &Proxy,
     rec: &mut Record<'_>,
-) -> Option<ShadowPlan<'s>> {
-    let sh = route.spec.shadow.as_ref()?;
-    let dropped = |rec: &mut Record<'_>, reason: DropReason| {
-        rec.shadow = reason.as_str();
-        proxy
-            .runtime
-            .metrics
-            .shadow_dropped(&route.spec.name, rec.shadow);
-    };
-    let sampled = sh.percent >= 100.0 || rand::random::<f64>() * 100.0 < sh.percent;
-    if !sampled {
-        rec.shadow = "not_sampled";
-        return None;
-    }
-    if req.scan.upgrade || !sh.methods.contains(req.method) {
-        rec.shadow = "method";
+) -> Option<ShadowPlan> {
+    if route.spec.shadows.is_empty() {
         return None;
     }
     let body_len = body.map_or(Some(0), |b| http_body::Body::size_hint(b).exact());
+    let mut plan: Option<ShadowPlan> = None;
+    for (index, sh) in route.spec.shadows.iter().enumerate() {
+        match candidate(snap, route, index, req, body_len) {
+            Ok(c) => {
+                let p = plan.get_or_insert_with(|| ShadowPlan {
+                    candidates: Vec::with_capacity(route.spec.shadows.len()),
+                    max_body: 0,
+                });
+                p.max_body = p.max_body.max(sh.max_body);
+                p.candidates.push(c);
+                rec.shadow = "sampled";
+            }
+            Err(skip) => {
+                let why = match skip {
+                    Skip::NotSampled => "not_sampled",
+                    Skip::Method => "method",
+                    Skip::Dropped(reason) => {
+                        let name = &route.spec.name;
+                        proxy.runtime.metrics.shadow_dropped(name, reason.as_str());
+                        reason.as_str()
+                    }
+                };
+                if plan.is_none() {
+                    rec.shadow = why;
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Whether candidate `index` of the route gets this request.
+fn candidate(
+    snap: &Snapshot,
+    route: &Route,
+    index: usize,
+    req: &Req<'_>,
+    body_len: Option<u64>,
+) -> Result<Candidate, Skip> {
+    let sh = &route.spec.shadows[index];
+    let sampled = sh.percent >= 100.0 || rand::random::<f64>() * 100.0 < sh.percent;
+    if !sampled {
+        return Err(Skip::NotSampled);
+    }
+    if req.scan.upgrade || !sh.methods.contains(req.method) {
+        return Err(Skip::Method);
+    }
     if body_len.is_some_and(|n| n > sh.max_body) {
-        dropped(rec, DropReason::BodyTooLarge);
-        return None;
+        return Err(Skip::Dropped(DropReason::BodyTooLarge));
     }
     let Some(service) = snap.service(&sh.service).cloned() else {
-        dropped(rec, DropReason::NoServer);
-        return None;
+        return Err(Skip::Dropped(DropReason::NoServer));
     };
-    match route.shadow_slots.clone().try_acquire_owned() {
-        Ok(permit) => {
-            rec.shadow = "sampled";
-            Some(ShadowPlan {
-                service,
-                permit,
-                spec: sh,
-            })
-        }
+    match route.shadow_slots[index].clone().try_acquire_owned() {
+        Ok(permit) => Ok(Candidate {
+            index,
+            service,
+            permit,
+        }),
         Err(_) => {
             route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
-            dropped(rec, DropReason::Overflow);
-            None
+            Err(Skip::Dropped(DropReason::Overflow))
         }
     }
 }
@@ -531,7 +565,7 @@ fn start_shadow(
     body: Option<hyper::body::Incoming>,
     target: &Target,
     added: &Added<'_>,
-    shadow: Option<ShadowPlan<'_>>,
+    shadow: Option<ShadowPlan>,
     proxy: &Arc<Proxy>,
     rec: &Record<'_>,
 ) -> (UpstreamBody, Option<Copies>) {
@@ -543,7 +577,7 @@ fn start_shadow(
             let idle = snap.config.proxy.idle_timeout;
             let mut tee = Tee::new(incoming).limit(max_body).idle(idle);
             if let Some(plan) = &shadow {
-                request_copy = Some(tee.capture(plan.spec.max_body as usize));
+                request_copy = Some(tee.capture(plan.max_body as usize));
             }
             UpstreamBody::Stream(tee)
         }
@@ -555,13 +589,8 @@ fn start_shadow(
     let (body_tx, body_rx) = oneshot::channel();
     let job = ShadowJob {
         route: route.clone(),
-        shadow: plan.service,
-        secondary: plan
-            .spec
-            .secondary
-            .as_ref()
-            .filter(|_| rand::random::<f64>() * 100.0 < plan.spec.secondary_percent)
-            .and_then(|s| snap.service(s).cloned()),
+        secondary: secondary(snap, route, &plan.candidates),
+        candidates: plan.candidates,
         method: req.method.clone(),
         path_and_query: target.path_and_query(),
         host: req.host.to_string(),
@@ -575,7 +604,6 @@ fn start_shadow(
         request_body: request_copy,
         primary_head: head_rx,
         primary_body: body_rx,
-        permit: plan.permit,
     };
     // Boxed before spawning: the task then moves a pointer, not the job's whole future.
     tokio::spawn(Box::pin(crate::mirror::run(job, proxy.clone())));
@@ -584,6 +612,18 @@ fn start_shadow(
         body: body_tx,
     };
     (body, Some(copies))
+}
+
+/// The secondary this request also goes to (one for all its candidates: it measures the
+/// primary's own noise): the first candidate's that names one, at that candidate's share.
+fn secondary(snap: &Snapshot, route: &Route, candidates: &[Candidate]) -> Option<Arc<Service>> {
+    let spec = candidates
+        .iter()
+        .map(|c| &route.spec.shadows[c.index])
+        .find(|s| s.secondary.is_some())?;
+    let name = spec.secondary.as_ref()?;
+    let sampled = rand::random::<f64>() * 100.0 < spec.secondary_percent;
+    sampled.then(|| snap.service(name).cloned()).flatten()
 }
 
 /// The upstream request as `forward` sends it.
