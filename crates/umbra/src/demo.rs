@@ -184,15 +184,32 @@ compare = {{ ignore_headers = ["x-app-version"] }}
     Ok(())
 }
 
-/// The closing summary: one line per significant finding, most severe first.
+/// The closing summary: v2's findings, one line each, most severe first, then v3's (each
+/// candidate's findings are its own).
 fn print_findings(models: &umbra_proxy::FindingsModels, admin: std::net::SocketAddr) {
     let all = models.findings("api", true);
-    let (found, noise): (Vec<_>, Vec<_>) = all.iter().partition(|f| f.significant);
+    let of = |c: &str| all.iter().filter(|f| f.candidate == c).collect::<Vec<_>>();
+    let (found, noise): (Vec<_>, Vec<_>) = of("api-v2").into_iter().partition(|f| f.significant);
     println!("\nWhat changed in v2 (findings, most severe first; noise filtered):");
     if found.is_empty() {
         println!("  (none yet — run longer with --duration)");
     }
-    for f in &found {
+    finding_lines(&found, admin);
+    println!(
+        "\n{} other differences were recognised as noise (the secondary v1 shows them too).",
+        noise.len()
+    );
+    let v3: Vec<_> = of("api-v3").into_iter().filter(|f| f.significant).collect();
+    if !v3.is_empty() {
+        println!("\nWhat changed in v3, the fix (shadowed for one short step):");
+        finding_lines(&v3, admin);
+    }
+    println!("Field by field: umbra diffs api --fields --admin http://{admin}");
+}
+
+/// One line per finding, and the fields it covers when more than one.
+fn finding_lines(found: &[&umbra_diff::Finding], admin: std::net::SocketAddr) {
+    for f in found {
         println!(
             "  {:<6} {}  ({} comparisons: http://{admin}/ui/comparisons?finding={})",
             f.severity.as_str().to_uppercase(),
@@ -204,9 +221,4 @@ fn print_findings(models: &umbra_proxy::FindingsModels, admin: std::net::SocketA
             println!("         covers {}", f.fields.join(", "));
         }
     }
-    println!(
-        "\n{} other differences were recognised as noise (the secondary v1 shows them too).",
-        noise.len()
-    );
-    println!("Field by field: umbra diffs api --fields --admin http://{admin}");
 }
