@@ -9,15 +9,9 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-ROUNDS=${1:-5}
-UMBRA=${2:-${CARGO_TARGET_DIR:-$ROOT/target}/release/umbra}
 WORK=/tmp/umbra-ab
 P_UP=18200 P_NGINX=18290 P_UMBRA=18300
-for t in nginx wrk curl; do command -v "$t" >/dev/null || { echo "ab.sh: $t not installed" >&2; exit 1; }; done
-[[ -x $UMBRA ]] || { echo "ab.sh: no umbra at $UMBRA (cargo build --release -p umbra)" >&2; exit 1; }
-rm -rf "$WORK"; mkdir -p "$WORK"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null' EXIT
+bench_prelude ab.sh "$WORK" "$@"
 pids+=("$(start_fast_upstream up $P_UP)")
 dir=$WORK/nginx; mkdir -p "$dir"
 { nginx_common "$dir"; echo "worker_processes 2;"; echo "http {"; nginx_http_common "$dir"; cat <<CONF

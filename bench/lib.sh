@@ -75,3 +75,17 @@ CONF
   nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   echo $!
 }
+
+# bench_prelude NAME WORK [ROUNDS] [UMBRA_BINARY]: the side-by-side harnesses' set-up. Sets
+# ROUNDS (default 5) and UMBRA (default the release build), checks nginx, wrk, curl and the
+# binary, empties WORK, and kills the processes listed in `pids` on exit.
+bench_prelude() {
+  local name=$1 t
+  ROUNDS=${3:-5}
+  UMBRA=${4:-${CARGO_TARGET_DIR:-$ROOT/target}/release/umbra}
+  for t in nginx wrk curl; do command -v "$t" >/dev/null || { echo "$name: $t not installed" >&2; exit 1; }; done
+  [[ -x $UMBRA ]] || { echo "$name: no umbra at $UMBRA (cargo build --release -p umbra)" >&2; exit 1; }
+  rm -rf "$2"; mkdir -p "$2"
+  pids=()
+  trap 'kill "${pids[@]}" 2>/dev/null' EXIT
+}

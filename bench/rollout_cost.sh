@@ -9,15 +9,9 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-ROUNDS=${1:-5}
-UMBRA=${2:-${CARGO_TARGET_DIR:-$ROOT/target}/release/umbra}
 WORK=/tmp/umbra-rollout-cost
 P_UP=18400 P_UP2=18401 P_CANARY=18410 P_ROLLOUT=18420
-for t in nginx wrk curl; do command -v "$t" >/dev/null || { echo "rollout_cost.sh: $t not installed" >&2; exit 1; }; done
-[[ -x $UMBRA ]] || { echo "rollout_cost.sh: no umbra at $UMBRA (cargo build --release -p umbra)" >&2; exit 1; }
-rm -rf "$WORK"; mkdir -p "$WORK"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null' EXIT
+bench_prelude rollout_cost.sh "$WORK" "$@"
 pids+=("$(start_fast_upstream up $P_UP)")
 pids+=("$(start_fast_upstream up2 $P_UP2)")
 { umbra_config $P_CANARY $((P_CANARY + 1)) "sqlite://$WORK/canary.db" $P_UP $P_UP2 ""

@@ -435,6 +435,17 @@ async fn health_shadow_labels_and_typos() {
         ],
         &[],
     );
+    // A second service shadowing the same route is a second candidate.
+    scope.run(
+        "v3",
+        "v1",
+        &[
+            ("umbra.enable", "true"),
+            ("com.docker.compose.service", "api-v3"),
+            ("umbra.shadow.of", "api"),
+        ],
+        &[],
+    );
     scope.run(
         "lost",
         "v2",
@@ -495,18 +506,28 @@ async fn health_shadow_labels_and_typos() {
         "{errors:#?}"
     );
 
-    // The shadow label starts comparisons of v2 against v1.
+    // The shadow labels start comparisons of v2 and of v3 against v1, each its own.
+    let route = u.api("/api/routes/api").await;
+    let candidates: Vec<&str> = route["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["service"].as_str())
+        .collect();
+    assert_eq!(candidates, ["api-v2", "api-v3"], "{route}");
     for i in 0..30 {
         assert_eq!(u.status_of(&format!("/users/{i}")).await, Some(200));
     }
+    let um = &u;
+    let compared = |c: &'static str| async move {
+        let items = um.api("/api/comparisons?route=api&limit=100").await["items"].clone();
+        let items = items.as_array().cloned().unwrap_or_default();
+        items.iter().filter(|x| x["candidate"] == c).count()
+    };
     assert_eventually!(
-        u.api("/api/comparisons?route=api&limit=50").await["items"]
-            .as_array()
-            .is_some_and(|a| a.len() >= 20),
+        compared("api-v2").await >= 20 && compared("api-v3").await >= 20,
         timeout = Duration::from_secs(10)
     );
-    let route = u.api("/api/routes/api").await;
-    assert_eq!(route["shadow"]["service"], "api-v2", "{route}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
