@@ -891,3 +891,58 @@ async fn the_rollout_timeline_is_paused_and_aborted_from_the_route_page() {
         .is_empty());
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_side_by_side_and_one_stopped_from_the_route_page() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(b) = driver::start("candidates_side_by_side", DESKTOP).await else {
+        return;
+    };
+    let s = stack::start(None).await;
+    // A second candidate beside v2: v1 itself, which answers like the primary.
+    let candidate = |service: &str| umbra_core::config::RawShadow {
+        service: service.into(),
+        percent: Some(100.0),
+        ..Default::default()
+    };
+    let both = umbra_core::config::RawShadows(vec![candidate("v2"), candidate("v1")]);
+    s.runtime.set_shadow("api", Some(both), "test").unwrap();
+    s.wait_comparisons(Verdict::Different, 3).await;
+
+    b.goto(&s.url("/ui/routes/api")).await;
+    let cards = "return [...document.querySelectorAll('.candidates .candidate')]\
+        .map(c => [c.dataset.candidate, c.querySelectorAll('li[data-finding]').length]);";
+    b.wait_js(
+        "v2's card to list its finding",
+        "return [...document.querySelectorAll('.candidates .candidate[data-candidate=v2] li[data-finding]')].length === 1;",
+    )
+    .await;
+    assert_eq!(b.js(cards).await, serde_json::json!([["v2", 1], ["v1", 0]]));
+    b.screenshots("candidates").await;
+
+    // Stopping v1 asks first, then leaves v2 shadowing alone.
+    click(
+        &b,
+        ".candidate[data-candidate=v1] button[data-url=\"/api/routes/api/shadow?service=v1\"]",
+    )
+    .await;
+    assert!(dialog_text(&b).await.contains("Stop shadowing to v1"));
+    b.client.accept_alert().await.unwrap();
+    b.wait_js(
+        "the candidates section to go (one candidate left)",
+        "return document.querySelector('.candidates') === null;",
+    )
+    .await;
+    let left: Vec<String> = s
+        .runtime
+        .load()
+        .route("api")
+        .unwrap()
+        .spec
+        .shadows
+        .iter()
+        .map(|c| c.service.clone())
+        .collect();
+    assert_eq!(left, ["v2"]);
+    b.close().await;
+}

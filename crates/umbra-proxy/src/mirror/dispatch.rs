@@ -243,16 +243,26 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
     // Boxed, and built inside the box: the fetches (request, timeout, response body) are most
     // of this future's size, and the whole future is copied each time it moves.
     let (answers, secondary) = Box::pin(async {
-        let each = candidates
-            .iter()
-            .map(|c| fetch(&c.service, &mirrored, shadows[c.index].timeout, cap));
+        let timeout = |c: &Candidate| shadows[c.index].timeout;
+        // Most routes have one candidate: awaited as it is, without join_all's bookkeeping.
+        let each = async {
+            match candidates.as_slice() {
+                [c] => vec![fetch(&c.service, &mirrored, timeout(c), cap).await],
+                many => {
+                    let each = many
+                        .iter()
+                        .map(|c| fetch(&c.service, &mirrored, timeout(c), cap));
+                    futures_util::future::join_all(each).await
+                }
+            }
+        };
         let secondary_f = async {
             match &job.secondary {
                 Some(s) => Some(fetch(s, &mirrored, longest, cap).await),
                 None => None,
             }
         };
-        tokio::join!(futures_util::future::join_all(each), secondary_f)
+        tokio::join!(each, secondary_f)
     })
     .await;
     for a in &answers {
