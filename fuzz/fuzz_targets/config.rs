@@ -72,7 +72,7 @@ fn check_config(config: &Config) {
             route.name,
             route.service
         );
-        if let Some(shadow) = &route.shadow {
+        for shadow in &route.shadows {
             assert!(known(&shadow.service), "shadow {}", shadow.service);
             assert!(shadow.secondary.as_deref().is_none_or(known));
         }
