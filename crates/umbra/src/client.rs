@@ -260,21 +260,49 @@ pub fn render_diffs(v: &Value, color: bool) -> String {
     out
 }
 
+/// What `umbra shadow` does to the route's candidates.
+pub enum ShadowChange {
+    /// SERVICE at this percent becomes the only candidate.
+    Only(f64),
+    /// SERVICE at this percent joins the other candidates (or changes its percent).
+    Add(f64),
+    /// SERVICE stops; the other candidates go on.
+    Stop,
+}
+
 pub fn shadow(
     base: &str,
     token: Option<&str>,
     route: &str,
     service: &str,
-    percent: f64,
+    how: ShadowChange,
 ) -> anyhow::Result<()> {
-    let body = serde_json::json!({"service": service, "percent": percent});
-    ok(
-        base,
-        token,
-        "PUT",
-        &format!("/api/routes/{route}/shadow"),
-        Some(body),
-    )?;
+    let path = format!("/api/routes/{route}/shadow");
+    let percent = match how {
+        ShadowChange::Stop => {
+            // A valid name needs no escaping in the query.
+            if !umbra_core::config::valid_name(service) {
+                anyhow::bail!("`{service}` is not a valid service name");
+            }
+            let q = format!("{path}?service={service}");
+            ok(base, token, "DELETE", &q, None)?;
+            println!("route {route}: no longer shadowing to {service}");
+            return Ok(());
+        }
+        ShadowChange::Only(p) | ShadowChange::Add(p) => p,
+    };
+    let this = serde_json::json!({"service": service, "percent": percent});
+    let body = match how {
+        ShadowChange::Add(_) => {
+            let r = ok(base, token, "GET", &format!("/api/routes/{route}"), None)?;
+            let mut list = r["candidates"].as_array().cloned().unwrap_or_default();
+            list.retain(|c| c["service"] != service);
+            list.push(this);
+            Value::Array(list)
+        }
+        _ => this,
+    };
+    ok(base, token, "PUT", &path, Some(body))?;
     println!("route {route}: shadowing {percent}% to {service}");
     Ok(())
 }

@@ -113,12 +113,18 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Start shadowing a route to a service.
+    /// Start shadowing a route to a service (its only candidate, unless --add).
     Shadow {
         route: String,
         service: String,
         #[arg(long, default_value_t = 100.0)]
         percent: f64,
+        /// Add SERVICE as one more candidate (or change its percent); the others stay.
+        #[arg(long, conflicts_with = "stop")]
+        add: bool,
+        /// Stop shadowing to SERVICE only; the route's other candidates go on.
+        #[arg(long)]
+        stop: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -308,14 +314,17 @@ fn main() -> ExitCode {
             route,
             service,
             percent,
+            add,
+            stop,
             admin,
-        } => client::shadow(
-            &admin.url,
-            admin.token.as_deref(),
-            &route,
-            &service,
-            percent,
-        ),
+        } => {
+            let how = match (add, stop) {
+                (_, true) => client::ShadowChange::Stop,
+                (true, _) => client::ShadowChange::Add(percent),
+                _ => client::ShadowChange::Only(percent),
+            };
+            client::shadow(&admin.url, admin.token.as_deref(), &route, &service, how)
+        }
         Command::Weight {
             route,
             percent,

@@ -224,6 +224,23 @@ async fn candidates_come_and_go_one_at_a_time() {
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("2 candidates"), "{}", r.text());
 
+    // The CLI stops one candidate, and adds one beside the others.
+    let cli = |args: &[&str]| {
+        let out = support::umbra()
+            .args(["shadow", "api"])
+            .args(args)
+            .args(["--admin", &admin])
+            .output()
+            .unwrap();
+        support::succeeded(&out)
+    };
+    assert!(cli(&["v3", "--stop"]).contains("no longer shadowing to v3"));
+    assert_eq!(candidates(&admin).await, [("v2".to_string(), 100.0)]);
+    cli(&["v3", "--percent", "30", "--add"]);
+    cli(&["v2", "--percent", "50", "--add"]);
+    let set = vec![("v3".to_string(), 30.0), ("v2".to_string(), 50.0)];
+    assert_eq!(candidates(&admin).await, set);
+
     // The list survives a restart (it is a runtime change in the store).
     stop_umbra(child).await;
     let child = start_umbra(&cfg, &admin).await;
