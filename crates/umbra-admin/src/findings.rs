@@ -36,8 +36,8 @@ fn include_noise(q: &HashMap<String, String>) -> ApiResult<bool> {
     }
 }
 
-/// `GET /api/routes/{name}/findings[?noise=true]`: the route's findings, significant only
-/// (or with the noise ones), ordered by severity then rate.
+/// `GET /api/routes/{name}/findings[?noise=true][&candidate=NAME]`: the route's findings (of
+/// one candidate), significant only (or with the noise ones), ordered by severity then rate.
 pub async fn list(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -48,7 +48,11 @@ pub async fn list(
     if !known && !state.findings.has_route(&name) {
         return Err(ApiError::not_found(format!("no route named `{name}`")));
     }
-    let findings = route_findings(&state, &name, noise).await?;
+    let candidate = q
+        .get("candidate")
+        .map(String::as_str)
+        .filter(|c| !c.is_empty());
+    let findings = route_findings(&state, &name, noise, candidate).await?;
     Ok(Json(json!({ "route": name, "findings": findings })))
 }
 
@@ -57,9 +61,13 @@ pub async fn route_findings(
     state: &AdminState,
     route: &str,
     include_noise: bool,
+    candidate: Option<&str>,
 ) -> ApiResult<Vec<Value>> {
     state.findings.rejudge(route, judge(&state.runtime, route));
-    let findings = state.findings.findings(route, include_noise);
+    let mut findings = state.findings.findings(route, include_noise);
+    if let Some(c) = candidate {
+        findings.retain(|f| f.candidate == c);
+    }
     let mut out = Vec::with_capacity(findings.len());
     for f in findings {
         let examples = match &state.store {

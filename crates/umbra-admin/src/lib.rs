@@ -20,7 +20,7 @@
 //! | `POST /api/routes/{name}/ignore` | `{"path": "/meta/x"}`: mark a field as noise for the route |
 //! | `POST /api/routes/{name}/deploy` | `{"target", "wait"?, "drain"?, "health_path"?}`: health-check the target, switch the route's service to it, drain the old servers; 504 `target_unhealthy` and nothing changed when it never answers 2xx |
 //! | `POST /api/routes/{name}/pause`, `.../maintenance`, `.../resume` | `{"max"?: "30s"}` holds new requests (503 after `max`); `{"message"?}` answers 503 with a page; resume opens the route |
-//! | `GET /api/routes/{name}/findings` | `?noise=true`: the route's findings (differences grouped by cause), by severity then rate |
+//! | `GET /api/routes/{name}/findings` | `?noise=true`, `?candidate=NAME`: the route's findings (differences grouped by cause), by severity then rate |
 //! | `GET /api/routes/{name}/diffs` | per endpoint: field difference and noise rates, significance, latency percentiles and regression |
 //! | `GET /api/comparisons?route=&verdict=&endpoint=&finding=&limit=&before=` | `{"items": [...], "next": cursor\|null}`, newest first |
 //! | `GET /api/comparisons/{id}` | one whole comparison |

@@ -140,6 +140,12 @@ async fn two_candidates_each_show_their_own_findings() {
         );
     }
 
+    // One candidate's findings on their own.
+    let url = format!("{admin}/api/routes/api/findings?candidate=v2");
+    let only = get(url).await.json()["findings"].clone();
+    assert_eq!(only.as_array().map(Vec::len), Some(1), "{only}");
+    assert_eq!(only[0]["id"], v2["id"]);
+
     // A finding's comparisons are its candidate's only.
     let id = v3["id"].as_str().unwrap();
     let listed = comparisons(&admin, &format!("&finding={id}")).await;

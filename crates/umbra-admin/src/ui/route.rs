@@ -335,7 +335,7 @@ pub async fn page_handler(State(state): State<AdminState>, Path(name): Path<Stri
     let listed = route
         .as_ref()
         .and_then(|r| r["candidates"].as_array().cloned());
-    let findings = match crate::findings::route_findings(&state, &name, false).await {
+    let findings = match crate::findings::route_findings(&state, &name, false, None).await {
         Ok(f) => {
             let side = super::findings::candidates(&name, &listed.unwrap_or_default(), &f);
             super::findings::section(&f) + &side
