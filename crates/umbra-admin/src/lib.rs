@@ -12,7 +12,7 @@
 //! | `GET /api/status` | version, uptime, config source, last reload error, reloads, store kind and state, `store_feed` (replicas on one PostgreSQL: `state` listening\|reconnecting, `replicas` listening on the database, notifications, applied, resyncs, reconnects, last error; null otherwise), generation, counts, `tls` (HTTPS listener, certificate files and ACME names with their state; `null` without `[tls]`) |
 //! | `GET /api/routes`, `GET /api/routes/{name}` | routes with rule, service, shadow, canary, source, override state and live stats |
 //! | `PUT /api/routes/{name}`, `DELETE /api/routes/{name}` | create/replace/delete an API route (422 invalid, 409 file/docker route) |
-//! | `PUT`/`DELETE /api/routes/{name}/shadow` | set the candidates (`{"service", "percent", ...}` or a list of them) / stop shadowing (`?service=NAME`: that one candidate) |
+//! | `PUT`/`POST`/`DELETE /api/routes/{name}/shadow` | set the candidates (`{"service", "percent", ...}` or a list of them) / add one (`{"service", ...}`; the others stay) / stop shadowing (`?service=NAME`: that one candidate) |
 //! | `PUT`/`DELETE /api/routes/{name}/canary` | `{"service", "weight", "sticky"?}`; weight 0 (or DELETE) removes the canary |
 //! | `POST /api/routes/{name}/promote`, `POST /api/routes/{name}/rollback` | promote the candidate / return to the previous service (409 when there is nothing to do) |
 //! | `POST`/`GET /api/routes/{name}/rollout` | start a rollout (the `rollout` keys as JSON; 422 naming the field, 409 while one runs) / its state: step, weight, window start, per-gate evidence, history |
@@ -227,7 +227,9 @@ pub fn router(state: AdminState) -> Router {
         )
         .route(
             "/api/routes/{name}/shadow",
-            put(routes::put_shadow).delete(routes::delete_shadow),
+            put(routes::put_shadow)
+                .post(routes::post_shadow)
+                .delete(routes::delete_shadow),
         )
         .route(
             "/api/routes/{name}/canary",

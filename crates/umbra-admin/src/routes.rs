@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use umbra_core::config::{RawCanary, RawRoute, RawShadows};
+use umbra_core::config::{RawCanary, RawRoute, RawShadow, RawShadows};
 use umbra_core::runtime::{now_ms, Persist};
 use umbra_core::snapshot::{Route, Snapshot};
 use umbra_core::telemetry::LatencyHistogram;
@@ -301,6 +301,21 @@ pub async fn put_shadow(
     let p = state
         .runtime
         .set_shadow(&name, Some(shadow), actor(&headers))?;
+    Ok(changed(&state, &name, p).await)
+}
+
+/// `POST /api/routes/{name}/shadow`: one candidate joins the route's others (or, already one,
+/// gets these settings).
+pub async fn post_shadow(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let shadow: RawShadow = parse_body(&body)?;
+    let p = state
+        .runtime
+        .upsert_shadow(&name, shadow, actor(&headers))?;
     Ok(changed(&state, &name, p).await)
 }
 

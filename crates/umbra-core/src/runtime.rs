@@ -311,10 +311,14 @@ fn access_log(cfg: &crate::config::LogConfig, metrics: &Metrics) -> crate::telem
     })
 }
 
+/// The route's shadow candidates, as a list to change.
+fn shadow_list(route: &RawRoute) -> Vec<RawShadow> {
+    route.shadow.as_ref().map_or_else(Vec::new, |s| s.0.clone())
+}
+
 /// The shadow candidate a promote without a canary makes the service: the route's only one.
 fn only_shadow(name: &str, current: &RawRoute) -> Result<String, ControlError> {
-    let list = current.shadow.as_ref().map_or(&[][..], |s| &s.0[..]);
-    match list {
+    match shadow_list(current).as_slice() {
         [one] => Ok(one.service.clone()),
         [] => Err(ControlError::Conflict(format!(
             "route `{name}` has no canary or shadow service to promote"
@@ -793,7 +797,7 @@ impl Runtime {
         actor: &str,
     ) -> Result<Persist, ControlError> {
         self.change(name, "shadow.start", actor, |current, ov| {
-            let mut list = current.shadow.clone().unwrap_or_default().0;
+            let mut list = shadow_list(current);
             match list.iter_mut().find(|s| s.service == shadow.service) {
                 Some(s) => *s = shadow,
                 None => list.push(shadow),
@@ -811,7 +815,7 @@ impl Runtime {
         actor: &str,
     ) -> Result<Persist, ControlError> {
         self.change(name, "shadow.stop", actor, |current, ov| {
-            let mut list = current.shadow.clone().unwrap_or_default().0;
+            let mut list = shadow_list(current);
             let before = list.len();
             list.retain(|s| s.service != service);
             if list.len() == before {
@@ -854,7 +858,7 @@ impl Runtime {
                 .map(|c| c.service.clone())
                 .map_or_else(|| only_shadow(name, current), Ok)?;
             // The other candidates keep shadowing, now against the promoted service.
-            let mut rest = current.shadow.clone().unwrap_or_default().0;
+            let mut rest = shadow_list(current);
             rest.retain(|s| s.service != candidate);
             ov.previous_service = Some(current.service.clone());
             ov.service = Some(candidate);

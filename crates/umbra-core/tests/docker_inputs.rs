@@ -176,3 +176,42 @@ async fn a_rollout_label_starts_one_rollout_of_its_service() {
         Status::Aborted
     );
 }
+
+#[tokio::test]
+async fn a_candidate_added_at_runtime_joins_the_label_attached_one() {
+    let config = Config::parse(FILE, "umbra.toml", &|_| None).unwrap();
+    let (tx, _events) = mpsc::channel(16);
+    let rt = Runtime::new(config, Arc::new(Metrics::new()), tx);
+    let candidate = |service: &str| RawShadow {
+        service: service.into(),
+        percent: Some(100.0),
+        ..RawShadow::default()
+    };
+    let attach = Attach {
+        shadow: Some(RawShadows::one(candidate("api-v2"))),
+        canary: None,
+    };
+    rt.set_docker(DockerInputs {
+        services: BTreeMap::from([
+            ("api-v2".to_string(), docker_service("api-v2")),
+            ("api-v3".to_string(), docker_service("api-v3")),
+        ]),
+        attach: BTreeMap::from([("api".to_string(), attach)]),
+        ..Default::default()
+    });
+    // The change starts from the route as it runs (labels included), not as the file says.
+    rt.upsert_shadow("api", candidate("api-v3"), "api").unwrap();
+    let names = |rt: &Runtime| -> Vec<String> {
+        let snap = rt.snapshot();
+        let route = snap.route("api").unwrap();
+        route
+            .spec
+            .shadows
+            .iter()
+            .map(|s| s.service.clone())
+            .collect()
+    };
+    assert_eq!(names(&rt), ["api-v2", "api-v3"]);
+    rt.remove_shadow("api", "api-v2", "api").unwrap();
+    assert_eq!(names(&rt), ["api-v3"]);
+}

@@ -424,7 +424,8 @@ pub fn build(
 
     // Pass 3: shadows and canaries attached by `umbra.shadow.of` / `umbra.canary.of`.
     let mut attach: BTreeMap<String, Attach> = BTreeMap::new();
-    let mut owners: HashMap<(String, &'static str), (String, String)> = HashMap::new();
+    // The canary of each route: (container, service).
+    let mut canaries: HashMap<String, (String, String)> = HashMap::new();
     for e in entries.iter_mut() {
         let Some(service) = e.status.services.first().cloned() else {
             continue;
@@ -457,22 +458,19 @@ pub fn build(
                 );
                 continue;
             }
-            // Several services shadowing one route are several candidates; a route has one
-            // canary.
-            let taken = match kind {
-                "shadow" => attach
-                    .get(&route)
-                    .and_then(|a| a.shadow.as_ref())
-                    .is_some_and(|l| l.get(&service).is_some())
-                    .then(|| (String::new(), service.clone())),
-                _ => owners.get(&(route.clone(), kind)).cloned(),
-            };
-            if let Some((owner, svc)) = taken {
-                if svc != service {
+            // Several services shadowing one route are several candidates (a replica of one
+            // already listed adds nothing); a route has one canary.
+            if kind == "shadow" {
+                let shadows = attach.get(&route).and_then(|a| a.shadow.as_ref());
+                if shadows.is_some_and(|l| l.get(&service).is_some()) {
+                    continue;
+                }
+            } else if let Some((owner, svc)) = canaries.get(&route) {
+                if *svc != service {
                     push_err(
                         &mut e.status,
                         label,
-                        format!("route `{route}` already has a {kind} (service `{svc}` from container `{owner}`); ignored"),
+                        format!("route `{route}` already has a canary (service `{svc}` from container `{owner}`); ignored"),
                     );
                 }
                 continue;
@@ -488,8 +486,7 @@ pub fn build(
                     }
                 }
             }
-            owners.insert((route.clone(), kind), (e.c.name.clone(), service.clone()));
-            let a = attach.entry(route).or_default();
+            let a = attach.entry(route.clone()).or_default();
             if kind == "shadow" {
                 let secondary =
                     e.parsed.shadow_secondary.clone().filter(|s| {
@@ -506,6 +503,7 @@ pub fn build(
                     .0
                     .push(candidate);
             } else {
+                canaries.insert(route, (e.c.name.clone(), service.clone()));
                 a.canary = Some(RawCanary {
                     service: service.clone(),
                     weight: e.parsed.canary_weight.unwrap_or(0.0),
@@ -860,6 +858,37 @@ mod tests {
             "a replica is a server"
         );
         assert!(b.containers.iter().all(|c| c.errors.is_empty()));
+    }
+
+    #[test]
+    fn a_second_canary_for_one_route_is_named_and_ignored() {
+        let canary = |name: &str, ip: &str| {
+            let labels = [
+                ("umbra.enable", "true"),
+                ("com.docker.compose.service", name),
+                ("umbra.canary.of", "api"),
+                ("umbra.canary.weight", "10"),
+            ];
+            container(name, ip, &labels)
+        };
+        let b = build(
+            &[
+                api("api-1", "10.0.0.2"),
+                canary("api-v2", "10.0.0.9"),
+                canary("api-v3", "10.0.0.10"),
+            ],
+            &Settings::default(),
+            &BTreeSet::new(),
+        );
+        let route = &b.inputs.routes[0];
+        assert_eq!(route.canary.as_ref().unwrap().service, "api-v2");
+        let errors: Vec<&LabelError> = b.containers.iter().flat_map(|c| &c.errors).collect();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].label, "umbra.canary.of");
+        assert!(
+            errors[0].message.contains("route `api` already has a canary (service `api-v2` from container `api-v2`); ignored"),
+            "{errors:#?}"
+        );
     }
 
     #[test]

@@ -278,32 +278,32 @@ pub fn shadow(
     how: ShadowChange,
 ) -> anyhow::Result<()> {
     let path = format!("/api/routes/{route}/shadow");
-    let percent = match how {
+    let body = |percent: f64| serde_json::json!({"service": service, "percent": percent});
+    match how {
+        ShadowChange::Only(percent) | ShadowChange::Add(percent) => {
+            let method = if matches!(how, ShadowChange::Add(_)) {
+                "POST"
+            } else {
+                "PUT"
+            };
+            ok(base, token, method, &path, Some(body(percent)))?;
+            println!("route {route}: shadowing {percent}% to {service}");
+        }
         ShadowChange::Stop => {
             // A valid name needs no escaping in the query.
             if !umbra_core::config::valid_name(service) {
                 anyhow::bail!("`{service}` is not a valid service name");
             }
-            let q = format!("{path}?service={service}");
-            ok(base, token, "DELETE", &q, None)?;
+            ok(
+                base,
+                token,
+                "DELETE",
+                &format!("{path}?service={service}"),
+                None,
+            )?;
             println!("route {route}: no longer shadowing to {service}");
-            return Ok(());
         }
-        ShadowChange::Only(p) | ShadowChange::Add(p) => p,
-    };
-    let this = serde_json::json!({"service": service, "percent": percent});
-    let body = match how {
-        ShadowChange::Add(_) => {
-            let r = ok(base, token, "GET", &format!("/api/routes/{route}"), None)?;
-            let mut list = r["candidates"].as_array().cloned().unwrap_or_default();
-            list.retain(|c| c["service"] != service);
-            list.push(this);
-            Value::Array(list)
-        }
-        _ => this,
-    };
-    ok(base, token, "PUT", &path, Some(body))?;
-    println!("route {route}: shadowing {percent}% to {service}");
+    }
     Ok(())
 }
 

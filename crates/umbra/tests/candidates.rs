@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::process::Child;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,6 +57,35 @@ fn config(dir: &std::path::Path, proxy: &str, admin: &str, f: &[Fixture; 3]) -> 
     )
 }
 
+/// umbra in front of v1 with v2 and v3 as candidates, from a config file of its own.
+struct Stack {
+    proxy: String,
+    /// The admin API's base URL.
+    admin: String,
+    cfg: std::path::PathBuf,
+    child: Child,
+    _apps: [Fixture; 3],
+}
+
+impl Stack {
+    async fn start(name: &str) -> Stack {
+        let apps = fixtures().await;
+        let dir = tempdir("candidates", name);
+        let (proxy, admin) = (free_addr().to_string(), free_addr().to_string());
+        let cfg = dir.join("umbra.toml");
+        std::fs::write(&cfg, config(&dir, &proxy, &admin, &apps)).unwrap();
+        let admin = format!("http://{admin}");
+        let child = start_umbra(&cfg, &admin).await;
+        Stack {
+            proxy,
+            admin,
+            cfg,
+            child,
+            _apps: apps,
+        }
+    }
+}
+
 async fn request(method: &str, url: String, body: Option<Value>) -> TestResponse {
     let body = body.map_or(Bytes::new(), |v| Bytes::from(v.to_string()));
     let req = Request::builder()
@@ -100,13 +130,13 @@ async fn traffic(proxy: &str, rounds: usize) {
 
 #[tokio::test]
 async fn two_candidates_each_show_their_own_findings() {
-    let f = fixtures().await;
-    let dir = tempdir("candidates", "findings");
-    let (proxy, admin) = (free_addr().to_string(), free_addr().to_string());
-    let cfg = dir.join("umbra.toml");
-    std::fs::write(&cfg, config(&dir, &proxy, &admin, &f)).unwrap();
-    let admin = format!("http://{admin}");
-    let child = start_umbra(&cfg, &admin).await;
+    let Stack {
+        proxy,
+        admin,
+        cfg: _,
+        child,
+        _apps,
+    } = Stack::start("findings").await;
     traffic(&proxy, 20).await;
     assert_eventually!(
         comparisons(&admin, "").await.len() == 80,
@@ -168,13 +198,13 @@ async fn two_candidates_each_show_their_own_findings() {
 
 #[tokio::test]
 async fn candidates_come_and_go_one_at_a_time() {
-    let f = fixtures().await;
-    let dir = tempdir("candidates", "api");
-    let (proxy, admin) = (free_addr().to_string(), free_addr().to_string());
-    let cfg = dir.join("umbra.toml");
-    std::fs::write(&cfg, config(&dir, &proxy, &admin, &f)).unwrap();
-    let admin = format!("http://{admin}");
-    let child = start_umbra(&cfg, &admin).await;
+    let Stack {
+        proxy,
+        admin,
+        cfg,
+        child,
+        _apps,
+    } = Stack::start("api").await;
     let shadow = format!("{admin}/api/routes/api/shadow");
     let both = vec![("v2".to_string(), 100.0), ("v3".to_string(), 100.0)];
     assert_eq!(candidates(&admin).await, both);
@@ -206,6 +236,18 @@ async fn candidates_come_and_go_one_at_a_time() {
     let r = request("DELETE", format!("{shadow}?servce=v2"), None).await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("servce"), "{}", r.text());
+
+    // POST adds one beside the others (and, on a second call, changes its settings).
+    for percent in [10, 40] {
+        let one = json!({"service": "v3", "percent": percent});
+        let r = post_json(&shadow, &one).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let added = vec![("v2".to_string(), 100.0), ("v3".to_string(), 40.0)];
+    assert_eq!(candidates(&admin).await, added);
+    let r = post_json(&shadow, &json!({"service": "ghost"})).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("unknown service `ghost`"), "{}", r.text());
 
     // PUT sets the list; bad entries are named by index.
     let list = json!([{"service": "v2"}, {"service": "v3", "percent": 20}]);
@@ -244,7 +286,7 @@ async fn candidates_come_and_go_one_at_a_time() {
     assert_eq!(candidates(&admin).await, [("v2".to_string(), 100.0)]);
     cli(&["v3", "--percent", "30", "--add"]);
     cli(&["v2", "--percent", "50", "--add"]);
-    let set = vec![("v3".to_string(), 30.0), ("v2".to_string(), 50.0)];
+    let set = vec![("v2".to_string(), 50.0), ("v3".to_string(), 30.0)];
     assert_eq!(candidates(&admin).await, set);
 
     // The list survives a restart (it is a runtime change in the store).
@@ -256,13 +298,13 @@ async fn candidates_come_and_go_one_at_a_time() {
 
 #[tokio::test]
 async fn a_rollout_moves_only_its_own_candidate() {
-    let f = fixtures().await;
-    let dir = tempdir("candidates", "rollout");
-    let (proxy, admin) = (free_addr().to_string(), free_addr().to_string());
-    let cfg = dir.join("umbra.toml");
-    std::fs::write(&cfg, config(&dir, &proxy, &admin, &f)).unwrap();
-    let admin = format!("http://{admin}");
-    let child = start_umbra(&cfg, &admin).await;
+    let Stack {
+        proxy,
+        admin,
+        cfg: _,
+        child,
+        _apps,
+    } = Stack::start("rollout").await;
     let rollout = format!("{admin}/api/routes/api/rollout");
     let start = json!({"service": "v3", "steps": ["shadow 10m", "10% 10m", "100%"]});
     let r = post_json(&rollout, &start).await;

@@ -59,12 +59,15 @@ pub struct Candidate {
     pub permit: OwnedSemaphorePermit,
 }
 
+/// A request's candidates: inline up to two (the plan builds them on the primary's worker).
+pub type Candidates = smallvec::SmallVec<[Candidate; 2]>;
+
 /// Everything a shadow job needs, taken from the primary request before it is forwarded. One
 /// job serves all the candidates a request is mirrored to: the request body and the primary's
 /// answer are copied once, whatever their number.
 pub struct ShadowJob {
     pub route: Arc<Route>,
-    pub candidates: Vec<Candidate>,
+    pub candidates: Candidates,
     pub secondary: Option<Arc<Service>>,
     pub method: Method,
     /// Path and query as sent upstream (after `strip_prefix`).
@@ -100,6 +103,7 @@ pub enum MirrorError {
 const SHADOW_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The parts of the mirrored request every fetch shares.
+#[derive(Clone)]
 struct Mirrored {
     method: Method,
     path_and_query: String,
@@ -199,10 +203,7 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
     let route = job.route.clone();
     let shadows = &route.spec.shadows;
     let name = &route.spec.name;
-    let dropped = |reason: DropReason| {
-        route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
-        rt.metrics.shadow_dropped(name, reason.as_str());
-    };
+    let dropped = |reason: DropReason| count_drop(&proxy, &route, reason);
     let drop_all = |n: usize, reason: DropReason| (0..n).for_each(|_| dropped(reason));
     let mut candidates = job.candidates;
 
@@ -305,8 +306,16 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
     submit(&proxy, &route, compare, candidates.into_iter().zip(answers));
 }
 
+/// A dropped mirror request, counted on the route and in the metrics.
+fn count_drop(proxy: &Proxy, route: &Route, reason: DropReason) {
+    route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+    let name = &route.spec.name;
+    proxy.runtime.metrics.shadow_dropped(name, reason.as_str());
+}
+
 /// What every candidate's comparison shares: the request, the primary's and the secondary's
 /// answers.
+#[derive(Clone)]
 struct Compared {
     mirrored: Mirrored,
     host: String,
@@ -318,57 +327,44 @@ struct Compared {
 fn submit(
     proxy: &Arc<Proxy>,
     route: &Arc<Route>,
-    c: Compared,
-    answers: impl ExactSizeIterator<Item = (Candidate, Result<Fetched, MirrorError>)>,
+    shared: Compared,
+    answers: impl Iterator<Item = (Candidate, Result<Fetched, MirrorError>)>,
 ) {
-    let rt = &proxy.runtime;
-    let workers = rt.load().config.proxy.workers;
+    let workers = proxy.runtime.load().config.proxy.workers;
     let comparer = proxy.mirror.comparer(workers);
-    let mut left = answers.len();
-    let mut c = Some(c);
-    for (candidate, shadow) in answers {
-        left -= 1;
-        let shared = if left == 0 {
-            c.take().expect("the last candidate takes the shared parts")
-        } else {
-            c.as_ref().expect("kept for the last candidate").clone()
-        };
-        let job = CompareJob {
-            proxy: proxy.clone(),
-            route: route.clone(),
-            candidate: candidate.service.name().to_string(),
-            method: shared.mirrored.method,
-            path_and_query: shared.mirrored.path_and_query,
-            host: shared.host,
-            request_headers: shared.mirrored.headers,
-            request_id: shared.mirrored.request_id,
-            request_body: shared.mirrored.body,
-            primary: shared.primary,
-            shadow,
-            secondary: shared.secondary,
-            permit: candidate.permit,
-        };
-        if !comparer.submit(job) {
-            route.stats.shadow_dropped.fetch_add(1, Ordering::Relaxed);
-            let reason = DropReason::CompareBacklog.as_str();
-            rt.metrics.shadow_dropped(&route.spec.name, reason);
+    let mut answers = answers.peekable();
+    while let Some(answer) = answers.next() {
+        if answers.peek().is_none() {
+            return queue(proxy, route, comparer, shared, answer);
         }
+        queue(proxy, route, comparer, shared.clone(), answer);
     }
 }
 
-impl Clone for Compared {
-    fn clone(&self) -> Compared {
-        Compared {
-            mirrored: Mirrored {
-                method: self.mirrored.method.clone(),
-                path_and_query: self.mirrored.path_and_query.clone(),
-                headers: self.mirrored.headers.clone(),
-                request_id: self.mirrored.request_id.clone(),
-                body: self.mirrored.body.clone(),
-            },
-            host: self.host.clone(),
-            primary: self.primary.clone(),
-            secondary: self.secondary.clone(),
-        }
+/// Hands one candidate's comparison to the compare threads (dropped and counted when full).
+fn queue(
+    proxy: &Arc<Proxy>,
+    route: &Arc<Route>,
+    comparer: &super::Comparer,
+    c: Compared,
+    (candidate, shadow): (Candidate, Result<Fetched, MirrorError>),
+) {
+    let job = CompareJob {
+        proxy: proxy.clone(),
+        route: route.clone(),
+        candidate: candidate.service.name().to_string(),
+        method: c.mirrored.method,
+        path_and_query: c.mirrored.path_and_query,
+        host: c.host,
+        request_headers: c.mirrored.headers,
+        request_id: c.mirrored.request_id,
+        request_body: c.mirrored.body,
+        primary: c.primary,
+        shadow,
+        secondary: c.secondary,
+        permit: candidate.permit,
+    };
+    if !comparer.submit(job) {
+        count_drop(proxy, route, DropReason::CompareBacklog);
     }
 }

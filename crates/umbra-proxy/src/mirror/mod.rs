@@ -12,7 +12,7 @@ mod sink;
 use std::sync::{Arc, OnceLock};
 
 pub use compare::{CompareJob, Comparer, Fetched};
-pub use dispatch::{run, Candidate, DropReason, MirrorError, ShadowJob};
+pub use dispatch::{run, Candidate, Candidates, DropReason, MirrorError, ShadowJob};
 pub use findings::{FindingsJudge, FindingsModels};
 pub use noise::NoiseModels;
 pub use sink::ComparisonSink;

@@ -24,7 +24,7 @@ use super::log::Record;
 use super::reply::{ProxyBody, Reply};
 use crate::client::{self, PooledBody};
 use crate::error::{find_in_chain, ProxyError};
-use crate::mirror::{Candidate, DropReason, ShadowJob};
+use crate::mirror::{Candidate, Candidates, DropReason, ShadowJob};
 use crate::wire::body::{BodyTooLarge, Captured, ClientBodyError, Tee, UpstreamBody};
 use crate::wire::headers::*;
 use crate::wire::relay::Relayed;
@@ -458,7 +458,7 @@ fn upstream_fields<'a>(
 
 /// The candidates the plan decided to mirror a request to, and the largest body one takes.
 struct ShadowPlan {
-    candidates: Vec<Candidate>,
+    candidates: Candidates,
     max_body: u64,
 }
 
@@ -489,7 +489,7 @@ fn plan_shadow(
         match candidate(snap, route, index, req, body_len) {
             Ok(c) => {
                 let p = plan.get_or_insert_with(|| ShadowPlan {
-                    candidates: Vec::with_capacity(route.spec.shadows.len()),
+                    candidates: Candidates::new(),
                     max_body: 0,
                 });
                 p.max_body = p.max_body.max(sh.max_body);
