@@ -423,6 +423,55 @@ pub fn build(
     }
 
     // Pass 3: shadows and canaries attached by `umbra.shadow.of` / `umbra.canary.of`.
+    let known = |s: &str| services.contains_key(s) || settings.other_services.contains(s);
+    let mut attach = label_attachments(&mut entries, &routes, other_routes, &known);
+
+    let rollouts = label_rollouts(&mut entries, &routes, other_routes);
+
+    // Docker routes carry their attachments in their own definition.
+    let mut out_routes = Vec::new();
+    for (name, (mut raw, _)) in routes {
+        if let Some(a) = attach.remove(&name) {
+            raw.shadow = a.shadow;
+            raw.canary = a.canary;
+        }
+        out_routes.push(raw);
+    }
+
+    Built {
+        inputs: DockerInputs {
+            services,
+            routes: out_routes,
+            attach,
+            rollouts,
+        },
+        containers: entries.into_iter().map(|e| e.status).collect(),
+        probes,
+    }
+}
+
+/// `no route named `x` (routes: a, b)` for a label naming a route that does not exist.
+fn no_route<'a>(route: &str, routes: impl Iterator<Item = &'a String>) -> String {
+    let mut names: Vec<&str> = routes.map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let listed = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!("no route named `{route}` (routes: {listed})")
+}
+
+/// Shadows and canaries that `umbra.shadow.of` / `umbra.canary.of` attach to routes, by route:
+/// every service shadowing a route is a candidate; a route has one canary (a second is named
+/// and ignored). `known` says whether a service name exists (for `umbra.shadow.secondary`).
+fn label_attachments<V>(
+    entries: &mut [Entry<'_>],
+    routes: &BTreeMap<String, V>,
+    other_routes: &BTreeSet<String>,
+    known: &dyn Fn(&str) -> bool,
+) -> BTreeMap<String, Attach> {
     let mut attach: BTreeMap<String, Attach> = BTreeMap::new();
     // The canary of each route: (container, service).
     let mut canaries: HashMap<String, (String, String)> = HashMap::new();
@@ -437,25 +486,8 @@ pub fn build(
         for (label, target, kind) in wants {
             let Some(route) = target else { continue };
             if !routes.contains_key(&route) && !other_routes.contains(&route) {
-                let mut known: Vec<&String> = routes.keys().chain(other_routes).collect();
-                known.sort();
-                known.dedup();
-                push_err(
-                    &mut e.status,
-                    label,
-                    format!(
-                        "no route named `{route}` (routes: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
-                    ),
-                );
+                let message = no_route(&route, routes.keys().chain(other_routes));
+                push_err(&mut e.status, label, message);
                 continue;
             }
             // Several services shadowing one route are several candidates (a replica of one
@@ -477,7 +509,7 @@ pub fn build(
             }
             if kind == "shadow" {
                 if let Some(sec) = &e.parsed.shadow_secondary {
-                    if !services.contains_key(sec) && !settings.other_services.contains(sec) {
+                    if !known(sec) {
                         push_err(
                             &mut e.status,
                             "umbra.shadow.secondary",
@@ -488,10 +520,7 @@ pub fn build(
             }
             let a = attach.entry(route.clone()).or_default();
             if kind == "shadow" {
-                let secondary =
-                    e.parsed.shadow_secondary.clone().filter(|s| {
-                        services.contains_key(s) || settings.other_services.contains(s)
-                    });
+                let secondary = e.parsed.shadow_secondary.clone().filter(|s| known(s));
                 let candidate = RawShadow {
                     service: service.clone(),
                     percent: Some(e.parsed.shadow_percent.unwrap_or(100.0)),
@@ -534,29 +563,7 @@ pub fn build(
             );
         }
     }
-
-    let rollouts = label_rollouts(&mut entries, &routes, other_routes);
-
-    // Docker routes carry their attachments in their own definition.
-    let mut out_routes = Vec::new();
-    for (name, (mut raw, _)) in routes {
-        if let Some(a) = attach.remove(&name) {
-            raw.shadow = a.shadow;
-            raw.canary = a.canary;
-        }
-        out_routes.push(raw);
-    }
-
-    Built {
-        inputs: DockerInputs {
-            services,
-            routes: out_routes,
-            attach,
-            rollouts,
-        },
-        containers: entries.into_iter().map(|e| e.status).collect(),
-        probes,
-    }
+    attach
 }
 
 /// Rollouts asked for by `umbra.rollout.of` / `umbra.rollout.steps`: one per route, by the

@@ -458,7 +458,10 @@ async fn after_kill_9_a_restart_resumes_the_same_step_and_window() {
         "{out}"
     );
     let stop = s.traffic();
-    let before = s.until("reached the canary step", |r| r["step"] == 1).await;
+    // The step is saved before its window opens (between them the traffic is set): wait for
+    // both, or a reader can see step 1 with no window yet.
+    let entered = |r: &Value| r["step"] == 1 && r["window_start_ms"].is_i64();
+    let before = s.until("reached the canary step", entered).await;
     stop.store(true, Ordering::Relaxed);
     let window = before["window_start_ms"].as_i64().expect("a window");
     let (status, paused) = s.post("/api/routes/api/rollout/pause", json!({})).await;

@@ -400,7 +400,7 @@ shadow = { service = "v2", percent = 100 }
             })
             .unwrap();
         let shadow_job = crate::mirror::ShadowJob {
-            candidates: smallvec::smallvec![crate::mirror::Candidate {
+            candidates: vec![crate::mirror::Candidate {
                 index: 0,
                 service: snap.service("v2").expect("service").clone(),
                 permit: slots.clone().try_acquire_owned().expect("a free slot"),

@@ -59,8 +59,9 @@ pub struct Candidate {
     pub permit: OwnedSemaphorePermit,
 }
 
-/// A request's candidates: inline up to two (the plan builds them on the primary's worker).
-pub type Candidates = smallvec::SmallVec<[Candidate; 2]>;
+/// A request's candidates. A Vec: inline storage (smallvec) was measured and saved nothing
+/// worth a dependency (bench/RESULTS.md, 2026-12-04).
+pub type Candidates = Vec<Candidate>;
 
 /// Everything a shadow job needs, taken from the primary request before it is forwarded. One
 /// job serves all the candidates a request is mirrored to: the request body and the primary's
@@ -273,27 +274,9 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
 
     // 3. The primary's response copy.
     let wait = longest + Duration::from_secs(30);
-    let primary = tokio::time::timeout(wait, async {
-        let (status, head) = job.primary_head.await.ok()?;
-        let body_rx = job.primary_body.await.ok()?;
-        let captured = body_rx.await.ok()?;
-        captured.complete.then_some((status, head, captured))
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some((status, mut head, mut captured)) = primary else {
+    let copy = primary_copy(job.primary_head, job.primary_body, job.started);
+    let Some(primary) = tokio::time::timeout(wait, copy).await.ok().flatten() else {
         return drop_all(candidates.len(), DropReason::Incomplete);
-    };
-    with_trailers(&mut head, captured.trailers.take());
-    let primary = Fetched {
-        status,
-        headers: head,
-        body: captured.body,
-        truncated: captured.truncated,
-        latency_us: captured
-            .ended
-            .map_or(0, |e| e.duration_since(job.started).as_micros() as u64),
     };
 
     // 4. Compare on the compare threads, one job per candidate.
@@ -304,6 +287,29 @@ pub async fn run(job: ShadowJob, proxy: Arc<Proxy>) {
         secondary: secondary.and_then(Result::ok),
     };
     submit(&proxy, &route, compare, candidates.into_iter().zip(answers));
+}
+
+/// The primary's answer as the tees copied it (its trailers among its fields); None when it
+/// did not complete.
+async fn primary_copy(
+    head: oneshot::Receiver<(u16, HeaderMap)>,
+    body: oneshot::Receiver<oneshot::Receiver<Captured>>,
+    started: Instant,
+) -> Option<Fetched> {
+    let (status, mut headers) = head.await.ok()?;
+    let mut captured = body.await.ok()?.await.ok()?;
+    if !captured.complete {
+        return None;
+    }
+    with_trailers(&mut headers, captured.trailers.take());
+    let latency = captured.ended.map(|e| e.duration_since(started));
+    Some(Fetched {
+        status,
+        headers,
+        body: captured.body,
+        truncated: captured.truncated,
+        latency_us: latency.map_or(0, |d| d.as_micros() as u64),
+    })
 }
 
 /// A dropped mirror request, counted on the route and in the metrics.

@@ -489,7 +489,7 @@ fn plan_shadow(
         match candidate(snap, route, index, req, body_len) {
             Ok(c) => {
                 let p = plan.get_or_insert_with(|| ShadowPlan {
-                    candidates: Candidates::new(),
+                    candidates: Candidates::with_capacity(route.spec.shadows.len()),
                     max_body: 0,
                 });
                 p.max_body = p.max_body.max(sh.max_body);
